@@ -1,0 +1,108 @@
+"""Booking a seat, cancelling it, and the guest emails about it.
+
+The last seat is taken with one guarded ``UPDATE … SET booked_count = booked_count + 1 WHERE
+booked_count < capacity``: the database decides who gets it, so two guests racing for one seat
+can never both win, on SQLite or PostgreSQL.
+"""
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.auth.accounts import normalize_email
+from app.extensions import begin_write, db
+from app.mail.outbox import cancel_pending, queue_email
+from app.mail.render import SkipDelivery, email_kind
+from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus
+from app.services.slots import guest_email_context
+
+
+class SlotUnavailable(Exception):
+    """The slot is cancelled, in the past, or not of this service."""
+
+
+class SlotFull(Exception):
+    """No seat left."""
+
+
+class AlreadyBooked(Exception):
+    """This email already holds a seat in this slot."""
+
+
+def open_slots(service: Service) -> list[Slot]:
+    """The service's future open slots, soonest first (full ones included, shown as full)."""
+    return db.session.scalars(
+        select(Slot).where(Slot.service_id == service.id, Slot.status == SlotStatus.OPEN,
+                           Slot.starts_at > clock.now()).order_by(Slot.starts_at)
+    ).all()
+
+
+def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> Booking:
+    """Take one seat of a slot for a guest and queue the confirmation email; commits.
+
+    :raises SlotUnavailable, SlotFull, AlreadyBooked: nothing is saved then.
+    """
+    email = normalize_email(guest_email)
+    begin_write()
+    taken = db.session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.service_id == service.id, Slot.status == SlotStatus.OPEN,
+               Slot.starts_at > clock.now(), Slot.booked_count < Slot.capacity)
+        .values(booked_count=Slot.booked_count + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not taken:
+        slot = db.session.get(Slot, slot_id)
+        db.session.rollback()
+        if slot is None or slot.service_id != service.id or not slot.is_open or slot.starts_at <= clock.now():
+            raise SlotUnavailable()
+        raise SlotFull()
+    booking = Booking(slot_id=slot_id, guest_name=guest_name.strip(), guest_email=email)
+    db.session.add(booking)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise AlreadyBooked() from None
+    queue_email("booking_confirmation", to_email=email, to_name=booking.guest_name,
+                host_id=service.host_id, booking_id=booking.id, slot_id=slot_id,
+                dedupe_key=f"confirmation:{booking.id}")
+    db.session.commit()
+    return booking
+
+
+def booking_for_cancel_token(token: str) -> Booking | None:
+    """The booking a guest's cancel link points to."""
+    return db.session.scalar(select(Booking).where(Booking.cancel_token == token))
+
+
+def cancel_booking(booking: Booking) -> bool:
+    """Cancel a confirmed booking (frees its seat, cancels its pending emails); False if already cancelled."""
+    if not booking.is_confirmed:
+        return False
+    booking.status = BookingStatus.CANCELLED
+    booking.cancelled_at = clock.now()
+    db.session.execute(
+        update(Slot).where(Slot.id == booking.slot_id, Slot.booked_count > 0)
+        .values(booked_count=Slot.booked_count - 1).execution_options(synchronize_session=False)
+    )
+    cancel_pending(booking_id=booking.id)
+    queue_email("booking_cancelled", to_email=booking.guest_email, to_name=booking.guest_name,
+                host_id=booking.slot.service.host_id, booking_id=booking.id, slot_id=booking.slot_id)
+    db.session.flush()
+    return True
+
+
+@email_kind("booking_confirmation",
+            subject=lambda ctx: _("【お申し込み完了】%(title)s", title=ctx["service"].title))
+def _confirmation_context(delivery: Delivery) -> dict:
+    ctx = guest_email_context(delivery)
+    if not ctx["booking"].is_confirmed:
+        raise SkipDelivery("booking cancelled before the confirmation was sent")
+    return ctx
+
+
+@email_kind("booking_cancelled",
+            subject=lambda ctx: _("【キャンセル受付】%(title)s", title=ctx["service"].title))
+def _cancelled_context(delivery: Delivery) -> dict:
+    return guest_email_context(delivery)

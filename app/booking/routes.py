@@ -1,0 +1,62 @@
+"""Guest pages: the public service page, booking, and the cancel link from the email."""
+from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.booking import booking as bookings
+from app.booking import bp
+from app.booking.forms import BookingForm
+from app.extensions import db
+from app.forms import EmptyForm
+from app.models import Service
+
+
+def _public_service_or_404(public_id: str) -> Service:
+    service = db.session.scalar(select(Service).where(Service.public_id == public_id))
+    if service is None:
+        abort(404)
+    return service
+
+
+@bp.route("/s/<public_id>", methods=["GET", "POST"])
+def service_page(public_id):
+    service = _public_service_or_404(public_id)
+    form = BookingForm()
+    slots = bookings.open_slots(service)
+    form.slot_id.choices = [(slot.id, str(slot.id)) for slot in slots]
+    if form.validate_on_submit():
+        try:
+            booking = bookings.book(service, form.slot_id.data, form.guest_name.data, form.guest_email.data)
+        except bookings.SlotFull:
+            flash(_("申し訳ありません。この日時は満席になりました。別の日時をお選びください。"), "error")
+        except bookings.SlotUnavailable:
+            flash(_("この日時は受付を終了しました。別の日時をお選びください。"), "error")
+        except bookings.AlreadyBooked:
+            flash(_("このメールアドレスでは、この日時をすでにお申し込み済みです。申し込み完了メールをご確認ください。"), "error")
+        else:
+            return redirect(url_for("booking.booked", public_id=public_id, token=booking.cancel_token))
+        slots = bookings.open_slots(service)  # seats changed meanwhile: show them fresh
+    return render_template("booking/service.html", service=service, slots=slots, form=form)
+
+
+@bp.route("/s/<public_id>/booked/<token>")
+def booked(public_id, token):
+    booking = bookings.booking_for_cancel_token(token)
+    if booking is None or booking.slot.service.public_id != public_id:
+        abort(404)
+    return render_template("booking/booked.html", booking=booking, service=booking.slot.service)
+
+
+@bp.route("/c/<token>", methods=["GET", "POST"])
+def cancel(token):
+    """GET only shows a confirmation (mail scanners follow links); the POST cancels."""
+    booking = bookings.booking_for_cancel_token(token)
+    if booking is None:
+        abort(404)
+    form = EmptyForm()
+    if form.validate_on_submit():
+        if bookings.cancel_booking(booking):
+            db.session.commit()
+            flash(_("キャンセルを受け付けました。確認のメールをお送りしました。"), "success")
+        return redirect(url_for("booking.cancel", token=token))
+    return render_template("booking/cancel.html", booking=booking, service=booking.slot.service, form=form)

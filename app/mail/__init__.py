@@ -1,0 +1,1 @@
+"""Email: the outbox (write, claim, mark), rendering at send time, and SMTP."""

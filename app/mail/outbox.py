@@ -1,0 +1,196 @@
+"""The outbox: every email the product sends goes through here.
+
+1. ``queue_email`` writes a row in the caller's transaction (nothing is sent if it rolls back)
+   and, when the email is due now, asks for a send job after the commit.
+2. A worker ``claim``s due rows atomically — ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on
+   SQLite the single ``UPDATE … WHERE id IN (SELECT …)`` runs under the database write lock —
+   so two workers never take the same row.
+3. ``send_claimed`` renders each row from current data, sends it over one reused SMTP
+   connection and marks it in its own transaction, so a crash or a retry never re-sends to a
+   recipient already served.
+
+The scheduler's sweep (``send_due``) finds due rows by the indexed (status, due_at) query, so
+a lost Redis message only delays an email, never loses it.
+"""
+import logging
+import smtplib
+import uuid
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+
+from app import clock
+from app.extensions import db
+from app.mail.render import SkipDelivery, build_message, render_delivery
+from app.mail.smtp import SmtpSender
+from app.models import Delivery, DeliveryStatus
+from app.queue import enqueue_batch_after_commit
+
+log = logging.getLogger(__name__)
+
+
+def queue_email(
+    kind: str,
+    *,
+    to_email: str,
+    to_name: str = "",
+    locale: str = "ja",
+    host_id: int | None = None,
+    booking_id: int | None = None,
+    slot_id: int | None = None,
+    payload: dict | None = None,
+    due_at: datetime | None = None,
+    dedupe_key: str | None = None,
+) -> Delivery:
+    """Write one email to the outbox in the current transaction.
+
+    :param due_at: when to send (UTC); ``None`` means as soon as the transaction commits.
+    :param dedupe_key: unique key that makes writing the same email twice fail loudly.
+    """
+    now = clock.now()
+    delivery = Delivery(
+        kind=kind,
+        to_email=to_email,
+        to_name=to_name,
+        locale=locale,
+        host_id=host_id,
+        booking_id=booking_id,
+        slot_id=slot_id,
+        payload=payload or {},
+        due_at=due_at or now,
+        dedupe_key=dedupe_key,
+    )
+    db.session.add(delivery)
+    db.session.flush()
+    if delivery.due_at <= now:
+        from app import jobs  # jobs import this module
+
+        # One send job per transaction, carrying every email it wrote.
+        enqueue_batch_after_commit(jobs.send_deliveries, delivery.id, queue="mail")
+    return delivery
+
+
+def _due_condition(now: datetime):
+    stale = now - timedelta(seconds=current_app.config["MAIL_CLAIM_TIMEOUT"])
+    return or_(
+        and_(Delivery.status == DeliveryStatus.PENDING, Delivery.due_at <= now),
+        # A claim nobody finished: its worker died. Take it over.
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < stale),
+    )
+
+
+def claim(limit: int, ids: list[int] | None = None) -> str | None:
+    """Atomically claim up to ``limit`` due rows (optionally among ``ids``); commit; return the claim token."""
+    now = clock.now()
+    token = uuid.uuid4().hex
+    due = select(Delivery.id).where(_due_condition(now)).order_by(Delivery.due_at).limit(limit)
+    if ids is not None:
+        due = due.where(Delivery.id.in_(ids))
+    if db.engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()), _due_condition(now))
+        .values(
+            status=DeliveryStatus.SENDING,
+            claim_token=token,
+            claimed_at=now,
+            attempts=Delivery.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return token if result.rowcount else None
+
+
+def _mark(delivery_id: int, token: str, **values) -> None:
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.claim_token == token)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    """Back off 1, 2, 4, 8 … minutes between attempts."""
+    return timedelta(minutes=2 ** max(attempts - 1, 0))
+
+
+def send_claimed(token: str) -> int:
+    """Render and send the rows claimed with ``token`` over one SMTP connection; return how many were sent."""
+    config = current_app.config
+    rows = db.session.scalars(select(Delivery).where(Delivery.claim_token == token).order_by(Delivery.id)).all()
+    sent = 0
+    with SmtpSender(config) as smtp:
+        for delivery in rows:
+            try:
+                message = build_message(delivery, render_delivery(delivery))
+            except SkipDelivery as why:
+                _mark(delivery.id, token, status=DeliveryStatus.CANCELLED, last_error=str(why))
+                continue
+            try:
+                smtp.send(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                _fail(delivery, token, f"{type(exc).__name__}: {exc}")
+                smtp.close()
+                continue
+            _mark(
+                delivery.id,
+                token,
+                status=DeliveryStatus.SENT,
+                sent_at=clock.now(),
+                message_id=message["Message-ID"],
+                last_error="",
+            )
+            sent += 1
+    return sent
+
+
+def _fail(delivery: Delivery, token: str, error: str) -> None:
+    """Retry later with backoff, or give up after MAIL_MAX_ATTEMPTS."""
+    log.warning("delivery %s attempt %s failed: %s", delivery.id, delivery.attempts, error)
+    if delivery.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
+        _mark(delivery.id, token, status=DeliveryStatus.FAILED, last_error=error)
+    else:
+        _mark(
+            delivery.id,
+            token,
+            status=DeliveryStatus.PENDING,
+            due_at=clock.now() + _retry_delay(delivery.attempts),
+            last_error=error,
+        )
+
+
+def send_deliveries(ids: list[int]) -> int:
+    """Send the given rows if they are (still) due; return how many were sent."""
+    token = claim(len(ids), ids=ids)
+    return send_claimed(token) if token else 0
+
+
+def send_due(batch_size: int | None = None) -> int:
+    """Send every due row, batch after batch, until none is left; return how many were sent."""
+    batch_size = batch_size or current_app.config["MAIL_BATCH_SIZE"]
+    sent = 0
+    while token := claim(batch_size):
+        sent += send_claimed(token)
+    return sent
+
+
+def due_count() -> int:
+    """How many rows are due now (cheap: uses the status/due index)."""
+    return db.session.scalar(select(func.count()).select_from(Delivery).where(_due_condition(clock.now())))
+
+
+def cancel_pending(**filters) -> int:
+    """Cancel pending rows matching column filters (e.g. ``booking_id=3``); return how many."""
+    conditions = [getattr(Delivery, name) == value for name, value in filters.items()]
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.PENDING, *conditions)
+        .values(status=DeliveryStatus.CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

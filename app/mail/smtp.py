@@ -1,0 +1,54 @@
+"""The one SMTP client: a connection reused for a batch of messages."""
+import smtplib
+from email.message import EmailMessage
+
+
+class SmtpSender:
+    """Send many messages over one SMTP connection, reconnecting once if the server drops it."""
+
+    def __init__(self, config):
+        self.host = config["SMTP_HOST"]
+        self.port = config["SMTP_PORT"]
+        self.username = config["SMTP_USERNAME"]
+        self.password = config["SMTP_PASSWORD"]
+        self.starttls = config["SMTP_STARTTLS"]
+        self.timeout = config["SMTP_TIMEOUT"]
+        self._conn: smtplib.SMTP | None = None
+
+    def __enter__(self) -> "SmtpSender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.starttls:
+                conn.starttls()
+            if self.username:
+                conn.login(self.username, self.password)
+        except Exception:
+            conn.close()
+            raise
+        return conn
+
+    def send(self, message: EmailMessage) -> None:
+        """Send one message; raises ``smtplib.SMTPException``/``OSError`` on failure."""
+        if self._conn is None:
+            self._conn = self._connect()
+        try:
+            self._conn.send_message(message)
+        except smtplib.SMTPServerDisconnected:
+            # The server closed an idle connection between two messages: reconnect once.
+            self._conn = self._connect()
+            self._conn.send_message(message)
+
+    def close(self) -> None:
+        """Say QUIT and close the connection, if open."""
+        if self._conn is not None:
+            try:
+                self._conn.quit()
+            except (smtplib.SMTPException, OSError):
+                self._conn.close()
+            self._conn = None

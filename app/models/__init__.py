@@ -1,0 +1,18 @@
+"""All models, importable from one place."""
+from app.models.booking import Booking, BookingStatus
+from app.models.delivery import Delivery, DeliveryStatus
+from app.models.service import Service, ServiceKind, Slot, SlotStatus, Venue
+from app.models.user import User
+
+__all__ = [
+    "Booking",
+    "BookingStatus",
+    "Delivery",
+    "DeliveryStatus",
+    "Service",
+    "ServiceKind",
+    "Slot",
+    "SlotStatus",
+    "User",
+    "Venue",
+]

@@ -1,0 +1,62 @@
+"""Bookings made by guests (who never log in)."""
+import enum
+import secrets
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import clock
+from app.extensions import db
+from app.models.types import UTCDateTime
+
+GUEST_NAME_MAX = 80
+
+
+class BookingStatus(str, enum.Enum):
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+
+def new_token() -> str:
+    """An unguessable token for links in guest emails."""
+    return secrets.token_urlsafe(24)
+
+
+class Booking(db.Model):
+    """One guest's seat in one slot."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"), index=True)
+    guest_name: Mapped[str] = mapped_column(String(GUEST_NAME_MAX))
+    #: Stored lower-cased so the same guest cannot book one slot twice.
+    guest_email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[BookingStatus] = mapped_column(
+        Enum(BookingStatus, native_enum=False, length=20), default=BookingStatus.CONFIRMED
+    )
+    #: Secret in the guest's cancel link.
+    cancel_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    #: Secret in the guest's stable join link ``/j/<token>``.
+    join_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    slot = relationship("Slot", back_populates="bookings")
+
+    __table_args__ = (
+        # One confirmed booking per guest email and slot (cancelled ones may repeat).
+        Index(
+            "uq_bookings_slot_email_confirmed",
+            "slot_id",
+            "guest_email",
+            unique=True,
+            sqlite_where=text("status = 'CONFIRMED'"),
+            postgresql_where=text("status = 'CONFIRMED'"),
+        ),
+    )
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.status == BookingStatus.CONFIRMED

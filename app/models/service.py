@@ -1,0 +1,121 @@
+"""Services (サービス) that hosts sell, and their slots (開催日時)."""
+import enum
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import clock
+from app.extensions import db
+from app.models.types import UTCDateTime
+
+TITLE_MAX = 100
+DESCRIPTION_MAX = 2000
+HOST_NOTES_MAX = 2000
+
+
+class ServiceKind(str, enum.Enum):
+    """The four service types of the platform."""
+
+    ONLINE = "online"
+    CLASS_EVENT = "class_event"
+    PRIVATE = "private"
+    SUBSCRIPTION = "subscription"
+
+
+class Venue(str, enum.Enum):
+    """Where a service happens."""
+
+    #: Zoom meeting issued automatically on the host's linked account.
+    ZOOM = "zoom"
+    #: Another video tool, or a URL the host hands out (usually in the host notes).
+    MANUAL_URL = "manual_url"
+    IN_PERSON = "in_person"
+
+
+class SlotStatus(str, enum.Enum):
+    OPEN = "open"
+    CANCELLED = "cancelled"
+
+
+def new_public_id() -> str:
+    """An unguessable id for public URLs."""
+    return secrets.token_urlsafe(12)
+
+
+class Service(db.Model):
+    """One offering of a host, with the text that goes into its emails."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    #: Unguessable id used in the guest-facing URL.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    kind: Mapped[ServiceKind] = mapped_column(Enum(ServiceKind, native_enum=False, length=20))
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    description: Mapped[str] = mapped_column(Text, default="")
+    duration_minutes: Mapped[int]
+    capacity: Mapped[int]
+    venue: Mapped[Venue] = mapped_column(Enum(Venue, native_enum=False, length=20))
+    #: ホストからの連絡事項: plain text included in the confirmation email.
+    host_notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    host = relationship("User", back_populates="services")
+    slots = relationship("Slot", back_populates="service", order_by="Slot.starts_at")
+
+    __table_args__ = (
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        CheckConstraint("capacity > 0", name="capacity_positive"),
+    )
+
+    @property
+    def is_online(self) -> bool:
+        """True for services held over video."""
+        return self.venue in (Venue.ZOOM, Venue.MANUAL_URL)
+
+
+class Slot(db.Model):
+    """A date and time (開催日時) at which a service is held."""
+
+    __tablename__ = "slots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Seats of this slot (copied from the service when the slot is created).
+    capacity: Mapped[int]
+    #: Confirmed bookings; updated with a guarded UPDATE so two guests never share the last seat.
+    booked_count: Mapped[int] = mapped_column(default=0)
+    status: Mapped[SlotStatus] = mapped_column(
+        Enum(SlotStatus, native_enum=False, length=20), default=SlotStatus.OPEN
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    service = relationship("Service", back_populates="slots")
+    bookings = relationship("Booking", back_populates="slot", order_by="Booking.id")
+
+    __table_args__ = (
+        CheckConstraint("booked_count >= 0 AND booked_count <= capacity", name="seats_within_capacity"),
+        Index("ix_slots_service_starts", "service_id", "starts_at"),
+    )
+
+    @property
+    def ends_at(self) -> datetime:
+        """When the slot ends, from the service duration."""
+        return self.starts_at + timedelta(minutes=self.service.duration_minutes)
+
+    @property
+    def seats_left(self) -> int:
+        """Seats still free."""
+        return max(self.capacity - self.booked_count, 0)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == SlotStatus.OPEN
+
+    def is_bookable(self, at: datetime) -> bool:
+        """Open, in the future and not full."""
+        return self.is_open and self.starts_at > at and self.seats_left > 0

@@ -1,0 +1,47 @@
+"""A host's services: creating, editing and the owner-checked lookups every view uses."""
+from flask import abort
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Service, ServiceKind, Slot, User, Venue
+
+
+def get_own_service_or_404(service_id: int, host: User) -> Service:
+    """The host's own service; 404 for anybody else's (never reveal that it exists)."""
+    service = db.session.get(Service, service_id)
+    if service is None or service.host_id != host.id:
+        abort(404)
+    return service
+
+
+def get_own_slot_or_404(slot_id: int, host: User) -> Slot:
+    """The host's own slot; 404 for anybody else's."""
+    slot = db.session.get(Slot, slot_id)
+    if slot is None or slot.service.host_id != host.id:
+        abort(404)
+    return slot
+
+
+def host_services(host: User) -> list[Service]:
+    """All services of a host, newest first."""
+    return db.session.scalars(select(Service).where(Service.host_id == host.id).order_by(Service.id.desc())).all()
+
+
+def save_service(service: Service, *, kind: str, title: str, description: str, duration_minutes: int,
+                 capacity: int, venue: str, host_notes: str) -> Service:
+    """Apply validated form values to a (new or existing) service."""
+    service.kind = ServiceKind(kind)
+    service.title = title.strip()
+    service.description = description or ""
+    service.duration_minutes = duration_minutes
+    service.capacity = capacity
+    service.venue = Venue(venue)
+    service.host_notes = host_notes or ""
+    db.session.add(service)
+    db.session.flush()
+    return service
+
+
+def create_service(host: User, **values) -> Service:
+    """A new service for ``host`` (see ``save_service`` for the values)."""
+    return save_service(Service(host=host), **values)

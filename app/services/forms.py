@@ -1,0 +1,49 @@
+"""Service and slot forms."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateTimeLocalField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
+
+from app.models import ServiceKind, Venue
+from app.models.service import DESCRIPTION_MAX, HOST_NOTES_MAX, TITLE_MAX
+
+KIND_LABELS = {
+    ServiceKind.ONLINE: _l("オンラインタイプ"),
+    ServiceKind.CLASS_EVENT: _l("クラス・イベントタイプ"),
+    ServiceKind.PRIVATE: _l("プライベート予約タイプ"),
+    ServiceKind.SUBSCRIPTION: _l("サブスクタイプ"),
+}
+VENUE_LABELS = {
+    Venue.ZOOM: _l("Zoom（URLを自動発行して予約者に送信）"),
+    Venue.MANUAL_URL: _l("別のビデオツール・URLを自分で案内（ホストからの連絡事項に記載）"),
+    Venue.IN_PERSON: _l("対面（会場で開催）"),
+}
+
+
+class ServiceForm(FlaskForm):
+    kind = SelectField(_l("サービスタイプ"), choices=[(k.value, label) for k, label in KIND_LABELS.items()],
+                       validators=[DataRequired()])
+    title = StringField(_l("タイトル"), validators=[
+        DataRequired(_l("タイトルを入力してください。")),
+        Length(max=TITLE_MAX, message=_l("タイトルは%(max)d文字以内で入力してください。", max=TITLE_MAX))])
+    description = TextAreaField(_l("説明"), validators=[
+        Length(max=DESCRIPTION_MAX, message=_l("説明は%(max)d文字以内で入力してください。", max=DESCRIPTION_MAX))])
+    duration_minutes = IntegerField(_l("所要時間（分）"), default=60, validators=[
+        InputRequired(_l("所要時間を分単位の数字で入力してください。")),
+        NumberRange(min=1, max=1440, message=_l("所要時間は1〜1440分で入力してください。"))])
+    capacity = IntegerField(_l("定員（1枠あたり）"), default=1, validators=[
+        InputRequired(_l("定員を数字で入力してください。")),
+        NumberRange(min=1, max=1000, message=_l("定員は1〜1000人で入力してください。"))])
+    venue = RadioField(_l("開催方法"), choices=[(v.value, label) for v, label in VENUE_LABELS.items()],
+                       default=Venue.ZOOM.value, validators=[DataRequired(_l("開催方法を選んでください。"))])
+    host_notes = TextAreaField(_l("ホストからの連絡事項（申し込み完了メールに記載されます）"), validators=[
+        Length(max=HOST_NOTES_MAX, message=_l("連絡事項は%(max)d文字以内で入力してください。", max=HOST_NOTES_MAX))])
+
+    def validate_venue(self, field):
+        if field.data == Venue.ZOOM.value and self.kind.data != ServiceKind.ONLINE.value:
+            raise ValidationError(_l("Zoomの自動発行はオンラインタイプのサービスでのみ選べます。"))
+
+
+class SlotForm(FlaskForm):
+    starts_at = DateTimeLocalField(_l("開催日時"), format="%Y-%m-%dT%H:%M", validators=[
+        DataRequired(_l("開催日時を正しく入力してください（例: 2026-06-20 10:00）。"))])

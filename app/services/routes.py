@@ -1,0 +1,117 @@
+"""Host pages for services and slots. Every lookup goes through the owner-checking helpers."""
+from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from app import clock
+from app.extensions import db
+from app.forms import EmptyForm
+from app.services import bp, catalog, slots
+from app.services.forms import KIND_LABELS, VENUE_LABELS, ServiceForm, SlotForm
+
+
+def _service_values(form: ServiceForm) -> dict:
+    return {name: getattr(form, name).data for name in
+            ("kind", "title", "description", "duration_minutes", "capacity", "venue", "host_notes")}
+
+
+def _slot_error(form: SlotForm, exc: Exception) -> None:
+    messages = {
+        slots.SlotInPast: _("過去の日時は選べません。これから先の日時を入力してください。"),
+        slots.SlotTaken: _("この日時にはすでに開催日時があります。"),
+        slots.SlotNotOpen: _("この開催日時は中止済みのため変更できません。"),
+    }
+    form.starts_at.errors.append(messages[type(exc)])
+
+
+@bp.route("/services")
+@login_required
+def index():
+    return render_template("services/index.html", services=catalog.host_services(current_user),
+                           kind_labels=KIND_LABELS, venue_labels=VENUE_LABELS)
+
+
+@bp.route("/services/new", methods=["GET", "POST"])
+@login_required
+def create():
+    form = ServiceForm()
+    if form.validate_on_submit():
+        service = catalog.create_service(current_user, **_service_values(form))
+        db.session.commit()
+        flash(_("サービス「%(title)s」を作成しました。開催日時を追加しましょう。", title=service.title), "success")
+        return redirect(url_for("services.detail", service_id=service.id))
+    return render_template("services/form.html", form=form, service=None)
+
+
+@bp.route("/services/<int:service_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(service_id):
+    service = catalog.get_own_service_or_404(service_id, current_user)
+    form = ServiceForm(obj=service)
+    if not form.is_submitted():
+        form.kind.data = service.kind.value
+        form.venue.data = service.venue.value
+    if form.validate_on_submit():
+        catalog.save_service(service, **_service_values(form))
+        db.session.commit()
+        flash(_("サービスを保存しました。"), "success")
+        return redirect(url_for("services.detail", service_id=service.id))
+    return render_template("services/form.html", form=form, service=service)
+
+
+@bp.route("/services/<int:service_id>", methods=["GET", "POST"])
+@login_required
+def detail(service_id):
+    """The service with its slots; the form here adds a slot."""
+    service = catalog.get_own_service_or_404(service_id, current_user)
+    form = SlotForm()
+    if form.validate_on_submit():
+        try:
+            slot = slots.add_slot(service, clock.local_to_utc(form.starts_at.data, current_user.timezone))
+        except (slots.SlotInPast, slots.SlotTaken) as exc:
+            _slot_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("開催日時を追加しました。"), "success")
+            return redirect(url_for("services.detail", service_id=service.id, _anchor=f"slot-{slot.id}"))
+    return render_template("services/detail.html", service=service, form=form, action_form=EmptyForm(),
+                           kind_labels=KIND_LABELS, venue_labels=VENUE_LABELS, now=clock.now())
+
+
+@bp.route("/slots/<int:slot_id>/move", methods=["GET", "POST"])
+@login_required
+def move_slot(slot_id):
+    slot = catalog.get_own_slot_or_404(slot_id, current_user)
+    form = SlotForm()
+    if not form.is_submitted():
+        form.starts_at.data = clock.to_local(slot.starts_at, current_user.timezone).replace(tzinfo=None)
+    if form.validate_on_submit():
+        try:
+            slots.move_slot(slot, clock.local_to_utc(form.starts_at.data, current_user.timezone))
+        except (slots.SlotInPast, slots.SlotTaken, slots.SlotNotOpen) as exc:
+            _slot_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("開催日時を変更しました。予約者に変更のお知らせを送ります。"), "success")
+            return redirect(url_for("services.detail", service_id=slot.service_id))
+    return render_template("services/move_slot.html", slot=slot, form=form,
+                           bookings=slots.confirmed_bookings(slot))
+
+
+@bp.route("/slots/<int:slot_id>/cancel", methods=["GET", "POST"])
+@login_required
+def cancel_slot(slot_id):
+    """GET shows who will be told; POST cancels."""
+    slot = catalog.get_own_slot_or_404(slot_id, current_user)
+    form = EmptyForm()
+    if form.validate_on_submit():
+        try:
+            told = slots.cancel_slot(slot)
+        except slots.SlotNotOpen:
+            flash(_("この開催日時はすでに中止されています。"), "info")
+        else:
+            db.session.commit()
+            flash(_("開催日時を中止しました。予約者%(count)d名に中止のお知らせを送ります。", count=told), "success")
+        return redirect(url_for("services.detail", service_id=slot.service_id))
+    return render_template("services/cancel_slot.html", slot=slot, form=form,
+                           bookings=slots.confirmed_bookings(slot))

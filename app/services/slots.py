@@ -1,0 +1,124 @@
+"""Slots (開催日時): add, move and cancel, telling booked guests what changed."""
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app import clock
+from app.extensions import db
+from app.mail.outbox import cancel_pending, queue_email
+from app.mail.render import SkipDelivery, email_kind
+from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus, User
+from app.urls import external_url
+
+
+class SlotInPast(Exception):
+    """The requested date/time is not in the future."""
+
+
+class SlotNotOpen(Exception):
+    """The slot was cancelled and cannot be changed."""
+
+
+class SlotTaken(Exception):
+    """The service already has an open slot at that time."""
+
+
+def _check_start(service: Service, starts_at: datetime, ignore: Slot | None = None) -> None:
+    if starts_at <= clock.now():
+        raise SlotInPast()
+    clash = db.session.scalar(
+        select(Slot.id).where(Slot.service_id == service.id, Slot.starts_at == starts_at,
+                              Slot.status == SlotStatus.OPEN, Slot.id != (ignore.id if ignore else -1)))
+    if clash:
+        raise SlotTaken()
+
+
+def add_slot(service: Service, starts_at: datetime) -> Slot:
+    """Open a new slot (UTC ``starts_at``) with the service's capacity."""
+    _check_start(service, starts_at)
+    slot = Slot(service=service, starts_at=starts_at, capacity=service.capacity)
+    db.session.add(slot)
+    db.session.flush()
+    return slot
+
+
+def confirmed_bookings(slot: Slot) -> list[Booking]:
+    """The slot's confirmed bookings."""
+    return [b for b in slot.bookings if b.status == BookingStatus.CONFIRMED]
+
+
+def move_slot(slot: Slot, starts_at: datetime) -> Slot:
+    """Move a slot to a new time and tell each booked guest (their links stay the same)."""
+    if not slot.is_open:
+        raise SlotNotOpen()
+    _check_start(slot.service, starts_at, ignore=slot)
+    previous = slot.starts_at
+    slot.starts_at = starts_at
+    for booking in confirmed_bookings(slot):
+        queue_email("slot_moved", to_email=booking.guest_email, to_name=booking.guest_name,
+                    host_id=slot.service.host_id, booking_id=booking.id, slot_id=slot.id,
+                    payload={"previous_starts_at": previous.isoformat()})
+    db.session.flush()
+    return slot
+
+
+def cancel_slot(slot: Slot) -> int:
+    """Cancel a slot and all its bookings, telling each guest; return how many guests were told."""
+    if not slot.is_open:
+        raise SlotNotOpen()
+    slot.status = SlotStatus.CANCELLED
+    told = 0
+    for booking in confirmed_bookings(slot):
+        booking.status = BookingStatus.CANCELLED
+        booking.cancelled_at = clock.now()
+        cancel_pending(booking_id=booking.id)
+        queue_email("slot_cancelled", to_email=booking.guest_email, to_name=booking.guest_name,
+                    host_id=slot.service.host_id, booking_id=booking.id, slot_id=slot.id)
+        told += 1
+    slot.booked_count = 0
+    db.session.flush()
+    return told
+
+
+def upcoming_slots(host: User, limit: int = 50) -> list[Slot]:
+    """The host's open future slots, soonest first, with services and bookings loaded."""
+    return db.session.scalars(
+        select(Slot).join(Slot.service)
+        .where(Service.host_id == host.id, Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now())
+        .options(selectinload(Slot.bookings), selectinload(Slot.service))
+        .order_by(Slot.starts_at).limit(limit)
+    ).all()
+
+
+def guest_email_context(delivery: Delivery) -> dict:
+    """Context shared by emails about one booking: booking, slot, service, host, links."""
+    booking = db.session.get(Booking, delivery.booking_id)
+    if booking is None:
+        raise SkipDelivery("booking deleted")
+    slot = booking.slot
+    service = slot.service
+    return {
+        "booking": booking,
+        "slot": slot,
+        "service": service,
+        "host": service.host,
+        "tz": service.host.timezone,
+        "cancel_url": external_url("booking.cancel", token=booking.cancel_token),
+        "service_url": external_url("booking.service_page", public_id=service.public_id),
+    }
+
+
+@email_kind("slot_moved", subject=lambda ctx: _("【日時変更】%(title)s", title=ctx["service"].title))
+def _slot_moved_context(delivery: Delivery) -> dict:
+    ctx = guest_email_context(delivery)
+    if not ctx["booking"].is_confirmed:
+        raise SkipDelivery("booking no longer confirmed")
+    ctx["previous_starts_at"] = datetime.fromisoformat(delivery.payload["previous_starts_at"])
+    return ctx
+
+
+@email_kind("slot_cancelled", subject=lambda ctx: _("【開催中止】%(title)s", title=ctx["service"].title))
+def _slot_cancelled_context(delivery: Delivery) -> dict:
+    return guest_email_context(delivery)

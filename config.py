@@ -1,0 +1,129 @@
+"""Configuration: every value comes from the environment, with defaults for the embedded setup.
+
+``Config`` runs the whole product on one machine (SQLite, local Redis, local SMTP sink,
+local Zoom emulator). ``TestConfig`` is what the test suite builds on. ``ProductionConfig``
+refuses to start with a development secret.
+"""
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+DEV_SECRET_KEY = "dev-secret-key-change-me"
+# A valid Fernet key used only for local development; production must set its own.
+DEV_TOKEN_ENCRYPTION_KEY = "ZGV2LW9ubHktdG9rZW4ta2V5LTMyLWJ5dGVzLWxvbmc="
+
+
+def env_str(name: str, default: str) -> str:
+    """Read a string setting."""
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    """Read an integer setting; junk raises at start-up instead of misbehaving later."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean setting (1/0, true/false, yes/no, on/off)."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be a boolean, got {raw!r}")
+
+
+class Config:
+    """Defaults for the embedded, single-machine setup (`make run`)."""
+
+    SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+    #: Fernet keys, comma separated; the first encrypts, all decrypt (rotation).
+    TOKEN_ENCRYPTION_KEY = env_str("TOKEN_ENCRYPTION_KEY", DEV_TOKEN_ENCRYPTION_KEY)
+
+    SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'app.db'}")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6380/0")
+
+    SMTP_HOST = env_str("SMTP_HOST", "127.0.0.1")
+    SMTP_PORT = env_int("SMTP_PORT", 8025)
+    SMTP_USERNAME = env_str("SMTP_USERNAME", "")
+    SMTP_PASSWORD = env_str("SMTP_PASSWORD", "")
+    SMTP_STARTTLS = env_bool("SMTP_STARTTLS", False)
+    SMTP_TIMEOUT = env_int("SMTP_TIMEOUT", 30)
+    MAIL_FROM = env_str("MAIL_FROM", "予約システム <no-reply@booking.test>")
+    #: Where the embedded SMTP sink stores what it receives (read by the staff mailbox page).
+    MAILBOX_DIR = env_str("MAILBOX_DIR", str(INSTANCE_DIR / "mailbox"))
+
+    APP_BASE_URL = env_str("APP_BASE_URL", "http://127.0.0.1:5000")
+
+    ZOOM_CLIENT_ID = env_str("ZOOM_CLIENT_ID", "")
+    ZOOM_CLIENT_SECRET = env_str("ZOOM_CLIENT_SECRET", "")
+    ZOOM_WEBHOOK_SECRET_TOKEN = env_str("ZOOM_WEBHOOK_SECRET_TOKEN", "sandbox-webhook-secret")
+    ZOOM_OAUTH_BASE_URL = env_str("ZOOM_OAUTH_BASE_URL", "http://127.0.0.1:5050")
+    ZOOM_API_BASE_URL = env_str("ZOOM_API_BASE_URL", "http://127.0.0.1:5050/v2")
+
+    BABEL_DEFAULT_LOCALE = "ja"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
+    LANGUAGES = ("ja", "en")
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    REMEMBER_COOKIE_DURATION = 14 * 24 * 3600
+    PERMANENT_SESSION_LIFETIME = 7 * 24 * 3600
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+
+    #: Failed logins allowed per email+address in LOGIN_THROTTLE_WINDOW seconds.
+    LOGIN_THROTTLE_LIMIT = env_int("LOGIN_THROTTLE_LIMIT", 5)
+    LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 15 * 60)
+    PASSWORD_RESET_MAX_AGE = 3600
+
+    #: Outbox: how many due emails one job sends over one SMTP connection.
+    MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 200)
+    #: A claim older than this is considered abandoned by a dead worker and is retried.
+    MAIL_CLAIM_TIMEOUT = env_int("MAIL_CLAIM_TIMEOUT", 300)
+    MAIL_MAX_ATTEMPTS = env_int("MAIL_MAX_ATTEMPTS", 5)
+    #: How often the scheduler sweeps the outbox for due rows (seconds).
+    SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 5)
+
+
+class TestConfig(Config):
+    """The test suite's base: everything local, CSRF on, fast password hashing."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    SQLALCHEMY_DATABASE_URI = env_str("TEST_DATABASE_URL", "sqlite://")
+    SMTP_PORT = 0  # the tests point this at their own aiosmtpd server; 0 never reaches anything real
+    APP_BASE_URL = "http://127.0.0.1"
+    LOGIN_THROTTLE_LIMIT = 5
+    MAIL_CLAIM_TIMEOUT = 60
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only
+
+
+class ProductionConfig(Config):
+    """Production: secure cookies and no development secrets."""
+
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+    @classmethod
+    def check(cls) -> None:
+        """Refuse to start with a development secret or a missing encryption key."""
+        if cls.SECRET_KEY in ("", DEV_SECRET_KEY):
+            raise RuntimeError("SECRET_KEY must be set to a random value in production")
+        if cls.TOKEN_ENCRYPTION_KEY in ("", DEV_TOKEN_ENCRYPTION_KEY):
+            raise RuntimeError("TOKEN_ENCRYPTION_KEY must be set (Fernet key) in production")

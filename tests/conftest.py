@@ -1,0 +1,278 @@
+"""Fixtures over real parts: a real Redis server, a real SMTP server (aiosmtpd), a real
+database file with the real migrations, RQ's own worker, and a live HTTP server for the
+browser tests. Nothing is faked; tables and Redis are emptied between tests.
+"""
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask_migrate import upgrade
+from redis import Redis
+from rq import SimpleWorker
+from werkzeug.serving import make_server
+
+from app import clock, create_app
+from app.extensions import db
+from app.queue import QUEUE_NAMES, get_queue, get_redis
+from config import TestConfig
+from tests import factories
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+# --- real Redis -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.exit("redis-server is not installed (apt-get install redis-server)", returncode=2)
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = Redis(port=port)
+    try:
+        wait_until(lambda: _pings(client), timeout=10)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _pings(client: Redis) -> bool:
+    try:
+        return client.ping()
+    except Exception:
+        return False
+
+
+# --- real SMTP server ---------------------------------------------------------------------------
+
+class Inbox:
+    """What the aiosmtpd server received: parsed messages plus SMTP envelopes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.messages = []
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        message = BytesParser(policy=policy.default).parsebytes(envelope.original_content or envelope.content)
+        with self._lock:
+            self.messages.append(message)
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+            self.envelopes.clear()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list:
+        """Wait until at least ``count`` messages arrived; return them all."""
+        wait_until(lambda: len(self.messages) >= count, timeout=timeout)
+        return list(self.messages)
+
+    def to(self, address: str) -> list:
+        """Messages whose To header contains ``address``."""
+        return [m for m in self.messages if address in str(m["To"])]
+
+
+def body_text(message) -> str:
+    """The text/plain part of a received message."""
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def body_html(message) -> str:
+    """The text/html part of a received message."""
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    inbox.port = controller.port
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    smtp_server.clear()
+    return smtp_server
+
+
+# --- the app on a real database --------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory, redis_url, smtp_server):
+    database = tmp_path_factory.mktemp("db") / "test.db"
+    app = create_app(
+        TestConfig,
+        SQLALCHEMY_DATABASE_URI=TestConfig.SQLALCHEMY_DATABASE_URI
+        if TestConfig.SQLALCHEMY_DATABASE_URI != "sqlite://" else f"sqlite:///{database}",
+        REDIS_URL=redis_url,
+        SMTP_PORT=smtp_server.port,
+        MAILBOX_DIR=str(tmp_path_factory.mktemp("mailbox")),
+    )
+    with app.app_context():
+        upgrade()  # the real migrations, not create_all()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request, app):
+    """Each test starts with empty tables, an empty Redis and the real clock."""
+    with app.app_context():
+        yield
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+        get_redis().flushdb()
+    clock.reset()
+
+
+class CsrfClient:
+    """A test client that sends the CSRF token the way a browser does (read from the page)."""
+
+    _TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+    def __init__(self, client):
+        self.raw = client
+
+    def get(self, url, **kwargs):
+        return self.raw.get(url, **kwargs)
+
+    def token(self, url) -> str:
+        page = self.raw.get(url).get_data(as_text=True)
+        match = self._TOKEN.search(page)
+        assert match, f"no CSRF token on {url}"
+        return match.group(1) or match.group(2)
+
+    def post(self, url, data=None, *, form_url=None, **kwargs):
+        """POST ``data`` with the token read from ``form_url`` (default: the same URL)."""
+        data = dict(data or {})
+        data.setdefault("csrf_token", self.token(form_url or url))
+        return self.raw.post(url, data=data, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    return CsrfClient(app.test_client())
+
+
+@pytest.fixture
+def login(client):
+    def login_as(user, password=factories.PASSWORD):
+        response = client.post("/login", {"email": user.email, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
+    return login_as
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every queued RQ job in this process (RQ's own SimpleWorker, burst mode)."""
+
+    class TestWorker(SimpleWorker):
+        def perform_job(self, *args, **kwargs):
+            with app.app_context():
+                return super().perform_job(*args, **kwargs)
+
+    def run() -> None:
+        queues = [get_queue(name) for name in QUEUE_NAMES]
+        TestWorker(queues, connection=get_redis()).work(burst=True, logging_level="WARNING")
+        db.session.rollback()  # end the read snapshot: see what the worker committed
+
+    return run
+
+
+# --- factories ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_host(app):
+    return factories.make_host
+
+
+@pytest.fixture
+def make_service(app):
+    return factories.make_service
+
+
+@pytest.fixture
+def make_slot(app):
+    return factories.make_slot
+
+
+@pytest.fixture
+def make_booking(app):
+    return factories.make_booking
+
+
+# --- live server for the browser -------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["APP_BASE_URL"] = url
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo", base_url=live_server)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()

@@ -1,0 +1,134 @@
+"""Guest booking: the public page, seats, the confirmation email, cancelling by link."""
+import threading
+from datetime import timedelta
+
+from app.booking import booking as bookings
+from app.extensions import db
+from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot
+from tests.conftest import body_html, body_text
+
+
+def test_guest_books_and_receives_confirmation_with_notes_and_jst_time(
+        client, make_host, make_service, make_slot, run_jobs, smtp, app):
+    host = make_host(name="山田 花子")
+    service = make_service(host, title="書道レッスン", host_notes="筆ペンをご用意ください。\nhttps://meet.example.com/x")
+    slot = make_slot(service)
+    page = client.get(f"/s/{service.public_id}").get_data(as_text=True)
+    assert "書道レッスン" in page and "残り3席" in page
+
+    response = client.post(f"/s/{service.public_id}",
+                           {"slot_id": slot.id, "guest_name": "佐藤 一郎", "guest_email": "Ichiro@Example.com"})
+    assert response.status_code == 302
+    run_jobs()
+
+    [message] = smtp.wait_for(1)
+    assert "ichiro@example.com" in str(message["To"])
+    assert message["Subject"] == "【お申し込み完了】書道レッスン"
+    text = body_text(message)
+    from app.clock import format_datetime_local
+    assert format_datetime_local(slot.starts_at, "Asia/Tokyo") in text  # e.g. 2026年11月27日(金) 10:00
+    assert "筆ペンをご用意ください。" in text
+    html = body_html(message)
+    assert '<a href="https://meet.example.com/x"' in html
+    delivery = db.session.query(Delivery).one()
+    assert delivery.status == DeliveryStatus.SENT and delivery.sent_at is not None
+
+
+def test_same_email_cannot_book_the_same_slot_twice(client, make_host, make_service, make_slot):
+    service = make_service(make_host())
+    slot = make_slot(service)
+    data = {"slot_id": slot.id, "guest_name": "佐藤", "guest_email": "sato@example.com"}
+    client.post(f"/s/{service.public_id}", data)
+    again = client.post(f"/s/{service.public_id}", {**data, "guest_email": " SATO@example.com "})
+    assert again.status_code == 200
+    assert "すでにお申し込み済み" in again.get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.get(Slot, slot.id).booked_count == 1
+    assert db.session.query(Booking).count() == 1
+
+
+def test_invalid_email_keeps_what_was_typed(client, make_host, make_service, make_slot):
+    service = make_service(make_host())
+    slot = make_slot(service)
+    response = client.post(f"/s/{service.public_id}",
+                           {"slot_id": slot.id, "guest_name": "佐藤 一郎", "guest_email": "not-an-email"})
+    page = response.get_data(as_text=True)
+    assert "メールアドレスの形式が正しくありません。" in page
+    assert 'value="佐藤 一郎"' in page and 'value="not-an-email"' in page
+    assert db.session.query(Booking).count() == 0
+
+
+def test_racing_guests_for_the_last_seat_exactly_one_wins(app, make_host, make_service, make_slot):
+    service = make_service(make_host(), capacity=1)
+    slot = make_slot(service)
+    service_id, slot_id = service.id, slot.id
+    barrier = threading.Barrier(8)
+    outcomes = []
+
+    def guest(n):
+        with app.app_context():
+            svc = db.session.get(type(service), service_id)
+            barrier.wait()
+            try:
+                bookings.book(svc, slot_id, f"guest {n}", f"g{n}@example.com")
+                outcomes.append("booked")
+            except bookings.SlotFull:
+                outcomes.append("full")
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=guest, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["booked"] + ["full"] * 7
+    db.session.rollback()
+    assert db.session.get(Slot, slot_id).booked_count == 1
+    assert db.session.query(Booking).count() == 1
+
+
+def test_past_or_full_slots_are_refused(client, make_host, make_service, make_slot, make_booking):
+    service = make_service(make_host(), capacity=1)
+    slot = make_slot(service)
+    make_booking(slot)
+    response = client.post(f"/s/{service.public_id}",
+                           {"slot_id": slot.id, "guest_name": "後藤", "guest_email": "goto@example.com"})
+    assert "満席" in response.get_data(as_text=True)
+
+
+def test_guest_cancels_from_the_email_link(client, make_host, make_service, make_slot, make_booking, run_jobs, smtp):
+    service = make_service(make_host())
+    slot = make_slot(service)
+    booking = make_booking(slot, email="kim@example.com")
+    run_jobs()
+    [confirmation] = smtp.wait_for(1)
+    cancel_url = f"/c/{booking.cancel_token}"
+    assert cancel_url in body_text(confirmation)
+
+    # A GET (a mail scanner, say) changes nothing.
+    assert "キャンセルしますか" in client.get(cancel_url).get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.get(Booking, booking.id).status == BookingStatus.CONFIRMED
+
+    client.post(cancel_url)
+    db.session.rollback()
+    assert db.session.get(Booking, booking.id).status == BookingStatus.CANCELLED
+    assert db.session.get(Slot, slot.id).booked_count == 0
+    run_jobs()
+    messages = smtp.wait_for(2)
+    assert messages[1]["Subject"].startswith("【キャンセル受付】")
+
+
+def test_unknown_public_id_is_404(client):
+    assert client.get("/s/does-not-exist").status_code == 404
+
+
+def test_slot_in_the_past_is_not_listed(client, make_host, make_service, make_slot):
+    service = make_service(make_host())
+    slot = make_slot(service, starts_in=timedelta(hours=1))
+    from app import clock
+    clock.advance(timedelta(hours=2))
+    page = client.get(f"/s/{service.public_id}").get_data(as_text=True)
+    assert f'value="{slot.id}"' not in page
+    assert "現在申し込める開催日時はありません" in page

@@ -1,0 +1,7 @@
+"""WSGI entry point: ``gunicorn wsgi:app`` or ``flask --app wsgi …``."""
+import os
+
+from app import create_app
+from config import Config, ProductionConfig
+
+app = create_app(ProductionConfig if os.environ.get("APP_ENV") == "production" else Config)
