@@ -13,6 +13,7 @@ from email.parser import BytesParser
 
 import pytest
 from aiosmtpd.controller import Controller
+from flask import g
 from flask_migrate import upgrade
 from redis import Redis
 from rq import SimpleWorker
@@ -170,11 +171,18 @@ class CsrfClient:
     def __init__(self, client):
         self.raw = client
 
+    @staticmethod
+    def _new_request() -> None:
+        # The test holds one app context, which the test client reuses for every request, so
+        # ``g`` would carry Flask-WTF's cached token from one request (and session) to the next.
+        g.pop("csrf_token", None)
+
     def get(self, url, **kwargs):
+        self._new_request()
         return self.raw.get(url, **kwargs)
 
     def token(self, url) -> str:
-        page = self.raw.get(url).get_data(as_text=True)
+        page = self.get(url).get_data(as_text=True)
         match = self._TOKEN.search(page)
         assert match, f"no CSRF token on {url}"
         return match.group(1) or match.group(2)
@@ -183,6 +191,7 @@ class CsrfClient:
         """POST ``data`` with the token read from ``form_url`` (default: the same URL)."""
         data = dict(data or {})
         data.setdefault("csrf_token", self.token(form_url or url))
+        self._new_request()
         return self.raw.post(url, data=data, **kwargs)
 
 

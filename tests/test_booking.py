@@ -132,3 +132,12 @@ def test_slot_in_the_past_is_not_listed(client, make_host, make_service, make_sl
     page = client.get(f"/s/{service.public_id}").get_data(as_text=True)
     assert f'value="{slot.id}"' not in page
     assert "現在申し込める開催日時はありません" in page
+
+
+def test_header_injection_in_guest_name_is_refused(client, make_host, make_service, make_slot):
+    service = make_service(make_host())
+    slot = make_slot(service)
+    response = client.post(f"/s/{service.public_id}", {
+        "slot_id": slot.id, "guest_name": "太郎\r\nBcc: victim@example.com", "guest_email": "t@example.com"})
+    assert "改行や制御文字は使えません" in response.get_data(as_text=True)
+    assert db.session.query(Booking).count() == 0

@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
+from app.forms import SingleLine
+
 PASSWORD_MIN = 8
 
 
@@ -13,7 +15,7 @@ class SignupForm(FlaskForm):
         Email(_l("メールアドレスの形式が正しくありません。")),
         Length(max=254)])
     display_name = StringField(_l("ホスト名（予約者に表示されます）"), validators=[
-        DataRequired(_l("ホスト名を入力してください。")),
+        DataRequired(_l("ホスト名を入力してください。")), SingleLine(),
         Length(max=80, message=_l("ホスト名は80文字以内で入力してください。"))])
     password = PasswordField(_l("パスワード（8文字以上）"), validators=[
         DataRequired(_l("パスワードを入力してください。")),

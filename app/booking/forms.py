@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, RadioField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
+from app.forms import SingleLine
 from app.models.booking import GUEST_NAME_MAX
 
 
@@ -11,7 +12,7 @@ class BookingForm(FlaskForm):
     slot_id = RadioField(_l("開催日時"), coerce=int, validate_choice=False,
                          validators=[DataRequired(_l("開催日時を選んでください。"))])
     guest_name = StringField(_l("お名前"), validators=[
-        DataRequired(_l("お名前を入力してください。")),
+        DataRequired(_l("お名前を入力してください。")), SingleLine(),
         Length(max=GUEST_NAME_MAX, message=_l("お名前は%(max)d文字以内で入力してください。", max=GUEST_NAME_MAX))])
     guest_email = EmailField(_l("メールアドレス"), validators=[
         DataRequired(_l("メールアドレスを入力してください。")),

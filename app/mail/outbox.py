@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
 from app import clock
-from app.extensions import db
+from app.extensions import begin_write, db
 from app.mail.render import SkipDelivery, build_message, render_delivery
 from app.mail.smtp import SmtpSender
 from app.models import Delivery, DeliveryStatus
@@ -89,6 +89,7 @@ def claim(limit: int, ids: list[int] | None = None) -> str | None:
         due = due.where(Delivery.id.in_(ids))
     if db.engine.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    begin_write()
     result = db.session.execute(
         update(Delivery)
         .where(Delivery.id.in_(due.scalar_subquery()), _due_condition(now))
@@ -105,6 +106,7 @@ def claim(limit: int, ids: list[int] | None = None) -> str | None:
 
 
 def _mark(delivery_id: int, token: str, **values) -> None:
+    begin_write()  # rendering read first; on SQLite a stale read snapshot cannot be upgraded
     db.session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.claim_token == token)

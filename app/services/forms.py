@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
+from app.forms import SingleLine
 from app.models import ServiceKind, Venue
 from app.models.service import DESCRIPTION_MAX, HOST_NOTES_MAX, TITLE_MAX
 
@@ -24,7 +25,7 @@ class ServiceForm(FlaskForm):
     kind = SelectField(_l("サービスタイプ"), choices=[(k.value, label) for k, label in KIND_LABELS.items()],
                        validators=[DataRequired()])
     title = StringField(_l("タイトル"), validators=[
-        DataRequired(_l("タイトルを入力してください。")),
+        DataRequired(_l("タイトルを入力してください。")), SingleLine(),
         Length(max=TITLE_MAX, message=_l("タイトルは%(max)d文字以内で入力してください。", max=TITLE_MAX))])
     description = TextAreaField(_l("説明"), validators=[
         Length(max=DESCRIPTION_MAX, message=_l("説明は%(max)d文字以内で入力してください。", max=DESCRIPTION_MAX))])

@@ -1,0 +1,70 @@
+"""Host and guest journeys in a real browser (Playwright driving Debian's chromium)."""
+import re
+
+import pytest
+
+from app import clock
+from app.extensions import db
+from app.models import Service, Slot
+from tests.conftest import body_html, body_text
+
+pytestmark = pytest.mark.browser
+
+
+def test_host_signs_up_creates_online_service_and_guest_books(page, live_server, run_jobs, smtp):
+    # The host signs up.
+    page.goto("/signup")
+    page.get_by_label("メールアドレス").fill("hanako@example.com")
+    page.get_by_label("ホスト名（予約者に表示されます）").fill("山田 花子")
+    page.get_by_label("パスワード（8文字以上）").fill("calligraphy-2026")
+    page.get_by_label("パスワード（確認）").fill("calligraphy-2026")
+    page.get_by_role("button", name="登録する").click()
+    page.wait_for_url("**/dashboard")
+    assert page.get_by_text("山田 花子さんのダッシュボード").is_visible()
+
+    # … creates an online service with host notes …
+    page.get_by_role("link", name="サービスを作成").first.click()
+    page.get_by_label("サービスタイプ").select_option("online")
+    page.get_by_label("タイトル").fill("オンライン書道教室")
+    page.get_by_label("所要時間（分）").fill("60")
+    page.get_by_label("定員（1枠あたり）").fill("5")
+    page.get_by_label("Zoom（URLを自動発行して予約者に送信）").check()
+    page.get_by_label("ホストからの連絡事項（申し込み完了メールに記載されます）").fill(
+        "筆ペンをご用意ください。\n資料: https://example.com/shodo.pdf")
+    page.get_by_role("button", name="保存する").click()
+    page.wait_for_url(re.compile(r"/services/\d+$"))
+
+    # … and a slot on 2030-06-20 10:00 JST.
+    page.get_by_label("開催日時").fill("2030-06-20T10:00")
+    page.get_by_role("button", name="追加する").click()
+    assert page.get_by_text("2030年6月20日(木) 10:00").is_visible()
+    public_url = page.locator("a[target=_blank]").first.get_attribute("href")
+
+    # A guest books on the public page.
+    page.context.clear_cookies()
+    page.goto(public_url)
+    assert page.get_by_text("残り5席").is_visible()
+    page.get_by_label(re.compile("2030年6月20日")).check()
+    page.get_by_label("お名前").fill("佐藤 一郎")
+    page.get_by_label("メールアドレス").fill("ichiro@example.com")
+    page.get_by_role("button", name="申し込む").click()
+    assert page.get_by_text("お申し込みが完了しました").is_visible()
+
+    # The confirmation email arrives through RQ and real SMTP, with the notes and the JST time.
+    run_jobs()
+    [message] = smtp.wait_for(1)
+    assert message["Subject"] == "【お申し込み完了】オンライン書道教室"
+    text = body_text(message)
+    assert "2030年6月20日(木) 10:00〜11:00" in text
+    assert "筆ペンをご用意ください。" in text
+    assert '<a href="https://example.com/shodo.pdf"' in body_html(message)
+    assert f"{live_server}/c/" in text  # cancel link uses the public base URL
+
+    # The host sees the booking on the dashboard.
+    page.goto("/login")
+    page.get_by_label("メールアドレス").fill("hanako@example.com")
+    page.get_by_label("パスワード").fill("calligraphy-2026")
+    page.get_by_role("button", name="ログイン").click()
+    page.wait_for_url("**/dashboard")
+    assert page.get_by_text("ichiro@example.com").is_visible()
+    assert page.get_by_text("予約 1 / 5").is_visible()
