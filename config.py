@@ -67,8 +67,9 @@ class Config:
 
     APP_BASE_URL = env_str("APP_BASE_URL", "http://127.0.0.1:5000")
 
-    ZOOM_CLIENT_ID = env_str("ZOOM_CLIENT_ID", "")
-    ZOOM_CLIENT_SECRET = env_str("ZOOM_CLIENT_SECRET", "")
+    #: Defaults are the local emulator's sandbox app (devtools/zoom_emulator).
+    ZOOM_CLIENT_ID = env_str("ZOOM_CLIENT_ID", "sandbox-client-id")
+    ZOOM_CLIENT_SECRET = env_str("ZOOM_CLIENT_SECRET", "sandbox-client-secret")
     ZOOM_WEBHOOK_SECRET_TOKEN = env_str("ZOOM_WEBHOOK_SECRET_TOKEN", "sandbox-webhook-secret")
     ZOOM_OAUTH_BASE_URL = env_str("ZOOM_OAUTH_BASE_URL", "http://127.0.0.1:5050")
     ZOOM_API_BASE_URL = env_str("ZOOM_API_BASE_URL", "http://127.0.0.1:5050/v2")

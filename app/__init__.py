@@ -45,13 +45,18 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
 
     init_queue(app)
 
-    from app import auth, booking, dashboard, services, staff
+    from app import auth, booking, dashboard, services, staff, zoom
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(services.bp)
     app.register_blueprint(booking.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(zoom.bp)
+
+    from app.zoom.link import init_oauth
+
+    init_oauth(app)
 
     from app import cli, errors, templating
 

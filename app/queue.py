@@ -36,19 +36,20 @@ def get_queue(name: str = "default") -> Queue:
     return Queue(name, connection=get_redis())
 
 
-def enqueue_after_commit(func, *args, queue: str = "default", job_id: str | None = None, **options) -> None:
-    """Enqueue ``func(*args)`` once the current transaction commits; drop it on rollback."""
-    pending = db.session.info.setdefault(_PENDING_KEY, [])
+def enqueue_after_commit(func, *args, queue: str = "default", job_id: str | None = None, session=None,
+                         **options) -> None:
+    """Enqueue ``func(*args)`` once the transaction of ``session`` (default ``db.session``) commits."""
+    pending = (session or db.session).info.setdefault(_PENDING_KEY, [])
     pending.append((func, args, queue, job_id, options))
 
 
-def enqueue_batch_after_commit(func, item, *, queue: str = "default") -> None:
+def enqueue_batch_after_commit(func, item, *, queue: str = "default", session=None) -> None:
     """Collect ``item`` and, once the transaction commits, enqueue ``func(items)`` a single time."""
-    batches = db.session.info.setdefault(_BATCH_KEY, {})
+    batches = (session or db.session).info.setdefault(_BATCH_KEY, {})
     if func not in batches:
         # The list is shared with the pending entry, so it still grows until the commit.
         batches[func] = []
-        enqueue_after_commit(func, batches[func], queue=queue)
+        enqueue_after_commit(func, batches[func], queue=queue, session=session)
     batches[func].append(item)
 
 

@@ -57,7 +57,8 @@ def init_app(app) -> None:
         local_datetime=local_datetime, local_date=local_date, local_time=local_time, linkify=linkify
     )
     app.jinja_env.globals.update(
-        zoom_sandbox=lambda: not current_app.config.get("ZOOM_CLIENT_ID"),
+        # Anything but the real Zoom is the sandbox (the local emulator): say so on every page.
+        zoom_sandbox=lambda: not current_app.config["ZOOM_OAUTH_BASE_URL"].startswith("https://zoom.us"),
         now=clock.now,
         get_locale=get_locale,
     )

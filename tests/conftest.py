@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from urllib.parse import parse_qs, urlsplit
 from email import policy
 from email.parser import BytesParser
 
@@ -134,8 +135,26 @@ def smtp(smtp_server):
 
 # --- the app on a real database --------------------------------------------------------------
 
+# --- the local Zoom emulator ----------------------------------------------------------------
+
 @pytest.fixture(scope="session")
-def app(tmp_path_factory, redis_url, smtp_server):
+def zoom_server():
+    from devtools.zoom_emulator.server import EmulatorServer
+
+    server = EmulatorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def zoom(zoom_server):
+    """The emulator, reset for this test (users, tokens, meetings, faults, call log)."""
+    zoom_server.reset()
+    return zoom_server
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory, redis_url, smtp_server, zoom_server):
     database = tmp_path_factory.mktemp("db") / "test.db"
     app = create_app(
         TestConfig,
@@ -144,6 +163,11 @@ def app(tmp_path_factory, redis_url, smtp_server):
         REDIS_URL=redis_url,
         SMTP_PORT=smtp_server.port,
         MAILBOX_DIR=str(tmp_path_factory.mktemp("mailbox")),
+        ZOOM_OAUTH_BASE_URL=zoom_server.url,
+        ZOOM_API_BASE_URL=zoom_server.api_url,
+        ZOOM_CLIENT_ID=zoom_server.client_id,
+        ZOOM_CLIENT_SECRET=zoom_server.client_secret,
+        ZOOM_WEBHOOK_SECRET_TOKEN=zoom_server.webhook_secret_token,
     )
     with app.app_context():
         upgrade()  # the real migrations, not create_all()
@@ -151,8 +175,12 @@ def app(tmp_path_factory, redis_url, smtp_server):
 
 
 @pytest.fixture(autouse=True)
-def _clean_state(request, app):
-    """Each test starts with empty tables, an empty Redis and the real clock."""
+def _clean_state(request):
+    """Each test that uses the app starts with empty tables, an empty Redis and the real clock."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
     with app.app_context():
         yield
         db.session.remove()
@@ -225,6 +253,25 @@ def run_jobs(app):
         db.session.rollback()  # end the read snapshot: see what the worker committed
 
     return run
+
+
+@pytest.fixture
+def link_zoom(client, login, zoom):
+    """Link a host's Zoom through the real OAuth flow (consent answered by the emulator)."""
+
+    def link(host, zoom_email="basic@zoom.test"):
+        login(host)
+        start = client.post("/settings/zoom/link", form_url="/settings/zoom")
+        assert start.status_code == 302, start.get_data(as_text=True)
+        query = parse_qs(urlsplit(start.headers["Location"]).query)
+        code = zoom.authorize_code_for(zoom_email, redirect_uri=query["redirect_uri"][0], state=query["state"][0],
+                                       code_challenge=query["code_challenge"][0])
+        done = client.get(f"/zoom/callback?code={code}&state={query['state'][0]}")
+        assert done.status_code == 302
+        db.session.rollback()
+        return query
+
+    return link
 
 
 # --- factories ----------------------------------------------------------------------------------

@@ -42,12 +42,15 @@ def queue_email(
     payload: dict | None = None,
     due_at: datetime | None = None,
     dedupe_key: str | None = None,
+    session=None,
 ) -> Delivery:
     """Write one email to the outbox in the current transaction.
 
     :param due_at: when to send (UTC); ``None`` means as soon as the transaction commits.
     :param dedupe_key: unique key that makes writing the same email twice fail loudly.
+    :param session: write in this session instead of ``db.session`` (an independent transaction).
     """
+    session = session or db.session
     now = clock.now()
     delivery = Delivery(
         kind=kind,
@@ -61,13 +64,13 @@ def queue_email(
         due_at=due_at or now,
         dedupe_key=dedupe_key,
     )
-    db.session.add(delivery)
-    db.session.flush()
+    session.add(delivery)
+    session.flush()
     if delivery.due_at <= now:
         from app import jobs  # jobs import this module
 
         # One send job per transaction, carrying every email it wrote.
-        enqueue_batch_after_commit(jobs.send_deliveries, delivery.id, queue="mail")
+        enqueue_batch_after_commit(jobs.send_deliveries, delivery.id, queue="mail", session=session)
     return delivery
 
 

@@ -3,6 +3,7 @@ from app.models.booking import Booking, BookingStatus
 from app.models.delivery import Delivery, DeliveryStatus
 from app.models.service import Service, ServiceKind, Slot, SlotStatus, Venue
 from app.models.user import User
+from app.models.zoom import LinkStatus, MeetingStatus, ZoomConnection, ZoomMeeting
 
 __all__ = [
     "Booking",
@@ -15,4 +16,8 @@ __all__ = [
     "SlotStatus",
     "User",
     "Venue",
+    "LinkStatus",
+    "MeetingStatus",
+    "ZoomConnection",
+    "ZoomMeeting",
 ]

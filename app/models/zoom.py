@@ -1,0 +1,97 @@
+"""A host's personal Zoom link, and the meetings issued on it."""
+import enum
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import clock
+from app.extensions import db
+from app.models.types import UTCDateTime
+
+#: Zoom user ``type`` values (zoom-facts §2): only 2 is paid with no 40-minute cut.
+PLAN_BASIC = 1
+PLAN_LICENSED = 2
+
+
+class LinkStatus(str, enum.Enum):
+    #: Linked and ON: meetings are issued and URLs sent.
+    ACTIVE = "active"
+    #: The grant stopped working (refresh failed, deauthorized …): the host must relink.
+    NEEDS_RELINK = "needs_relink"
+
+
+class ZoomConnection(db.Model):
+    """A host's link to their own Zoom account (at most one per host; absent = OFF)."""
+
+    __tablename__ = "zoom_connections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    status: Mapped[LinkStatus] = mapped_column(Enum(LinkStatus, native_enum=False, length=20),
+                                               default=LinkStatus.ACTIVE)
+    #: Why the link needs relinking, in the host's words (shown on the settings page).
+    broken_reason: Mapped[str] = mapped_column(String(300), default="")
+    #: Zoom's user id; unique so one Zoom account can never be linked to two hosts.
+    zoom_user_id: Mapped[str] = mapped_column(String(64), unique=True)
+    zoom_account_id: Mapped[str] = mapped_column(String(64), default="")
+    zoom_email: Mapped[str] = mapped_column(String(254), default="")
+    #: Zoom plan ``type``: 1 Basic (40-minute cut), 2 Licensed, others unknown.
+    plan_type: Mapped[int] = mapped_column(default=PLAN_BASIC)
+    plan_checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    zoom_timezone: Mapped[str] = mapped_column(String(64), default="")
+    #: Fernet-encrypted tokens (see app/crypto.py); never logged or rendered.
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    refresh_token_enc: Mapped[str] = mapped_column(Text)
+    access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    scope: Mapped[str] = mapped_column(String(500), default="")
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    #: Bookings made at or after this moment get meetings automatically.
+    applies_from: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    host = relationship("User")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == LinkStatus.ACTIVE
+
+    @property
+    def is_basic(self) -> bool:
+        """Everything but Licensed gets the 40-minute warning (unknown types too)."""
+        return self.plan_type != PLAN_LICENSED
+
+
+class MeetingStatus(str, enum.Enum):
+    #: Recorded before calling Zoom, so a retried job reconciles instead of creating twice.
+    ISSUING = "issuing"
+    ISSUED = "issued"
+    #: Deleted by us (OFF, slot cancelled) or found gone on Zoom.
+    DELETED = "deleted"
+    #: Could not be issued; ``last_error`` says why.
+    FAILED = "failed"
+
+
+class ZoomMeeting(db.Model):
+    """The one Zoom meeting of a slot, shared by all its guests."""
+
+    __tablename__ = "zoom_meetings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"), unique=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[MeetingStatus] = mapped_column(Enum(MeetingStatus, native_enum=False, length=20),
+                                                  default=MeetingStatus.ISSUING)
+    #: Zoom meeting ids exceed 32 bits (zoom-facts §3).
+    zoom_meeting_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    join_url: Mapped[str] = mapped_column(Text, default="")
+    password: Mapped[str] = mapped_column(String(20), default="")
+    #: The topic sent to Zoom, also used to find a meeting created by a crashed attempt.
+    topic: Mapped[str] = mapped_column(String(200), default="")
+    #: True when issued on a legacy platform sub-account (see the migration issue).
+    legacy: Mapped[bool] = mapped_column(default=False)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    slot = relationship("Slot")

@@ -1,0 +1,10 @@
+"""Zoom settings forms (buttons only: every state change is a POST with CSRF)."""
+from app.forms import EmptyForm
+
+
+class LinkForm(EmptyForm):
+    """Turn the link ON (starts OAuth)."""
+
+
+class TurnOffForm(EmptyForm):
+    """Confirm turning the link OFF."""

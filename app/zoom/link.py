@@ -1,0 +1,380 @@
+"""A host's personal Zoom link: linking by OAuth, tokens, turning it OFF, broken links.
+
+Tokens rotate on every refresh and the old refresh token dies at once (zoom-facts §1), so:
+refreshes are serialized per connection across processes with a Redis lock; the new pair is
+committed (in its own transaction) before the new access token is used; on ``invalid_grant``
+the row is read again before the link is declared broken. Zoom is never called while this
+process holds a database write lock.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from authlib.integrations.flask_client import OAuth
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import clock, crypto
+from app.extensions import db
+from app.mail.outbox import cancel_pending, queue_email
+from app.mail.render import SkipDelivery, email_kind
+from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
+                        SlotStatus, User, Venue, ZoomConnection, ZoomMeeting)
+from app.models.zoom import LinkStatus
+from app.queue import get_redis
+from app.urls import external_url
+from app.zoom.client import (DAILY_CREATE_UPDATE_LIMIT, TokenSet, ZoomApi, ZoomAuthError, ZoomError,
+                             ZoomMeetingEnded, ZoomMeetingInProgress, ZoomOAuth, ZoomUser)
+
+#: Refresh this long before the access token expires.
+REFRESH_AHEAD = timedelta(minutes=5)
+#: Emails that carry or depend on the Zoom URL; cancelled when the link goes OFF.
+ZOOM_EMAIL_KINDS = ("zoom_url", "zoom_host_notice")
+
+
+class ZoomAccountTaken(Exception):
+    """This Zoom account is already linked to another host."""
+
+
+# --- OAuth (Authlib) ------------------------------------------------------------------------------
+
+def init_oauth(app) -> None:
+    """Register the Zoom OAuth client (authorization code + PKCE S256, client_secret_basic)."""
+    oauth = OAuth(app)
+    base = app.config["ZOOM_OAUTH_BASE_URL"].rstrip("/")
+    oauth.register(
+        "zoom",
+        client_id=app.config["ZOOM_CLIENT_ID"],
+        client_secret=app.config["ZOOM_CLIENT_SECRET"],
+        authorize_url=f"{base}/oauth/authorize",
+        access_token_url=f"{base}/oauth/token",
+        client_kwargs={"code_challenge_method": "S256", "token_endpoint_auth_method": "client_secret_basic",
+                       "timeout": 10},
+    )
+    app.extensions["zoom_oauth"] = oauth
+
+
+def oauth_client():
+    """The app's Authlib client for Zoom."""
+    return current_app.extensions["zoom_oauth"].zoom
+
+
+def redirect_uri() -> str:
+    """The OAuth callback, derived from APP_BASE_URL (must match the Zoom app's setting exactly)."""
+    return external_url("zoom.callback")
+
+
+def _token_endpoint() -> ZoomOAuth:
+    config = current_app.config
+    return ZoomOAuth(config["ZOOM_OAUTH_BASE_URL"], config["ZOOM_CLIENT_ID"], config["ZOOM_CLIENT_SECRET"])
+
+
+# --- reading the link ---------------------------------------------------------------------------
+
+def connection_for(host: User) -> ZoomConnection | None:
+    """The host's Zoom link, if any (None means OFF)."""
+    return db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host.id))
+
+
+def budget_key(connection_id: int, day: date) -> str:
+    return f"zoom-writes:{connection_id}:{day.isoformat()}"
+
+
+def record_write(connection_id: int, *, exhausted: bool = False) -> None:
+    """Count one meeting create/update against today's (UTC) budget of 100."""
+    key = budget_key(connection_id, clock.now().date())
+    redis = get_redis()
+    if exhausted:
+        redis.set(key, DAILY_CREATE_UPDATE_LIMIT, ex=2 * 86400)
+    else:
+        redis.incr(key)
+        redis.expire(key, 2 * 86400)
+
+
+def budget_left(connection_id: int) -> int:
+    """Create/update requests left today; Zoom resets the count at 00:00 UTC (09:00 JST)."""
+    used = int(get_redis().get(budget_key(connection_id, clock.now().date())) or 0)
+    return max(DAILY_CREATE_UPDATE_LIMIT - used, 0)
+
+
+# --- linking ------------------------------------------------------------------------------------
+
+def _store_tokens(connection: ZoomConnection, tokens: TokenSet) -> None:
+    connection.access_token_enc = crypto.encrypt(tokens.access_token)
+    connection.refresh_token_enc = crypto.encrypt(tokens.refresh_token)
+    connection.access_expires_at = tokens.expires_at
+    connection.scope = tokens.scope
+
+
+def complete_link(host: User, token: dict) -> ZoomConnection:
+    """Turn the link ON with the tokens from the OAuth callback; read who the Zoom user is.
+
+    A brand-new link applies to bookings made from now on; relinking a broken link keeps its
+    start, so bookings waiting for a URL get one.
+
+    :raises ZoomAccountTaken: the Zoom user is linked to another host (their grant was just
+        replaced by Zoom, so theirs is marked for relinking and ours is revoked).
+    """
+    tokens = TokenSet.from_response(token)
+    me = ZoomApi(current_app.config["ZOOM_API_BASE_URL"], lambda force_refresh=False: tokens.access_token).users_me()
+    other = db.session.scalar(select(ZoomConnection).where(ZoomConnection.zoom_user_id == me.id,
+                                                           ZoomConnection.host_id != host.id))
+    if other is not None:
+        try:
+            _token_endpoint().revoke(tokens.access_token)
+        except ZoomError:
+            pass
+        # Zoom keeps only the newest grant of a user (4741): the other host's tokens are dead now.
+        mark_broken(other.id, _("同じZoomアカウントが別のホストアカウントで連携されたため、連携が解除されました。"))
+        raise ZoomAccountTaken(me.email)
+    connection = connection_for(host)
+    if connection is None:
+        connection = ZoomConnection(host_id=host.id, applies_from=clock.now())
+        db.session.add(connection)
+    _apply_user(connection, me)
+    _store_tokens(connection, tokens)
+    connection.status = LinkStatus.ACTIVE
+    connection.broken_reason = ""
+    connection.linked_at = clock.now()
+    db.session.flush()
+    return connection
+
+
+def _apply_user(connection: ZoomConnection, me: ZoomUser) -> None:
+    connection.zoom_user_id = me.id
+    connection.zoom_account_id = me.account_id
+    connection.zoom_email = me.email
+    connection.plan_type = me.type
+    connection.plan_checked_at = clock.now()
+    connection.zoom_timezone = me.timezone
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+def _independent_session() -> Session:
+    """A session with its own transaction (token rotation must commit whatever the caller does)."""
+    return db.session.session_factory()
+
+
+def access_token(connection_id: int, force_refresh: bool = False) -> str:
+    """A usable access token for the connection, refreshing it ahead of expiry.
+
+    :raises ZoomAuthError: the link is broken (it is then marked for relinking, host emailed).
+    """
+    with _independent_session() as session:
+        connection = session.get(ZoomConnection, connection_id)
+        if connection is None or not connection.is_active:
+            raise ZoomAuthError("Zoom link is not active")
+        if not force_refresh and connection.access_expires_at > clock.now() + REFRESH_AHEAD:
+            return crypto.decrypt(connection.access_token_enc)
+        seen = connection.access_token_enc
+    lock = get_redis().lock(f"zoom-refresh:{connection_id}", timeout=30, blocking_timeout=35)
+    with lock:
+        with _independent_session() as session:
+            connection = session.get(ZoomConnection, connection_id)
+            if connection is None or not connection.is_active:
+                raise ZoomAuthError("Zoom link is not active")
+            if connection.access_token_enc != seen and connection.access_expires_at > clock.now() + REFRESH_AHEAD:
+                return crypto.decrypt(connection.access_token_enc)  # another process just refreshed
+            used_refresh = connection.refresh_token_enc
+            try:
+                tokens = _token_endpoint().refresh(crypto.decrypt(used_refresh))
+            except ZoomAuthError:
+                session.rollback()
+                connection = session.get(ZoomConnection, connection_id, populate_existing=True)
+                if connection is not None and connection.refresh_token_enc != used_refresh and connection.is_active:
+                    return crypto.decrypt(connection.access_token_enc)  # rotated elsewhere meanwhile
+                session.close()
+                mark_broken(connection_id, _("Zoomとの連携が切れました（認可の有効期限切れ、またはZoom側で取り消されました）。"))
+                raise
+            _store_tokens(connection, tokens)
+            session.commit()  # persist the rotated pair before the new access token is used
+            return tokens.access_token
+
+
+def api_for(connection_id: int) -> ZoomApi:
+    """The Zoom API client acting as this host."""
+    return ZoomApi(current_app.config["ZOOM_API_BASE_URL"],
+                   lambda force_refresh=False: access_token(connection_id, force_refresh))
+
+
+def refresh_plan(connection: ZoomConnection) -> ZoomConnection:
+    """Re-read the plan type (it can change at any time, zoom-facts §2)."""
+    _apply_user(connection, api_for(connection.id).users_me())
+    return connection
+
+
+def mark_broken(connection_id: int, reason: str) -> None:
+    """Mark the link as needing relinking and email the host (once per breakage); own transaction."""
+    with _independent_session() as session:
+        connection = session.get(ZoomConnection, connection_id)
+        if connection is None or connection.status == LinkStatus.NEEDS_RELINK:
+            return
+        connection.status = LinkStatus.NEEDS_RELINK
+        connection.broken_reason = reason[:300]
+        host = session.get(User, connection.host_id)
+        queue_email("zoom_relink_needed", to_email=host.email, to_name=host.display_name, locale=host.locale,
+                    host_id=host.id, payload={"reason": connection.broken_reason}, session=session)
+        session.commit()
+
+
+# --- turning it OFF -----------------------------------------------------------------------------
+
+def upcoming_zoom_bookings(host: User) -> list[Booking]:
+    """Confirmed future bookings of the host's Zoom (auto-issue) services."""
+    return db.session.scalars(
+        select(Booking).join(Booking.slot).join(Slot.service)
+        .where(Service.host_id == host.id, Service.venue == Venue.ZOOM, Slot.status == SlotStatus.OPEN,
+               Slot.starts_at > clock.now(), Booking.status == BookingStatus.CONFIRMED)
+        .order_by(Slot.starts_at, Booking.id)
+    ).all()
+
+
+def live_meetings(host: User) -> list[ZoomMeeting]:
+    """Meetings issued (or being issued) on the host's personal account for slots not yet over."""
+    meetings = db.session.scalars(
+        select(ZoomMeeting).join(ZoomMeeting.slot)
+        .where(ZoomMeeting.host_id == host.id, ZoomMeeting.legacy.is_(False),
+               ZoomMeeting.status.in_([MeetingStatus.ISSUED, MeetingStatus.ISSUING]))
+        .order_by(Slot.starts_at)
+    ).all()
+    return [m for m in meetings if m.slot.ends_at > clock.now()]
+
+
+@dataclass
+class OffImpact:
+    bookings: list[Booking]
+    meetings: list[ZoomMeeting]
+    #: (booking, when its URL email was sent)
+    url_sent: list[tuple[Booking, datetime]]
+
+
+def off_impact(host: User) -> OffImpact:
+    """What turning the link OFF would do, for the confirmation page."""
+    bookings = upcoming_zoom_bookings(host)
+    sent = {}
+    if bookings:
+        rows = db.session.execute(
+            select(Delivery.booking_id, Delivery.sent_at)
+            .where(Delivery.booking_id.in_([b.id for b in bookings]), Delivery.kind == "zoom_url",
+                   Delivery.status == DeliveryStatus.SENT)
+        ).all()
+        sent = {booking_id: sent_at for booking_id, sent_at in rows}
+    return OffImpact(bookings=bookings, meetings=live_meetings(host),
+                     url_sent=[(b, sent[b.id]) for b in bookings if b.id in sent])
+
+
+@dataclass
+class OffResult:
+    deleted: int = 0
+    #: Meetings Zoom refused to delete because they are running now (3002).
+    in_progress: list[ZoomMeeting] = field(default_factory=list)
+    #: Meetings we could not delete on Zoom (link broken, Zoom down …), with the reason.
+    not_deleted: list[tuple[ZoomMeeting, str]] = field(default_factory=list)
+    emails_cancelled: int = 0
+
+
+def turn_off(host: User) -> OffResult:
+    """Turn the link OFF: delete issued meetings on Zoom, clear URLs, cancel URL emails, revoke.
+
+    404/3001 and 3007 count as deleted; 3002 (in progress) is reported. Commits at the end.
+    """
+    result = OffResult()
+    connection = connection_for(host)
+    meetings = live_meetings(host)
+    db.session.commit()  # no transaction held while Zoom is called
+    api = api_for(connection.id) if connection is not None and connection.is_active else None
+    for meeting in meetings:
+        if meeting.zoom_meeting_id is None:
+            pass
+        elif api is None:
+            result.not_deleted.append((meeting, _("Zoomとの連携が切れているため、Zoom側では削除できませんでした。")))
+        else:
+            try:
+                api.delete_meeting(meeting.zoom_meeting_id)
+            except ZoomMeetingEnded:
+                pass
+            except ZoomMeetingInProgress:
+                result.in_progress.append(meeting)
+            except ZoomAuthError:
+                api = None
+                result.not_deleted.append((meeting, _("Zoomとの連携が切れているため、Zoom側では削除できませんでした。")))
+                continue
+            except ZoomError as exc:
+                result.not_deleted.append((meeting, str(exc)))
+                continue
+        if meeting not in result.in_progress:
+            result.deleted += 1
+        meeting.status = MeetingStatus.DELETED
+        meeting.deleted_at = clock.now()
+        meeting.join_url = ""
+        meeting.password = ""
+    for kind in ZOOM_EMAIL_KINDS:
+        result.emails_cancelled += cancel_pending(host_id=host.id, kind=kind)
+    connection = connection_for(host)
+    if connection is not None:
+        if connection.is_active:
+            try:
+                _token_endpoint().revoke(access_token(connection.id))
+            except ZoomError:
+                pass  # the grant is dead or Zoom is down: our copy is deleted either way
+        db.session.delete(connection)
+    db.session.commit()
+    return result
+
+
+def deauthorize(zoom_user_id: str) -> bool:
+    """The host removed our app in Zoom: forget tokens and Zoom data, stop sending, tell the host."""
+    connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.zoom_user_id == zoom_user_id))
+    if connection is None:
+        return False
+    host = connection.host
+    for meeting in live_meetings(host):
+        # Zoom staff: delete our data "but not delete the meetings themselves" (zoom-facts §5).
+        meeting.status = MeetingStatus.DELETED
+        meeting.deleted_at = clock.now()
+        meeting.join_url = ""
+        meeting.password = ""
+        meeting.last_error = "app deauthorized in Zoom"
+    for kind in ZOOM_EMAIL_KINDS:
+        cancel_pending(host_id=host.id, kind=kind)
+    db.session.delete(connection)
+    queue_email("zoom_deauthorized", to_email=host.email, to_name=host.display_name, locale=host.locale,
+                host_id=host.id)
+    db.session.commit()
+    return True
+
+
+def meeting_deleted_on_zoom(zoom_meeting_id: int) -> bool:
+    """Zoom told us a meeting is gone: mark it so the URL email path issues a new one."""
+    meeting = db.session.scalar(select(ZoomMeeting).where(ZoomMeeting.zoom_meeting_id == zoom_meeting_id,
+                                                          ZoomMeeting.status == MeetingStatus.ISSUED))
+    if meeting is None:
+        return False
+    meeting.status = MeetingStatus.DELETED
+    meeting.deleted_at = clock.now()
+    meeting.last_error = "deleted on Zoom"
+    db.session.commit()
+    return True
+
+
+# --- emails to the host ---------------------------------------------------------------------------
+
+def _host_context(delivery: Delivery) -> dict:
+    host = db.session.get(User, delivery.host_id)
+    if host is None:
+        raise SkipDelivery("host deleted")
+    return {"host": host, "settings_url": external_url("zoom.settings"), **delivery.payload}
+
+
+@email_kind("zoom_relink_needed", subject=lambda ctx: _("【要対応】Zoom連携の再設定をお願いします"))
+def _relink_context(delivery: Delivery) -> dict:
+    return _host_context(delivery)
+
+
+@email_kind("zoom_deauthorized", subject=lambda ctx: _("Zoom連携が解除されました"))
+def _deauthorized_context(delivery: Delivery) -> dict:
+    return _host_context(delivery)

@@ -1,0 +1,123 @@
+"""Zoom settings (連携設定), OAuth callback, and the webhook endpoint."""
+import json
+import logging
+import time
+
+from authlib.integrations.base_client.errors import OAuthError
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from app import jobs
+from app.extensions import csrf, db
+from app.models import Venue
+from app.queue import get_queue
+from app.zoom import bp, link, webhook
+from app.zoom.client import ZoomError
+from app.zoom.forms import LinkForm, TurnOffForm
+
+log = logging.getLogger(__name__)
+
+
+@bp.app_context_processor
+def zoom_banner():
+    """Every host page knows whether the Zoom link needs relinking (for the banner)."""
+    if current_user and current_user.is_authenticated and not current_user.is_staff:
+        connection = link.connection_for(current_user)
+        if connection is not None and not connection.is_active:
+            return {"zoom_needs_relink": connection}
+    return {}
+
+
+def _long_basic_services(connection):
+    if connection is None or not connection.is_basic:
+        return []
+    return [s for s in current_user.services if s.venue == Venue.ZOOM and s.duration_minutes > 40]
+
+
+@bp.route("/settings/zoom")
+@login_required
+def settings():
+    connection = link.connection_for(current_user)
+    budget = link.budget_left(connection.id) if connection is not None else None
+    zoom_services = [s for s in current_user.services if s.venue == Venue.ZOOM]
+    return render_template("zoom/settings.html", connection=connection, budget=budget, form=LinkForm(),
+                           long_services=_long_basic_services(connection), zoom_services=zoom_services)
+
+
+@bp.route("/settings/zoom/link", methods=["POST"])
+@login_required
+def start_link():
+    """Turn ON / relink: send the host to Zoom's consent page (state + PKCE kept in the session)."""
+    if not LinkForm().validate_on_submit():
+        abort(400)
+    return link.oauth_client().authorize_redirect(link.redirect_uri())
+
+
+@bp.route("/zoom/callback")
+@login_required
+def callback():
+    if request.args.get("error"):
+        flash(_("Zoomとの連携はキャンセルされました。"), "info")
+        return redirect(url_for("zoom.settings"))
+    try:
+        # Authlib checks that ``state`` is the one stored in this session (single use) and sends
+        # the PKCE verifier with the code.
+        token = link.oauth_client().authorize_access_token()
+    except OAuthError as exc:
+        log.warning("zoom oauth callback refused: %s", exc.error)
+        flash(_("Zoomとの連携に失敗しました（リクエストが無効か、有効期限が切れています）。もう一度お試しください。"), "error")
+        return redirect(url_for("zoom.settings"))
+    try:
+        link.complete_link(current_user, token)
+    except link.ZoomAccountTaken as exc:
+        db.session.commit()
+        flash(_("このZoomアカウント（%(email)s）はすでに別のホストアカウントで連携されています。ご自身のZoomアカウントで連携してください。",
+                email=str(exc)), "error")
+        return redirect(url_for("zoom.settings"))
+    except ZoomError:
+        db.session.rollback()
+        flash(_("Zoomからアカウント情報を取得できませんでした。しばらくしてからもう一度お試しください。"), "error")
+        return redirect(url_for("zoom.settings"))
+    db.session.commit()
+    flash(_("Zoomと連携しました。これ以降のご予約から、ZoomのURLを自動で発行します。"), "success")
+    return redirect(url_for("zoom.settings"))
+
+
+@bp.route("/settings/zoom/off", methods=["GET", "POST"])
+@login_required
+def turn_off():
+    """GET shows what OFF would do; POST does it."""
+    connection = link.connection_for(current_user)
+    if connection is None:
+        flash(_("Zoom連携はすでにOFFです。"), "info")
+        return redirect(url_for("zoom.settings"))
+    form = TurnOffForm()
+    if form.validate_on_submit():
+        result = link.turn_off(current_user)
+        return render_template("zoom/off_done.html", result=result)
+    return render_template("zoom/off_confirm.html", impact=link.off_impact(current_user), form=form)
+
+
+@bp.route("/zoom/webhook", methods=["POST"])
+@csrf.exempt  # Zoom signs its requests instead (checked below)
+def webhook_endpoint():
+    """Verify, answer within 3 s, and leave the work to a job."""
+    secret = current_app.config["ZOOM_WEBHOOK_SECRET_TOKEN"]
+    raw = request.get_data(cache=True)
+    if not webhook.is_authentic(secret, request.headers.get("x-zm-request-timestamp"),
+                                request.headers.get("x-zm-signature"), raw, time.time()):
+        return jsonify(error="invalid signature"), 401
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return jsonify(error="invalid JSON"), 400
+    kind = event.get("event")
+    payload = event.get("payload") or {}
+    if kind == "endpoint.url_validation":
+        return jsonify(webhook.url_validation_answer(secret, str(payload.get("plainToken", ""))))
+    if kind == "app_deauthorized" and payload.get("user_id"):
+        get_queue().enqueue(jobs.zoom_deauthorized, str(payload["user_id"]))
+    elif kind == "meeting.deleted" and (payload.get("object") or {}).get("id"):
+        get_queue().enqueue(jobs.zoom_meeting_deleted, int(payload["object"]["id"]))
+    return "", 204
