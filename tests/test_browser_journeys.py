@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from app import clock
 from app.extensions import db
-from app.models import Service, Slot
+from app.models import ZoomConnection
+from tests.factories import PASSWORD
 from tests.conftest import body_html, body_text
 
 pytestmark = pytest.mark.browser
@@ -68,3 +68,30 @@ def test_host_signs_up_creates_online_service_and_guest_books(page, live_server,
     page.wait_for_url("**/dashboard")
     assert page.get_by_text("ichiro@example.com").is_visible()
     assert page.get_by_text("予約 1 / 5").is_visible()
+
+
+def test_host_links_zoom_through_the_consent_page_and_turns_it_off(page, live_server, make_host, zoom):
+    host = make_host(email="link@example.com")
+    page.goto("/login")
+    page.get_by_label("メールアドレス").fill(host.email)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.get_by_role("link", name="連携設定").click()
+    assert page.get_by_text("OFF（未連携）").is_visible()
+    assert page.get_by_text("Zoom sandbox").is_visible()
+
+    page.get_by_role("button", name="Zoomと連携する（ONにする）").click()
+    # The emulator's consent page: pick the free (Basic) test user.
+    page.get_by_role("button", name="Authorize as basic@zoom.test").click()
+    page.wait_for_url("**/settings/zoom")
+    assert page.get_by_text("Zoomと連携しました").is_visible()
+    assert page.get_by_text("ON（連携中）").is_visible()
+    assert page.get_by_text("無料（Basic）", exact=True).is_visible()
+    assert page.get_by_text("40分で自動的に終了").is_visible()
+
+    page.get_by_role("link", name="Zoom連携をOFFにする").click()
+    assert page.get_by_text("Zoom連携をOFFにしますか？").is_visible()
+    page.get_by_role("button", name="OFFにする").click()
+    assert page.get_by_text("Zoom連携をOFFにしました").first.is_visible()
+    db.session.rollback()
+    assert db.session.query(ZoomConnection).count() == 0

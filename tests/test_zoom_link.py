@@ -1,0 +1,250 @@
+"""Personal Zoom linking through the emulator: OAuth, tokens, OFF, webhooks, broken links."""
+import json
+import multiprocessing
+import sqlite3
+import time
+from pathlib import Path
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from app import clock, crypto
+from app.extensions import db
+from app.models import MeetingStatus, ZoomConnection, ZoomMeeting
+from app.models.zoom import LinkStatus
+from app.zoom import link, webhook
+from tests.conftest import body_text
+
+
+def connection(host) -> ZoomConnection | None:
+    db.session.rollback()
+    return db.session.query(ZoomConnection).filter_by(host_id=host.id).one_or_none()
+
+
+def test_link_stores_user_plan_and_encrypted_tokens(client, link_zoom, make_host, app, zoom):
+    host = make_host()
+    link_zoom(host, "licensed@zoom.test")
+    conn = connection(host)
+    assert conn.is_active and conn.zoom_email == "licensed@zoom.test" and conn.plan_type == 2
+    assert conn.zoom_user_id == zoom.user("licensed@zoom.test")["id"]
+    page = client.get("/settings/zoom").get_data(as_text=True)
+    assert "ON（連携中）" in page and "有料（Licensed）" in page and "100 / 100回" in page
+    # PKCE S256 and client_secret_basic were used on the token call.
+    [token_call] = zoom.calls("/oauth/token")
+    assert token_call["form"]["code_verifier"] and token_call["auth_scheme"].lower() == "basic"
+    # No plaintext token anywhere in the database files.
+    plaintext = [crypto.decrypt(conn.access_token_enc), crypto.decrypt(conn.refresh_token_enc)]
+    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA wal_checkpoint(FULL)")
+    stored = b"".join(p.read_bytes() for p in (Path(path), Path(path + "-wal")) if p.exists())
+    assert conn.access_token_enc.encode() in stored  # the row is really there, encrypted
+    for token in plaintext:
+        assert token.encode() not in stored
+
+
+def test_basic_plan_warns_about_long_services(client, link_zoom, make_host, make_service):
+    host = make_host()
+    make_service(host, title="90分の講座", duration_minutes=90)
+    make_service(host, title="30分の相談", duration_minutes=30)
+    link_zoom(host, "basic@zoom.test")
+    page = client.get("/settings/zoom").get_data(as_text=True)
+    assert "無料（Basic）" in page and "40分で自動的に終了" in page
+    assert "90分の講座" in page and "30分の相談" not in page
+
+
+def test_state_mismatch_is_rejected(client, login, make_host, zoom):
+    host = make_host()
+    login(host)
+    start = client.post("/settings/zoom/link", form_url="/settings/zoom")
+    query = parse_qs(urlsplit(start.headers["Location"]).query)
+    code = zoom.authorize_code_for("basic@zoom.test", redirect_uri=query["redirect_uri"][0],
+                                   state="forged", code_challenge=query["code_challenge"][0])
+    page = client.get(f"/zoom/callback?code={code}&state=forged", follow_redirects=True).get_data(as_text=True)
+    assert "Zoomとの連携に失敗しました" in page
+    assert connection(host) is None
+    assert zoom.calls("/oauth/token") == []  # never exchanged
+
+
+def test_wrong_pkce_verifier_is_rejected(client, login, make_host, zoom):
+    host = make_host()
+    login(host)
+    start = client.post("/settings/zoom/link", form_url="/settings/zoom")
+    query = parse_qs(urlsplit(start.headers["Location"]).query)
+    state = query["state"][0]
+    code = zoom.authorize_code_for("basic@zoom.test", redirect_uri=query["redirect_uri"][0], state=state,
+                                   code_challenge=query["code_challenge"][0])
+    with client.raw.session_transaction() as session:
+        key = next(k for k in session if k.endswith(state))
+        data = session[key]
+        data["data"]["code_verifier"] = "x" * 64  # not the verifier of the challenge sent
+        session[key] = data
+    page = client.get(f"/zoom/callback?code={code}&state={state}", follow_redirects=True).get_data(as_text=True)
+    assert "Zoomとの連携に失敗しました" in page
+    assert connection(host) is None
+    assert zoom.calls("/oauth/token")[0]["status"] == 400
+
+
+def test_a_zoom_account_cannot_be_linked_to_two_hosts(client, link_zoom, make_host, run_jobs, smtp):
+    first, second = make_host(), make_host()
+    link_zoom(first, "basic@zoom.test")
+    client.post("/logout", form_url="/dashboard")
+    link_zoom(second, "basic@zoom.test")
+    page = client.get("/settings/zoom").get_data(as_text=True)
+    assert "すでに別のホストアカウントで連携されています" in page
+    assert connection(second) is None
+    # Zoom keeps only the newest grant, so the first host's link is marked for relinking.
+    assert connection(first).status == LinkStatus.NEEDS_RELINK
+    run_jobs()
+    assert smtp.wait_for(1)[0]["To"].addresses[0].addr_spec == first.email
+
+
+def _refresh_in_child(app, connection_id, results):
+    with app.app_context():
+        db.engine.dispose(close=False)  # never share the parent's pooled connections
+        try:
+            results.put(("ok", link.access_token(connection_id)))
+        except Exception as exc:  # reported to the parent, which asserts
+            results.put(("error", repr(exc)))
+
+
+def test_two_processes_refreshing_at_once_refresh_once(app, link_zoom, make_host, zoom):
+    host = make_host()
+    link_zoom(host)
+    conn = connection(host)
+    conn.access_expires_at = clock.now() - timedelta(minutes=1)  # both must refresh
+    db.session.commit()
+    zoom.clear_calls()
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    children = [ctx.Process(target=_refresh_in_child, args=(app, conn.id, results)) for _ in range(2)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=30) for _ in children]
+    for child in children:
+        child.join(timeout=10)
+    assert [o[0] for o in outcomes] == ["ok", "ok"], outcomes
+    assert outcomes[0][1] == outcomes[1][1]  # both use the one new token
+    refreshes = [c for c in zoom.calls("/oauth/token") if c["form"].get("grant_type") == "refresh_token"]
+    assert len(refreshes) == 1 and refreshes[0]["status"] == 200
+    assert connection(host).is_active
+    # The stored token works against Zoom.
+    assert link.api_for(conn.id).users_me().email == "basic@zoom.test"
+
+
+def test_401_code_124_refreshes_once_and_retries_once(app, link_zoom, make_host, zoom):
+    host = make_host()
+    link_zoom(host)
+    zoom.clear_calls()
+    zoom.inject_fault("401_124", path="/v2/users/me", method="GET", times=1)
+    assert link.api_for(connection(host).id).users_me().email == "basic@zoom.test"
+    assert len(zoom.calls("/v2/users/me")) == 2
+    assert len(zoom.calls("/oauth/token")) == 1
+
+
+def test_dead_refresh_token_marks_link_broken_emails_host_and_shows_banner(
+        client, app, link_zoom, make_host, zoom, run_jobs, smtp):
+    host = make_host()
+    link_zoom(host)
+    conn = connection(host)
+    # Rotate behind our back so the stored refresh token is dead (as if Zoom revoked it).
+    zoom.clear_calls()
+    from app.zoom.client import ZoomOAuth
+    ZoomOAuth(zoom.url, zoom.client_id, zoom.client_secret).refresh(crypto.decrypt(conn.refresh_token_enc))
+    with pytest.raises(link.ZoomAuthError):
+        link.access_token(conn.id, force_refresh=True)
+    conn = connection(host)
+    assert conn.status == LinkStatus.NEEDS_RELINK and "連携が切れました" in conn.broken_reason
+    run_jobs()
+    [alert] = smtp.wait_for(1)
+    assert alert["Subject"] == "【要対応】Zoom連携の再設定をお願いします"
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "Zoom連携の再設定が必要です" in page and "再連携する" in page
+
+
+# --- OFF ------------------------------------------------------------------------------------------
+
+def issue_meeting(host, slot, conn):
+    """Create a meeting on Zoom for ``slot`` and record it as issued."""
+    created = link.api_for(conn.id).create_meeting(
+        {"topic": slot.service.title, "type": 2, "duration": 60,
+         "start_time": slot.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "timezone": "Asia/Tokyo"})
+    meeting = ZoomMeeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.ISSUED,
+                          zoom_meeting_id=created.id, join_url=created.join_url, issued_at=clock.now())
+    db.session.add(meeting)
+    db.session.commit()
+    return meeting
+
+
+def test_turn_off_deletes_meetings_in_each_zoom_case(client, link_zoom, make_host, make_service, make_slot,
+                                                     make_booking, zoom):
+    host = make_host()
+    service = make_service(host)
+    link_zoom(host)
+    conn = connection(host)
+    slots = [make_slot(service, starts_in=timedelta(days=d)) for d in (1, 2, 3, 4)]
+    for slot in slots:
+        make_booking(slot)
+    normal, gone, ended, running = (issue_meeting(host, s, conn) for s in slots)
+    zoom.delete_meeting_out_of_band(gone.zoom_meeting_id)   # 404 / 3001
+    zoom.set_meeting_status(ended.zoom_meeting_id, "ended")  # 3007
+    zoom.set_meeting_status(running.zoom_meeting_id, "started")  # 3002
+
+    confirm = client.get("/settings/zoom/off").get_data(as_text=True)
+    assert "発行済みのZoomミーティング4件" in confirm and "影響を受ける今後のご予約（4件）" in confirm
+    done = client.post("/settings/zoom/off").get_data(as_text=True)
+    assert "Zoomミーティングを3件削除しました" in done
+    assert "開催中のため削除できませんでした" in done
+    remaining = {m["id"] for m in zoom.meetings() if not m["deleted"]}
+    assert normal.zoom_meeting_id not in remaining and running.zoom_meeting_id in remaining
+    assert connection(host) is None
+    assert len(zoom.calls("/oauth/revoke")) == 1
+    assert {m.status for m in db.session.query(ZoomMeeting).all()} == {MeetingStatus.DELETED}
+    assert {m.join_url for m in db.session.query(ZoomMeeting).all()} == {""}
+    assert "OFF（未連携）" in client.get("/settings/zoom").get_data(as_text=True)
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+def post_webhook(client, app, body: dict, *, timestamp=None, secret=None):
+    raw = json.dumps(body).encode()
+    ts = str(int(timestamp if timestamp is not None else time.time()))
+    sig = webhook.signature(secret or app.config["ZOOM_WEBHOOK_SECRET_TOKEN"], ts, raw)
+    return client.raw.post("/zoom/webhook", data=raw, content_type="application/json",
+                           headers={"x-zm-request-timestamp": ts, "x-zm-signature": sig})
+
+
+def test_webhook_url_validation(client, app):
+    response = post_webhook(client, app, {"event": "endpoint.url_validation", "payload": {"plainToken": "abc"}})
+    assert response.json == webhook.url_validation_answer(app.config["ZOOM_WEBHOOK_SECRET_TOKEN"], "abc")
+
+
+def test_deauthorization_webhook(client, app, link_zoom, make_host, zoom, run_jobs, smtp):
+    host = make_host()
+    link_zoom(host)
+    user_id = connection(host).zoom_user_id
+    body = {"event": "app_deauthorized", "event_ts": 1, "payload": {"user_id": user_id, "account_id": "a"}}
+    assert post_webhook(client, app, body, secret="wrong").status_code == 401
+    assert post_webhook(client, app, body, timestamp=time.time() - 600).status_code == 401
+    run_jobs()
+    assert connection(host) is not None
+    assert post_webhook(client, app, body).status_code == 204
+    run_jobs()
+    assert connection(host) is None
+    mails = smtp.wait_for(1)
+    assert mails[-1]["Subject"] == "Zoom連携が解除されました"
+    assert "Zoom連携をOFFにしました" in body_text(mails[-1])
+
+
+def test_meeting_deleted_webhook_marks_meeting_gone(client, app, link_zoom, make_host, make_service, make_slot,
+                                                    make_booking, run_jobs):
+    host = make_host()
+    link_zoom(host)
+    slot = make_slot(make_service(host))
+    meeting = issue_meeting(host, slot, connection(host))
+    body = {"event": "meeting.deleted", "payload": {"object": {"id": meeting.zoom_meeting_id}}}
+    assert post_webhook(client, app, body).status_code == 204
+    run_jobs()
+    db.session.rollback()
+    assert db.session.get(ZoomMeeting, meeting.id).status == MeetingStatus.DELETED
