@@ -40,10 +40,31 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
-    """SQLite: BEGIN, or BEGIN IMMEDIATE for a transaction opened with ``begin_write``."""
+    """SQLite: BEGIN IMMEDIATE for a transaction opened with ``begin_write``; plain BEGIN otherwise.
+
+    A deferred transaction that reads and then writes fails at once ("database is locked") when
+    another connection committed in between; taking the write lock first makes it wait
+    (busy_timeout) instead. Reads stay deferred so they never block anybody.
+    """
     if conn.dialect.name == "sqlite":
         immediate = conn.get_execution_options().get("sqlite_immediate")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def write_requests_take_the_lock(app) -> None:
+    """The first transaction of every POST request starts with the write lock (SQLite).
+
+    Views read (the user, the row) and then write; see ``_sqlite_begin``. Later transactions of
+    the same request are deferred again, so a view that commits before calling Zoom does not
+    hold the lock through incidental reads while an independent session needs it.
+    """
+
+    @app.before_request
+    def _lock_for_writes():
+        from flask import request
+
+        if request.method not in ("GET", "HEAD", "OPTIONS") and db.engine.dialect.name == "sqlite":
+            begin_write()
 
 
 def begin_write() -> None:

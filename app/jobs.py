@@ -4,7 +4,7 @@ Jobs raise on failure so RQ records it; the outbox keeps its own retry state, so
 dies half-way is finished by the scheduler's sweep.
 """
 from app.mail import outbox
-from app.zoom import link
+from app.zoom import link, meetings
 
 
 def send_deliveries(delivery_ids: list[int]) -> int:
@@ -13,7 +13,7 @@ def send_deliveries(delivery_ids: list[int]) -> int:
 
 
 def send_due_mail() -> int:
-    """Sweep the outbox and send every due row."""
+    """Sweep the outbox: send due rows batch by batch (the scheduler runs one sweep per worker)."""
     return outbox.send_due()
 
 
@@ -25,3 +25,23 @@ def zoom_deauthorized(zoom_user_id: str) -> bool:
 def zoom_meeting_deleted(zoom_meeting_id: int) -> bool:
     """Zoom's ``meeting.deleted`` webhook: mark the meeting gone."""
     return link.meeting_deleted_on_zoom(zoom_meeting_id)
+
+
+def issue_meeting(slot_id: int) -> str:
+    """Issue the slot's Zoom meeting (or schedule the retry that fits the failure)."""
+    return meetings.issue_or_defer(slot_id)
+
+
+def withdraw_meeting(slot_id: int) -> bool:
+    """Delete the slot's meeting on Zoom (slot cancelled or empty)."""
+    return meetings.withdraw_meeting(slot_id)
+
+
+def move_meeting(slot_id: int) -> bool:
+    """PATCH the slot's meeting to the slot's new time."""
+    return meetings.move_meeting(slot_id)
+
+
+def run_preflights() -> int:
+    """Pre-flight checks of slots entering the 27-hour window."""
+    return meetings.run_preflights()

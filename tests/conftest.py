@@ -205,9 +205,21 @@ class CsrfClient:
         # ``g`` would carry Flask-WTF's cached token from one request (and session) to the next.
         g.pop("csrf_token", None)
 
+    @staticmethod
+    def _end_request(response):
+        # Likewise the request's database session is the test's: end its transaction as the
+        # request's teardown would, or a write lock taken during the request stays held.
+        db.session.rollback()
+        return response
+
     def get(self, url, **kwargs):
         self._new_request()
-        return self.raw.get(url, **kwargs)
+        return self._end_request(self.raw.get(url, **kwargs))
+
+    def post_raw(self, url, **kwargs):
+        """POST exactly what is given (no token added): forged or signed requests."""
+        self._new_request()
+        return self._end_request(self.raw.post(url, **kwargs))
 
     def token(self, url) -> str:
         page = self.get(url).get_data(as_text=True)
@@ -220,7 +232,7 @@ class CsrfClient:
         data = dict(data or {})
         data.setdefault("csrf_token", self.token(form_url or url))
         self._new_request()
-        return self.raw.post(url, data=data, **kwargs)
+        return self._end_request(self.raw.post(url, data=data, **kwargs))
 
 
 @pytest.fixture

@@ -723,3 +723,14 @@ def test_module_serves_the_emulator_in_the_foreground():
         process.wait(timeout=5)
         process.stdout.close()
     assert process.returncode == 0
+
+
+def test_list_user_meetings_shows_live_meetings_with_agenda(zoom):
+    token = link(zoom)["access_token"]
+    created = create(zoom, token, agenda="[ref:abc]")
+    gone = create(zoom, token)
+    assert api(zoom, "DELETE", f"/meetings/{gone['id']}", token).status_code == 204
+    listing = api(zoom, "GET", "/users/me/meetings", token, params={"type": "upcoming"})
+    assert listing.status_code == 200
+    assert [m["id"] for m in listing.json()["meetings"]] == [created["id"]]
+    assert listing.json()["meetings"][0]["agenda"] == "[ref:abc]"

@@ -211,7 +211,7 @@ def post_webhook(client, app, body: dict, *, timestamp=None, secret=None):
     raw = json.dumps(body).encode()
     ts = str(int(timestamp if timestamp is not None else time.time()))
     sig = webhook.signature(secret or app.config["ZOOM_WEBHOOK_SECRET_TOKEN"], ts, raw)
-    return client.raw.post("/zoom/webhook", data=raw, content_type="application/json",
+    return client.post_raw("/zoom/webhook", data=raw, content_type="application/json",
                            headers={"x-zm-request-timestamp": ts, "x-zm-signature": sig})
 
 

@@ -15,6 +15,7 @@ from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus
 from app.services.slots import guest_email_context
+from app.zoom import meetings
 
 
 class SlotUnavailable(Exception):
@@ -67,6 +68,7 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
     queue_email("booking_confirmation", to_email=email, to_name=booking.guest_name,
                 host_id=service.host_id, booking_id=booking.id, slot_id=slot_id,
                 dedupe_key=f"confirmation:{booking.id}")
+    meetings.plan_url_delivery(booking)
     db.session.commit()
     return booking
 
@@ -74,6 +76,11 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
 def booking_for_cancel_token(token: str) -> Booking | None:
     """The booking a guest's cancel link points to."""
     return db.session.scalar(select(Booking).where(Booking.cancel_token == token))
+
+
+def booking_for_join_token(token: str) -> Booking | None:
+    """The booking a guest's stable join link ``/j/<token>`` points to."""
+    return db.session.scalar(select(Booking).where(Booking.join_token == token))
 
 
 def cancel_booking(booking: Booking) -> bool:
@@ -90,6 +97,7 @@ def cancel_booking(booking: Booking) -> bool:
     queue_email("booking_cancelled", to_email=booking.guest_email, to_name=booking.guest_name,
                 host_id=booking.slot.service.host_id, booking_id=booking.id, slot_id=booking.slot_id)
     db.session.flush()
+    meetings.booking_cancelled(booking)
     return True
 
 

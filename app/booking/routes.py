@@ -8,7 +8,8 @@ from app.booking import bp
 from app.booking.forms import BookingForm
 from app.extensions import db
 from app.forms import EmptyForm
-from app.models import Service
+from app.models import MeetingStatus, Service
+from app.zoom import meetings
 
 
 def _public_service_or_404(public_id: str) -> Service:
@@ -60,3 +61,20 @@ def cancel(token):
             flash(_("キャンセルを受け付けました。確認のメールをお送りしました。"), "success")
         return redirect(url_for("booking.cancel", token=token))
     return render_template("booking/cancel.html", booking=booking, service=booking.slot.service, form=form)
+
+
+@bp.route("/j/<token>")
+def join(token):
+    """The stable join link in guest emails: redirect to the slot's current Zoom URL.
+
+    Safe to GET (mail scanners open links): it only reads.
+    """
+    booking = bookings.booking_for_join_token(token)
+    if booking is None:
+        abort(404)
+    meeting = meetings.meeting_for(booking.slot_id)
+    if booking.is_confirmed and booking.slot.is_open and meeting is not None and meeting.join_url \
+            and meeting.status == MeetingStatus.ISSUED:
+        return redirect(meeting.join_url)
+    return render_template("booking/join_unavailable.html", booking=booking, service=booking.slot.service,
+                           meeting=meeting)

@@ -52,6 +52,8 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    #: (filename, content, maintype, subtype), e.g. an .ics invitation
+    attachments: tuple = ()
 
 
 def render_kind(name: str, context: dict, locale: str) -> RenderedEmail:
@@ -61,7 +63,7 @@ def render_kind(name: str, context: dict, locale: str) -> RenderedEmail:
         subject = kind.subject(context)
         text = render_template(f"email/{name}.txt", subject=subject, **context)
         html = render_template(f"email/{name}.html", subject=subject, **context)
-    return RenderedEmail(subject, text, html)
+    return RenderedEmail(subject, text, html, tuple(context.get("attachments", ())))
 
 
 def render_delivery(delivery: Delivery) -> RenderedEmail:
@@ -84,4 +86,9 @@ def build_message(delivery: Delivery, rendered: RenderedEmail) -> EmailMessage:
     msg["Message-ID"] = delivery.message_id or make_msgid(domain="booking.local")
     msg.set_content(rendered.text, charset="utf-8")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for filename, content, maintype, subtype in rendered.attachments:
+        if maintype == "text":  # e.g. an .ics: UTF-8 text, so Japanese titles survive
+            msg.add_attachment(content.decode("utf-8"), subtype=subtype, charset="utf-8", filename=filename)
+        else:
+            msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     return msg

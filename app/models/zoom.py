@@ -87,6 +87,12 @@ class ZoomMeeting(db.Model):
     password: Mapped[str] = mapped_column(String(20), default="")
     #: The topic sent to Zoom, also used to find a meeting created by a crashed attempt.
     topic: Mapped[str] = mapped_column(String(200), default="")
+    #: Written into the agenda before the create call, so a retry finds a meeting that a crashed
+    #: attempt created instead of creating a second one.
+    issue_key: Mapped[str] = mapped_column(String(32), default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: When the pre-flight check (about 27 h before the start) last ran.
+    preflight_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: True when issued on a legacy platform sub-account (see the migration issue).
     legacy: Mapped[bool] = mapped_column(default=False)
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,7 +3,7 @@ from flask import abort
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Service, ServiceKind, Slot, User, Venue
+from app.models import Booking, Service, ServiceKind, Slot, User, Venue
 
 
 def get_own_service_or_404(service_id: int, host: User) -> Service:
@@ -20,6 +20,14 @@ def get_own_slot_or_404(slot_id: int, host: User) -> Slot:
     if slot is None or slot.service.host_id != host.id:
         abort(404)
     return slot
+
+
+def get_own_booking_or_404(booking_id: int, host: User) -> Booking:
+    """A booking of one of the host's slots; 404 for anybody else's."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or booking.slot.service.host_id != host.id:
+        abort(404)
+    return booking
 
 
 def host_services(host: User) -> list[Service]:

@@ -8,6 +8,7 @@ from app.extensions import db
 from app.forms import EmptyForm
 from app.services import bp, catalog, slots
 from app.services.forms import KIND_LABELS, VENUE_LABELS, ServiceForm, SlotForm
+from app.zoom import link, meetings
 
 
 def _service_values(form: ServiceForm) -> dict:
@@ -75,7 +76,32 @@ def detail(service_id):
             flash(_("開催日時を追加しました。"), "success")
             return redirect(url_for("services.detail", service_id=service.id, _anchor=f"slot-{slot.id}"))
     return render_template("services/detail.html", service=service, form=form, action_form=EmptyForm(),
-                           kind_labels=KIND_LABELS, venue_labels=VENUE_LABELS, now=clock.now())
+                           kind_labels=KIND_LABELS, venue_labels=VENUE_LABELS, now=clock.now(),
+                           meeting_for=meetings.meeting_for, timeline=meetings.delivery_timeline,
+                           connection=link.connection_for(current_user))
+
+
+@bp.route("/slots/<int:slot_id>/zoom/start")
+@login_required
+def start_meeting(slot_id):
+    """「Zoomミーティングを確認」: fetch a fresh host start URL (they expire after 2 hours) and go."""
+    slot = catalog.get_own_slot_or_404(slot_id, current_user)
+    try:
+        return redirect(meetings.fresh_start_url(slot))
+    except meetings.NoMeeting as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("services.detail", service_id=slot.service_id, _anchor=f"slot-{slot.id}"))
+
+
+@bp.route("/bookings/<int:booking_id>/resend-url", methods=["POST"])
+@login_required
+def resend_url(booking_id):
+    booking = catalog.get_own_booking_or_404(booking_id, current_user)
+    if EmptyForm().validate_on_submit():
+        meetings.resend_url(booking)
+        db.session.commit()
+        flash(_("%(name)s様にURLのお知らせを再送します。", name=booking.guest_name), "success")
+    return redirect(url_for("services.detail", service_id=booking.slot.service_id, _anchor=f"slot-{booking.slot_id}"))
 
 
 @bp.route("/slots/<int:slot_id>/move", methods=["GET", "POST"])

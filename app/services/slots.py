@@ -35,6 +35,12 @@ def _check_start(service: Service, starts_at: datetime, ignore: Slot | None = No
         raise SlotTaken()
 
 
+def _zoom_meetings():
+    from app.zoom import meetings  # zoom.meetings builds on this module
+
+    return meetings
+
+
 def add_slot(service: Service, starts_at: datetime) -> Slot:
     """Open a new slot (UTC ``starts_at``) with the service's capacity."""
     _check_start(service, starts_at)
@@ -61,6 +67,7 @@ def move_slot(slot: Slot, starts_at: datetime) -> Slot:
                     host_id=slot.service.host_id, booking_id=booking.id, slot_id=slot.id,
                     payload={"previous_starts_at": previous.isoformat()})
     db.session.flush()
+    _zoom_meetings().slot_moved(slot)
     return slot
 
 
@@ -79,6 +86,7 @@ def cancel_slot(slot: Slot) -> int:
         told += 1
     slot.booked_count = 0
     db.session.flush()
+    _zoom_meetings().slot_cancelled(slot)
     return told
 
 

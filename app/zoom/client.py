@@ -245,6 +245,11 @@ class ZoomApi:
         """``POST /users/me/meetings`` → 201."""
         return self._meeting(_json(self._request("POST", "/users/me/meetings", 201, json=body)))
 
+    def list_meetings(self) -> list[dict]:
+        """``GET /users/me/meetings?type=upcoming`` → 200: the host's upcoming meetings (first page)."""
+        data = _json(self._request("GET", "/users/me/meetings", 200, params={"type": "upcoming", "page_size": 300}))
+        return list(data.get("meetings") or [])
+
     def get_meeting(self, meeting_id: int) -> Meeting:
         """``GET /meetings/{id}`` → 200, with a fresh ``start_url`` (they expire after 2 hours)."""
         return self._meeting(_json(self._request("GET", f"/meetings/{meeting_id}", 200)))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock, crypto
-from app.extensions import db
+from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
@@ -120,15 +120,18 @@ def complete_link(host: User, token: dict) -> ZoomConnection:
     """
     tokens = TokenSet.from_response(token)
     me = ZoomApi(current_app.config["ZOOM_API_BASE_URL"], lambda force_refresh=False: tokens.access_token).users_me()
+    begin_write()
     other = db.session.scalar(select(ZoomConnection).where(ZoomConnection.zoom_user_id == me.id,
                                                            ZoomConnection.host_id != host.id))
     if other is not None:
+        other_id = other.id
+        db.session.rollback()  # release the write lock: mark_broken writes in its own transaction
         try:
             _token_endpoint().revoke(tokens.access_token)
         except ZoomError:
             pass
         # Zoom keeps only the newest grant of a user (4741): the other host's tokens are dead now.
-        mark_broken(other.id, _("同じZoomアカウントが別のホストアカウントで連携されたため、連携が解除されました。"))
+        mark_broken(other_id, _("同じZoomアカウントが別のホストアカウントで連携されたため、連携が解除されました。"))
         raise ZoomAccountTaken(me.email)
     connection = connection_for(host)
     if connection is None:
@@ -174,6 +177,9 @@ def access_token(connection_id: int, force_refresh: bool = False) -> str:
     lock = get_redis().lock(f"zoom-refresh:{connection_id}", timeout=30, blocking_timeout=35)
     with lock:
         with _independent_session() as session:
+            # Hold the write lock from the read to the commit of the rotated pair: once Zoom has
+            # rotated, failing to store the new refresh token would lose the link.
+            session.connection(execution_options={"sqlite_immediate": True})
             connection = session.get(ZoomConnection, connection_id)
             if connection is None or not connection.is_active:
                 raise ZoomAuthError("Zoom link is not active")
@@ -184,6 +190,7 @@ def access_token(connection_id: int, force_refresh: bool = False) -> str:
                 tokens = _token_endpoint().refresh(crypto.decrypt(used_refresh))
             except ZoomAuthError:
                 session.rollback()
+                session.connection(execution_options={"sqlite_immediate": True})
                 connection = session.get(ZoomConnection, connection_id, populate_existing=True)
                 if connection is not None and connection.refresh_token_enc != used_refresh and connection.is_active:
                     return crypto.decrypt(connection.access_token_enc)  # rotated elsewhere meanwhile
@@ -201,15 +208,22 @@ def api_for(connection_id: int) -> ZoomApi:
                    lambda force_refresh=False: access_token(connection_id, force_refresh))
 
 
-def refresh_plan(connection: ZoomConnection) -> ZoomConnection:
-    """Re-read the plan type (it can change at any time, zoom-facts §2)."""
-    _apply_user(connection, api_for(connection.id).users_me())
-    return connection
+def refresh_plan(connection_id: int) -> ZoomUser:
+    """Re-read the Zoom user and plan type (it can change at any time, zoom-facts §2); own transaction."""
+    me = api_for(connection_id).users_me()
+    with _independent_session() as session:
+        session.connection(execution_options={"sqlite_immediate": True})
+        connection = session.get(ZoomConnection, connection_id)
+        if connection is not None:
+            _apply_user(connection, me)
+            session.commit()
+    return me
 
 
 def mark_broken(connection_id: int, reason: str) -> None:
     """Mark the link as needing relinking and email the host (once per breakage); own transaction."""
     with _independent_session() as session:
+        session.connection(execution_options={"sqlite_immediate": True})
         connection = session.get(ZoomConnection, connection_id)
         if connection is None or connection.status == LinkStatus.NEEDS_RELINK:
             return
@@ -284,30 +298,44 @@ def turn_off(host: User) -> OffResult:
     """
     result = OffResult()
     connection = connection_for(host)
-    meetings = live_meetings(host)
-    db.session.commit()  # no transaction held while Zoom is called
-    api = api_for(connection.id) if connection is not None and connection.is_active else None
-    for meeting in meetings:
-        if meeting.zoom_meeting_id is None:
-            pass
-        elif api is None:
-            result.not_deleted.append((meeting, _("Zoomとの連携が切れているため、Zoom側では削除できませんでした。")))
-        else:
-            try:
-                api.delete_meeting(meeting.zoom_meeting_id)
-            except ZoomMeetingEnded:
-                pass
-            except ZoomMeetingInProgress:
-                result.in_progress.append(meeting)
-            except ZoomAuthError:
-                api = None
-                result.not_deleted.append((meeting, _("Zoomとの連携が切れているため、Zoom側では削除できませんでした。")))
-                continue
-            except ZoomError as exc:
-                result.not_deleted.append((meeting, str(exc)))
-                continue
-        if meeting not in result.in_progress:
+    connection_id = connection.id if connection is not None and connection.is_active else None
+    meetings = [(m.id, m.zoom_meeting_id) for m in live_meetings(host)]
+    db.session.commit()  # no transaction is held while Zoom is called
+    api = api_for(connection_id) if connection_id is not None else None
+    broken = _("Zoomとの連携が切れているため、Zoom側では削除できませんでした。")
+    outcome: dict[int, str | None] = {}  # meeting row id -> None (deleted) / "in_progress" / reason
+    for meeting_id, zoom_id in meetings:
+        if zoom_id is None:
+            outcome[meeting_id] = None
+            continue
+        if api is None:
+            outcome[meeting_id] = broken
+            continue
+        try:
+            api.delete_meeting(zoom_id)
+            outcome[meeting_id] = None
+        except ZoomMeetingEnded:
+            outcome[meeting_id] = None
+        except ZoomMeetingInProgress:
+            outcome[meeting_id] = "in_progress"
+        except ZoomAuthError:
+            api, outcome[meeting_id] = None, broken
+        except ZoomError as exc:
+            outcome[meeting_id] = str(exc)
+    if connection_id is not None:
+        try:
+            _token_endpoint().revoke(access_token(connection_id))
+        except ZoomError:
+            pass  # the grant is dead or Zoom is down: our copy is deleted either way
+    begin_write()
+    for meeting_id, state in outcome.items():
+        meeting = db.session.get(ZoomMeeting, meeting_id)
+        if state is None:
             result.deleted += 1
+        elif state == "in_progress":
+            result.in_progress.append(meeting)
+        else:
+            result.not_deleted.append((meeting, state))
         meeting.status = MeetingStatus.DELETED
         meeting.deleted_at = clock.now()
         meeting.join_url = ""
@@ -316,11 +344,6 @@ def turn_off(host: User) -> OffResult:
         result.emails_cancelled += cancel_pending(host_id=host.id, kind=kind)
     connection = connection_for(host)
     if connection is not None:
-        if connection.is_active:
-            try:
-                _token_endpoint().revoke(access_token(connection.id))
-            except ZoomError:
-                pass  # the grant is dead or Zoom is down: our copy is deleted either way
         db.session.delete(connection)
     db.session.commit()
     return result
@@ -328,6 +351,7 @@ def turn_off(host: User) -> OffResult:
 
 def deauthorize(zoom_user_id: str) -> bool:
     """The host removed our app in Zoom: forget tokens and Zoom data, stop sending, tell the host."""
+    begin_write()
     connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.zoom_user_id == zoom_user_id))
     if connection is None:
         return False
@@ -350,6 +374,7 @@ def deauthorize(zoom_user_id: str) -> bool:
 
 def meeting_deleted_on_zoom(zoom_meeting_id: int) -> bool:
     """Zoom told us a meeting is gone: mark it so the URL email path issues a new one."""
+    begin_write()
     meeting = db.session.scalar(select(ZoomMeeting).where(ZoomMeeting.zoom_meeting_id == zoom_meeting_id,
                                                           ZoomMeeting.status == MeetingStatus.ISSUED))
     if meeting is None:

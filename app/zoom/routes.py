@@ -12,7 +12,7 @@ from app import jobs
 from app.extensions import csrf, db
 from app.models import Venue
 from app.queue import get_queue
-from app.zoom import bp, link, webhook
+from app.zoom import bp, link, meetings, webhook
 from app.zoom.client import ZoomError
 from app.zoom.forms import LinkForm, TurnOffForm
 
@@ -41,8 +41,23 @@ def settings():
     connection = link.connection_for(current_user)
     budget = link.budget_left(connection.id) if connection is not None else None
     zoom_services = [s for s in current_user.services if s.venue == Venue.ZOOM]
+    not_covered = meetings.bookings_before_link(connection) if connection is not None else []
     return render_template("zoom/settings.html", connection=connection, budget=budget, form=LinkForm(),
-                           long_services=_long_basic_services(connection), zoom_services=zoom_services)
+                           long_services=_long_basic_services(connection), zoom_services=zoom_services,
+                           not_covered=not_covered)
+
+
+@bp.route("/settings/zoom/backfill", methods=["POST"])
+@login_required
+def backfill():
+    """Also issue URLs for the upcoming bookings made before linking (explicit, never default)."""
+    connection = link.connection_for(current_user)
+    if connection is None or not LinkForm().validate_on_submit():
+        abort(400)
+    planned = meetings.backfill(connection, meetings.bookings_before_link(connection))
+    db.session.commit()
+    flash(_("%(n)d件のご予約にもZoomのURLを発行し、開催24時間前にお送りします。", n=planned), "success")
+    return redirect(url_for("zoom.settings"))
 
 
 @bp.route("/settings/zoom/link", methods=["POST"])

@@ -277,6 +277,18 @@ def create_meeting(user_id: str) -> tuple[Response, int]:
     return jsonify(state.meeting_json(meeting, _root())), 201
 
 
+@zoom.get("/v2/users/<user_id>/meetings")
+def list_user_meetings(user_id: str) -> Response:
+    """``GET /users/me/meetings``: the user's live scheduled meetings (one page, as ``meetings``)."""
+    user = _api_user(user_id)
+    state = _state()
+    live = [m for m in state.list_meetings() if m.host_email == user.email and not m.deleted]
+    items = [{key: record[key] for key in ("uuid", "id", "host_id", "topic", "type", "start_time", "duration",
+                                           "timezone", "agenda", "created_at", "join_url")}
+             for record in (state.meeting_json(m, _root()) for m in live)]
+    return jsonify({"page_size": 300, "total_records": len(items), "next_page_token": "", "meetings": items})
+
+
 @zoom.get("/v2/meetings/<meeting_id>")
 def get_meeting(meeting_id: str) -> Response:
     """``GET /meetings/{id}``: the meeting with a fresh ``start_url``."""

@@ -1,0 +1,504 @@
+"""Meetings on the host's Zoom account, and the URL email 24 hours before the start.
+
+One meeting per slot, shared by its guests, created with the slot's first booking by a job
+enqueued after the commit. Creation is idempotent: a Redis lock serialises the attempts for one
+slot, and an ``ISSUING`` row with an ``issue_key`` written into the agenda is recorded *before*
+Zoom is called, so a retry after a crash finds the meeting it already created instead of
+creating a second one.
+
+The URL email is rendered at send time: just before sending, the meeting is checked on Zoom
+and re-issued if it is gone. Guests get a stable link ``/j/<token>`` that redirects to the
+slot's current join URL, so a re-issued URL never leaves a stale link in an inbox.
+"""
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+from datetime import datetime, timedelta
+
+from flask_babel import gettext as _
+from icalendar import Calendar, Event
+from rq import Retry
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.extensions import begin_write, db
+from app.mail.outbox import cancel_pending, queue_email
+from app.mail.render import SkipDelivery, email_kind
+from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Slot, SlotStatus,
+                        Venue, ZoomConnection, ZoomMeeting)
+from app.queue import enqueue_after_commit, get_queue, get_redis
+from app.services.slots import confirmed_bookings, guest_email_context
+from app.urls import external_url
+from app.zoom import link
+from app.zoom.client import (ZoomAuthError, ZoomDailyLimit, ZoomError, ZoomGone, ZoomMeetingEnded,
+                             ZoomRetryable)
+
+#: The URL email goes out this long before the start (later bookings get it at once).
+URL_LEAD = timedelta(hours=24)
+#: The pre-flight check runs this long before the start, while there is time to relink.
+PREFLIGHT_LEAD = timedelta(hours=27)
+#: Zoom's free plan cuts meetings at 40 minutes (zoom-facts §6).
+BASIC_LIMIT_MINUTES = 40
+#: Attempts of one issuance before the host is told it failed.
+MAX_ATTEMPTS = 6
+#: Retries of the issuance job (5xx, timeouts, per-second 429 without Retry-After).
+ISSUE_RETRY = Retry(max=5, interval=[10, 30, 60, 180, 600])
+
+
+def url_due_at(slot: Slot) -> datetime:
+    """When the URL email of a booking of this slot is due."""
+    return max(clock.now(), slot.starts_at - URL_LEAD)
+
+
+def meeting_for(slot_id: int) -> ZoomMeeting | None:
+    """The slot's meeting row, if any."""
+    return db.session.scalar(select(ZoomMeeting).where(ZoomMeeting.slot_id == slot_id))
+
+
+def covering_connection(booking: Booking) -> ZoomConnection | None:
+    """The host's link when it covers this booking (Zoom service, linked before the booking)."""
+    service = booking.slot.service
+    if service.venue != Venue.ZOOM:
+        return None
+    connection = link.connection_for(service.host)
+    if connection is None or booking.created_at < connection.applies_from:
+        return None
+    return connection
+
+
+def plan_url_delivery(booking: Booking) -> bool:
+    """For a new booking covered by the link: issue the meeting and schedule the URL emails."""
+    if covering_connection(booking) is None:
+        return False
+    slot = booking.slot
+    enqueue_after_commit(_issue_job(), slot.id, retry=ISSUE_RETRY)
+    due = url_due_at(slot)
+    queue_email("zoom_url", to_email=booking.guest_email, to_name=booking.guest_name, host_id=slot.service.host_id,
+                booking_id=booking.id, slot_id=slot.id, due_at=due, dedupe_key=f"zoom_url:{booking.id}")
+    _plan_host_notice(slot, due)
+    return True
+
+
+def _issue_job():
+    from app import jobs  # jobs import this module
+
+    return jobs.issue_meeting
+
+
+def _plan_host_notice(slot: Slot, due: datetime) -> None:
+    pending = db.session.scalar(select(Delivery.id).where(
+        Delivery.slot_id == slot.id, Delivery.kind == "zoom_host_notice", Delivery.status == DeliveryStatus.PENDING))
+    if pending is None:
+        host = slot.service.host
+        queue_email("zoom_host_notice", to_email=host.email, to_name=host.display_name, locale=host.locale,
+                    host_id=host.id, slot_id=slot.id, due_at=due)
+
+
+# --- issuing ----------------------------------------------------------------------------------------
+
+def _password() -> str:
+    # Zoom passcodes: at most 10 characters of [A-Za-z0-9@-_*] (zoom-facts §3).
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(10))
+
+
+def meeting_body(slot: Slot, connection: ZoomConnection, issue_key: str) -> dict:
+    """The create request (zoom-facts §7): UTC with ``Z`` plus the host's time zone, never mixed."""
+    service = slot.service
+    return {
+        "topic": service.title[:200],
+        "type": 2,
+        "start_time": slot.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration": service.duration_minutes,
+        "timezone": service.host.timezone,
+        "password": _password(),
+        "agenda": f"[ref:{issue_key}]",
+        # join_before_host stays off: on a Basic plan the 40-minute clock starts with the first
+        # participant, so early guests would burn it (zoom-facts §6).
+        "settings": {"join_before_host": False, "waiting_room": False, "approval_type": 2,
+                     "auto_recording": "none", "mute_upon_entry": False},
+    }
+
+
+def needs_meeting(slot: Slot) -> bool:
+    """True while the slot is open, not over, and has a booking covered by the link."""
+    if not slot.is_open or slot.ends_at <= clock.now():
+        return False
+    return any(covering_connection(b) for b in confirmed_bookings(slot))
+
+
+def issue_meeting(slot_id: int) -> ZoomMeeting | None:
+    """Make sure the slot has a meeting on the host's Zoom; idempotent; commits.
+
+    :raises ZoomError: Zoom refused or failed (the row keeps ``last_error``); callers decide.
+    """
+    with get_redis().lock(f"meeting-issue:{slot_id}", timeout=120, blocking_timeout=130):
+        begin_write()  # a fresh snapshot (another attempt may just have finished) and the write lock
+        slot = db.session.get(Slot, slot_id)
+        if slot is None or not needs_meeting(slot):
+            db.session.commit()
+            return None
+        meeting = meeting_for(slot_id)
+        if meeting is not None and meeting.status == MeetingStatus.ISSUED:
+            db.session.commit()
+            return meeting
+        connection = link.connection_for(slot.service.host)
+        if meeting is None:
+            meeting = ZoomMeeting(slot_id=slot_id, host_id=slot.service.host_id)
+            db.session.add(meeting)
+        if meeting.status != MeetingStatus.ISSUING or not meeting.issue_key:
+            meeting.status = MeetingStatus.ISSUING
+            meeting.issue_key = uuid.uuid4().hex
+            meeting.attempts = 0
+        meeting.topic = slot.service.title[:200]
+        retrying = meeting.attempts > 0
+        meeting.attempts += 1
+        body = meeting_body(slot, connection, meeting.issue_key)
+        marker, connection_id = f"[ref:{meeting.issue_key}]", connection.id
+        db.session.commit()  # ISSUING is on record before Zoom is called
+        meeting_id = meeting.id
+        api = link.api_for(connection_id)
+        try:
+            link.refresh_plan(connection_id)  # the plan can change at any time: re-read it now
+            found = [m for m in api.list_meetings() if marker in (m.get("agenda") or "")] if retrying else []
+            created = api.get_meeting(found[0]["id"]) if found else api.create_meeting(body)
+            if not found:
+                link.record_write(connection_id)
+        except ZoomDailyLimit as exc:
+            link.record_write(connection_id, exhausted=True)
+            _record_error(meeting_id, exc)
+            raise
+        except ZoomError as exc:
+            _record_error(meeting_id, exc)
+            raise
+        begin_write()
+        meeting = db.session.get(ZoomMeeting, meeting_id)
+        meeting.status = MeetingStatus.ISSUED
+        meeting.zoom_meeting_id = created.id
+        meeting.join_url = created.join_url
+        meeting.password = created.password
+        meeting.issued_at = clock.now()
+        meeting.last_error = ""
+        db.session.commit()
+        return meeting
+
+
+def _record_error(meeting_id: int, exc: ZoomError) -> None:
+    db.session.rollback()
+    begin_write()
+    db.session.get(ZoomMeeting, meeting_id).last_error = f"{type(exc).__name__}: {exc}"[:500]
+    db.session.commit()
+
+
+def issue_or_defer(slot_id: int) -> str:
+    """The issuing job: issue now, or schedule the retry that fits the failure; tell the host when out of time.
+
+    Returns what happened: ``issued``, ``skipped``, ``retry``, ``deferred`` or ``failed``.
+    """
+    try:
+        return "issued" if issue_meeting(slot_id) is not None else "skipped"
+    except ZoomRetryable as exc:
+        meeting = meeting_for(slot_id)
+        if meeting is not None and meeting.attempts >= MAX_ATTEMPTS:
+            return _give_up(slot_id, _("Zoomが応答しませんでした（%(error)s）。", error=str(exc)))
+        if exc.retry_after is not None:  # per-second 429: Zoom said when
+            get_queue().enqueue_in(timedelta(seconds=max(exc.retry_after, 1)), _issue_job(), slot_id)
+            return "retry"
+        raise  # RQ's Retry (ISSUE_RETRY) backs off
+    except ZoomDailyLimit as exc:
+        # The budget comes back at 00:00 UTC (09:00 JST): wait for it when that is still in time.
+        slot = db.session.get(Slot, slot_id)
+        if exc.resume_at < slot.starts_at:
+            get_queue().enqueue_at(exc.resume_at + timedelta(minutes=1), _issue_job(), slot_id)
+        if exc.resume_at < url_due_at(slot):
+            return "deferred"
+        alert_host(slot, _("Zoomの1日の発行上限（100回）に達したため、URLのお知らせの時刻までに発行できません。"
+                           "上限は毎日9:00に戻ります。必要であれば予約者にURLを直接お送りください。"))
+        db.session.commit()
+        return "deferred"
+    except ZoomAuthError:
+        return _give_up(slot_id, _("Zoomとの連携が切れているため、URLを発行できませんでした。"))
+    except ZoomError as exc:
+        return _give_up(slot_id, str(exc))
+
+
+def _give_up(slot_id: int, reason: str) -> str:
+    db.session.rollback()
+    begin_write()
+    meeting = meeting_for(slot_id)
+    if meeting is not None:
+        meeting.status = MeetingStatus.FAILED
+        meeting.last_error = reason[:500]
+    alert_host(db.session.get(Slot, slot_id), reason)
+    db.session.commit()
+    return "failed"
+
+
+def alert_host(slot: Slot, reason: str) -> None:
+    """Email the host at once that a slot has no working Zoom URL, with what to do."""
+    host = slot.service.host
+    queue_email("zoom_trouble", to_email=host.email, to_name=host.display_name, locale=host.locale,
+                host_id=host.id, slot_id=slot.id, payload={"reason": reason})
+
+
+def usable_meeting(slot: Slot) -> ZoomMeeting | None:
+    """The slot's meeting, checked on Zoom just before a URL is sent; re-issued if it is gone."""
+    meeting = meeting_for(slot.id)
+    if meeting is not None and meeting.status == MeetingStatus.ISSUED:
+        try:
+            link.api_for(link.connection_for(slot.service.host).id).get_meeting(meeting.zoom_meeting_id)
+            return meeting
+        except (ZoomGone, ZoomMeetingEnded):
+            begin_write()
+            meeting = meeting_for(slot.id)
+            meeting.status = MeetingStatus.DELETED
+            meeting.deleted_at = clock.now()
+            meeting.last_error = "gone on Zoom before the URL email"
+            db.session.commit()
+        except ZoomError:
+            return meeting  # Zoom is unreachable, but the URL it gave us still works
+    try:
+        return issue_meeting(slot.id)
+    except ZoomError:
+        return None
+
+
+def withdraw_meeting(slot_id: int) -> bool:
+    """Delete the slot's meeting on Zoom (slot cancelled, last guest gone, link OFF); commits."""
+    meeting = meeting_for(slot_id)
+    if meeting is None or meeting.status not in (MeetingStatus.ISSUED, MeetingStatus.ISSUING):
+        return False
+    slot = db.session.get(Slot, slot_id)
+    if slot.is_open and confirmed_bookings(slot):
+        return False  # booked again meanwhile
+    connection = link.connection_for(slot.service.host)
+    zoom_id, connection_id = meeting.zoom_meeting_id, connection.id if connection is not None else None
+    active = connection is not None and connection.is_active
+    db.session.commit()
+    if active and zoom_id:
+        link.api_for(connection_id).delete_meeting(zoom_id)  # 404/3001 count as done
+    begin_write()
+    meeting = meeting_for(slot_id)
+    meeting.status = MeetingStatus.DELETED
+    meeting.deleted_at = clock.now()
+    meeting.join_url = ""
+    db.session.commit()
+    return True
+
+
+def move_meeting(slot_id: int) -> bool:
+    """PATCH the slot's meeting to its new time; commits."""
+    meeting = meeting_for(slot_id)
+    if meeting is None or meeting.status != MeetingStatus.ISSUED:
+        return False
+    slot = db.session.get(Slot, slot_id)
+    connection = link.connection_for(slot.service.host)
+    if connection is None or not connection.is_active:
+        return False
+    body = {"start_time": slot.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration": slot.service.duration_minutes,
+            "timezone": slot.service.host.timezone}
+    db.session.commit()
+    link.api_for(connection.id).update_meeting(meeting.zoom_meeting_id, body)
+    link.record_write(connection.id)
+    return True
+
+
+# --- reacting to bookings and slots ------------------------------------------------------------------
+
+def booking_cancelled(booking: Booking) -> None:
+    """After a cancellation: delete the meeting when the slot has nobody left."""
+    slot = booking.slot
+    if meeting_for(slot.id) is not None and not confirmed_bookings(slot):
+        from app import jobs
+
+        enqueue_after_commit(jobs.withdraw_meeting, slot.id)
+
+
+def slot_moved(slot: Slot) -> None:
+    """After a move: PATCH the meeting and move the pending URL emails to the new −24 h."""
+    db.session.execute(
+        update(Delivery).where(Delivery.slot_id == slot.id, Delivery.kind.in_(link.ZOOM_EMAIL_KINDS),
+                               Delivery.status == DeliveryStatus.PENDING)
+        .values(due_at=url_due_at(slot)).execution_options(synchronize_session=False))
+    if meeting_for(slot.id) is not None:
+        from app import jobs
+
+        enqueue_after_commit(jobs.move_meeting, slot.id, retry=ISSUE_RETRY)
+
+
+def slot_cancelled(slot: Slot) -> None:
+    """After a cancellation of the whole slot: no host notice, and the meeting goes."""
+    cancel_pending(slot_id=slot.id, kind="zoom_host_notice")
+    if meeting_for(slot.id) is not None:
+        from app import jobs
+
+        enqueue_after_commit(jobs.withdraw_meeting, slot.id)
+
+
+def backfill(connection: ZoomConnection, bookings: list[Booking]) -> int:
+    """The host chose to issue URLs for bookings made before linking too; returns how many."""
+    if not bookings:
+        return 0
+    connection.applies_from = min(connection.applies_from, *(b.created_at for b in bookings))
+    planned = sum(plan_url_delivery(b) for b in bookings)
+    db.session.flush()
+    return planned
+
+
+def bookings_before_link(connection: ZoomConnection) -> list[Booking]:
+    """Upcoming Zoom bookings the link does not cover (made before it was turned ON)."""
+    return [b for b in link.upcoming_zoom_bookings(connection.host) if b.created_at < connection.applies_from]
+
+
+class NoMeeting(Exception):
+    """The slot has no Zoom meeting to start (message for the host)."""
+
+
+def fresh_start_url(slot: Slot) -> str:
+    """A host start URL fetched from Zoom now (start URLs expire after 2 hours)."""
+    meeting = meeting_for(slot.id)
+    connection = link.connection_for(slot.service.host)
+    if meeting is None or meeting.status != MeetingStatus.ISSUED or connection is None:
+        raise NoMeeting(_("この開催日時にはZoomミーティングがまだ発行されていません。"))
+    if not connection.is_active:
+        raise NoMeeting(_("Zoomとの連携が切れています。連携設定から再連携してください。"))
+    try:
+        return link.api_for(connection.id).get_meeting(meeting.zoom_meeting_id).start_url
+    except ZoomGone:
+        raise NoMeeting(_("このミーティングはZoom上で削除されています。URLのお知らせの前に自動で再発行します。")) from None
+    except ZoomError:
+        raise NoMeeting(_("Zoomに接続できませんでした。しばらくしてからもう一度お試しください。")) from None
+
+
+def resend_url(booking: Booking) -> Delivery:
+    """Queue the URL email to one guest again, now."""
+    return queue_email("zoom_url", to_email=booking.guest_email, to_name=booking.guest_name,
+                       host_id=booking.slot.service.host_id, booking_id=booking.id, slot_id=booking.slot_id,
+                       payload={"resend": True})
+
+
+# --- pre-flight ---------------------------------------------------------------------------------------
+
+def run_preflights() -> int:
+    """Check every slot entering its pre-flight window once: token, plan, meeting. Returns slots checked."""
+    horizon = clock.now() + PREFLIGHT_LEAD
+    slots = db.session.scalars(
+        select(Slot).join(Booking).where(Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now(),
+                                         Slot.starts_at <= horizon, Booking.status == BookingStatus.CONFIRMED)
+        .distinct()).all()
+    checked = 0
+    for slot in slots:
+        meeting = meeting_for(slot.id)
+        if not needs_meeting(slot) or (meeting is not None and meeting.preflight_at is not None):
+            continue
+        checked += 1
+        problem = _preflight(slot)
+        begin_write()
+        slot = db.session.get(Slot, slot.id)
+        meeting = meeting_for(slot.id)
+        if meeting is not None:
+            meeting.preflight_at = clock.now()
+        if problem:
+            alert_host(slot, problem)
+        db.session.commit()
+    return checked
+
+
+def _preflight(slot: Slot) -> str | None:
+    connection = link.connection_for(slot.service.host)
+    if not connection.is_active:
+        return _("Zoomとの連携が切れています。再連携しないと、予約者にURLが届きません。")
+    try:
+        link.refresh_plan(connection.id)  # refreshes the token too when it is due
+    except ZoomAuthError:
+        return _("Zoomとの連携が切れています。再連携しないと、予約者にURLが届きません。")
+    except ZoomError:
+        return None  # Zoom hiccup: the send-time check will try again
+    if usable_meeting(slot) is None:
+        meeting = meeting_for(slot.id)
+        return _("Zoomミーティングを発行できませんでした（%(error)s）。", error=meeting.last_error if meeting else "")
+    return None
+
+
+# --- emails -------------------------------------------------------------------------------------------
+
+def ics_for(slot: Slot, join_link: str, description: str) -> bytes:
+    """A calendar entry for one guest (no other attendee in it)."""
+    calendar = Calendar()
+    calendar.add("prodid", "-//booking host dashboard//JA")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"slot-{slot.id}@booking.local")
+    event.add("summary", slot.service.title)
+    event.add("dtstart", slot.starts_at)
+    event.add("dtend", slot.ends_at)
+    event.add("dtstamp", clock.now())
+    event.add("location", join_link)
+    event.add("url", join_link)
+    event.add("description", description)
+    calendar.add_component(event)
+    return calendar.to_ical()
+
+
+@email_kind("zoom_url", subject=lambda ctx: (_("【ZoomのURLのお知らせ】%(title)s", title=ctx["service"].title)
+                                             if ctx["meeting"] else
+                                             _("【参加方法のご案内】%(title)s", title=ctx["service"].title)))
+def _zoom_url_context(delivery: Delivery) -> dict:
+    ctx = guest_email_context(delivery)
+    booking, slot, service = ctx["booking"], ctx["slot"], ctx["service"]
+    if not booking.is_confirmed or not slot.is_open:
+        raise SkipDelivery("booking or slot cancelled")
+    connection = link.connection_for(service.host)
+    if connection is None:
+        raise SkipDelivery("Zoom link is OFF: nothing is sent automatically")
+    meeting = usable_meeting(slot) if connection.is_active else None
+    if meeting is None:
+        begin_write()
+        alert_host(db.session.get(Slot, slot.id),
+                   _("予約者（%(name)s様）にZoomのURLを送れませんでした。ホストからURLを送るとお伝えしています。",
+                     name=booking.guest_name))
+        db.session.commit()
+    join_link = external_url("booking.join", token=booking.join_token)
+    ctx.update(meeting=meeting, join_link=join_link,
+               basic_cut=connection.is_basic and service.duration_minutes > BASIC_LIMIT_MINUTES)
+    if meeting is not None:
+        ctx["attachments"] = [("invite.ics", ics_for(slot, join_link, service.host_notes), "text", "calendar")]
+    return ctx
+
+
+@email_kind("zoom_host_notice", subject=lambda ctx: _("予約者にZoomのURLをお送りしました（%(title)s）",
+                                                      title=ctx["service"].title))
+def _host_notice_context(delivery: Delivery) -> dict:
+    slot = db.session.get(Slot, delivery.slot_id)
+    if slot is None or not slot.is_open or not confirmed_bookings(slot):
+        raise SkipDelivery("slot cancelled or empty")
+    if link.connection_for(slot.service.host) is None:
+        raise SkipDelivery("Zoom link is OFF")
+    return {"slot": slot, "service": slot.service, "host": slot.service.host, "tz": slot.service.host.timezone,
+            "bookings": confirmed_bookings(slot), "meeting": meeting_for(slot.id),
+            "start_url": external_url("services.start_meeting", slot_id=slot.id),
+            "slot_url": external_url("services.detail", service_id=slot.service_id)}
+
+
+@email_kind("zoom_trouble", subject=lambda ctx: _("【要対応】ZoomのURLを用意できませんでした（%(title)s）",
+                                                  title=ctx["service"].title))
+def _trouble_context(delivery: Delivery) -> dict:
+    slot = db.session.get(Slot, delivery.slot_id)
+    return {"slot": slot, "service": slot.service, "host": slot.service.host, "tz": slot.service.host.timezone,
+            "reason": delivery.payload.get("reason", ""), "settings_url": external_url("zoom.settings"),
+            "slot_url": external_url("services.detail", service_id=slot.service_id)}
+
+
+# --- what the host sees -------------------------------------------------------------------------------
+
+def delivery_timeline(slot: Slot) -> dict[int, dict[str, Delivery]]:
+    """Per booking of the slot, its latest confirmation and URL email rows (for the timeline)."""
+    rows = db.session.scalars(select(Delivery).where(
+        Delivery.slot_id == slot.id, Delivery.kind.in_(("booking_confirmation", "zoom_url"))).order_by(Delivery.id)).all()
+    timeline: dict[int, dict[str, Delivery]] = {}
+    for row in rows:
+        timeline.setdefault(row.booking_id, {})[row.kind] = row
+    return timeline

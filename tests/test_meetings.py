@@ -1,0 +1,275 @@
+"""Meeting issuance and the URL email 24 hours before the start, through RQ, SMTP and the emulator."""
+from datetime import timedelta
+
+import pytest
+from rq.registry import ScheduledJobRegistry
+
+from app import clock
+from app.extensions import db
+from app.mail import outbox
+from app.models import Delivery, DeliveryStatus, MeetingStatus, ZoomConnection, ZoomMeeting
+from app.models.zoom import LinkStatus
+from app.queue import get_queue
+from app.zoom import link, meetings
+from tests.conftest import body_html, body_text
+
+
+@pytest.fixture
+def zoom_host(make_host, link_zoom):
+    """A host linked to the emulator's Basic test user."""
+    def make(zoom_email="basic@zoom.test"):
+        host = make_host(name="山田 花子")
+        link_zoom(host, zoom_email)
+        return host
+    return make
+
+
+def creates(zoom):
+    return [c for c in zoom.calls("/v2/users/me/meetings", method="POST")]
+
+
+def subjects(smtp):
+    return [m["Subject"] for m in smtp.messages]
+
+
+def test_full_path_url_email_exactly_24h_before(client, zoom_host, make_service, make_slot, make_booking,
+                                                run_jobs, smtp, zoom, live_server):
+    host = zoom_host()
+    service = make_service(host, title="90分ヨガ", duration_minutes=90, host_notes="マットをご用意ください")
+    slot = make_slot(service, starts_in=timedelta(days=2))
+    booking = make_booking(slot, name="佐藤 一郎", email="ichiro@example.com")
+    run_jobs()
+    assert subjects(smtp) == ["【お申し込み完了】90分ヨガ"]
+    meeting = meetings.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.ISSUED and len(creates(zoom)) == 1
+    body = creates(zoom)[0]["json"]
+    assert body["start_time"].endswith("Z") and body["timezone"] == "Asia/Tokyo"
+    assert body["settings"]["join_before_host"] is False and len(body["password"]) <= 10
+
+    clock.travel_to(slot.starts_at - timedelta(hours=24, seconds=1))
+    assert outbox.send_due() == 0
+    clock.travel_to(slot.starts_at - timedelta(hours=24))
+    assert outbox.send_due() == 2  # the guest's URL email and the host notice
+    url_mail = next(m for m in smtp.messages if m["Subject"] == "【ZoomのURLのお知らせ】90分ヨガ")
+    text = body_text(url_mail)
+    join_link = f"{live_server}/j/{booking.join_token}"
+    assert join_link in text and meeting.password in text
+    assert "40分で一度切れます" in text  # Basic host, 90-minute service
+    assert "マットをご用意ください" in text
+    [ics] = [part for part in url_mail.iter_attachments() if part.get_content_type() == "text/calendar"]
+    calendar = ics.get_content()
+    calendar = (calendar.decode() if isinstance(calendar, bytes) else calendar).replace("\r\n ", "")
+    assert "ATTENDEE" not in calendar and "90分ヨガ" in calendar
+    notice = next(m for m in smtp.messages if m["Subject"].startswith("予約者にZoomのURLをお送りしました"))
+    assert "ichiro@example.com" in body_text(notice) and "zak=" not in body_text(notice)
+    # The stable link redirects to the current join URL.
+    response = client.get(f"/j/{booking.join_token}")
+    assert response.status_code == 302 and response.headers["Location"] == meeting.join_url
+
+
+def test_licensed_host_has_no_40_minute_line(zoom_host, make_service, make_slot, make_booking, run_jobs, smtp):
+    host = zoom_host("licensed@zoom.test")
+    slot = make_slot(make_service(host, duration_minutes=90), starts_in=timedelta(hours=3))
+    make_booking(slot)
+    run_jobs()
+    url_mail = next(m for m in smtp.wait_for(3) if "ZoomのURLのお知らせ" in m["Subject"])
+    assert "40分" not in body_text(url_mail)
+
+
+def test_late_booking_gets_the_url_at_once(zoom_host, make_service, make_slot, make_booking, run_jobs, smtp):
+    host = zoom_host()
+    slot = make_slot(make_service(host, title="直前レッスン"), starts_in=timedelta(hours=3))
+    make_booking(slot)
+    run_jobs()
+    assert "【ZoomのURLのお知らせ】直前レッスン" in subjects(smtp)
+
+
+def test_ten_guests_share_one_meeting(zoom_host, make_service, make_slot, make_booking, run_jobs, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host, capacity=10))
+    for n in range(10):
+        make_booking(slot, email=f"g{n}@example.com")
+    run_jobs()
+    assert len(creates(zoom)) == 1
+    assert db.session.query(ZoomMeeting).count() == 1
+
+
+def test_meeting_deleted_on_zoom_is_reissued_before_the_url_email(client, zoom_host, make_service, make_slot,
+                                                                  make_booking, run_jobs, smtp, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host))
+    booking = make_booking(slot)
+    run_jobs()
+    first = meetings.meeting_for(slot.id).zoom_meeting_id
+    zoom.delete_meeting_out_of_band(first)
+    clock.travel_to(slot.starts_at - timedelta(hours=24))
+    outbox.send_due()
+    db.session.rollback()
+    meeting = meetings.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.ISSUED and meeting.zoom_meeting_id != first
+    assert len(creates(zoom)) == 2
+    assert client.get(f"/j/{booking.join_token}").headers["Location"] == meeting.join_url
+
+
+def test_crashed_attempt_is_reconciled_not_duplicated(zoom_host, make_service, make_slot, zoom):
+    host = zoom_host()
+    service = make_service(host)
+    slot = make_slot(service)
+    # A previous attempt recorded ISSUING, Zoom created the meeting, and the worker died.
+    conn = link.connection_for(host)
+    row = ZoomMeeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.ISSUING, issue_key="k" * 32, attempts=1)
+    db.session.add(row)
+    db.session.commit()
+    created = link.api_for(conn.id).create_meeting(meetings.meeting_body(slot, conn, "k" * 32))
+    from tests.factories import make_booking
+    from app.booking import booking as bookings
+    bookings.book(service, slot.id, "客", "c@example.com")
+    zoom.clear_calls()
+    meeting = meetings.issue_meeting(slot.id)
+    assert meeting.zoom_meeting_id == created.id
+    assert creates(zoom) == []
+
+
+def test_per_second_429_is_retried_after_retry_after(zoom_host, make_service, make_slot, make_booking, zoom, app):
+    host = zoom_host()
+    slot = make_slot(make_service(host))
+    make_booking(slot)
+    get_queue().empty()
+    zoom.inject_fault("429_per_second", path="/v2/users/me/meetings", method="POST", times=1, retry_after=7)
+    assert meetings.issue_or_defer(slot.id) == "retry"
+    assert len(ScheduledJobRegistry(queue=get_queue())) == 1
+    assert "429" in meetings.meeting_for(slot.id).last_error or meetings.meeting_for(slot.id).last_error
+    assert meetings.issue_or_defer(slot.id) == "issued"
+
+
+def test_5xx_raises_for_rq_retry_then_succeeds(zoom_host, make_service, make_slot, make_booking, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host))
+    make_booking(slot)
+    zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=1)
+    with pytest.raises(meetings.ZoomRetryable):
+        meetings.issue_or_defer(slot.id)
+    assert meetings.issue_or_defer(slot.id) == "issued"
+    assert len([c for c in creates(zoom) if c["status"] == 201]) == 1
+
+
+def test_daily_limit_defers_to_after_0900_jst(zoom_host, make_service, make_slot, make_booking, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host), starts_in=timedelta(days=3))
+    make_booking(slot)
+    zoom.inject_fault("429_daily", path="/v2/users/me/meetings", method="POST", times=1, retry_after="next_midnight")
+    assert meetings.issue_or_defer(slot.id) == "deferred"
+    [job_id] = ScheduledJobRegistry(queue=get_queue()).get_job_ids()
+    assert link.budget_left(link.connection_for(host).id) == 0
+
+
+def test_dead_token_at_send_time_tells_guest_host_will_send_and_alerts_host(
+        zoom_host, make_service, make_slot, make_booking, run_jobs, smtp):
+    host = zoom_host()
+    slot = make_slot(make_service(host, title="朝のレッスン", host_notes="予備URL: https://meet.example.com/z"))
+    make_booking(slot)
+    conn = link.connection_for(host)
+    conn.status = LinkStatus.NEEDS_RELINK  # the grant died after booking
+    conn.broken_reason = "test"
+    db.session.commit()
+    run_jobs()
+    clock.travel_to(slot.starts_at - timedelta(hours=24))
+    outbox.send_due()
+    outbox.send_due()  # the host alert written during the first batch
+    guest = next(m for m in smtp.messages if m["Subject"] == "【参加方法のご案内】朝のレッスン")
+    assert "ホストから参加URLをお送りします" in body_text(guest) and "https://meet.example.com/z" in body_text(guest)
+    assert any("ZoomのURLを用意できませんでした" in s for s in subjects(smtp))
+
+
+def test_off_after_issuing_means_no_url_email(client, zoom_host, make_service, make_slot, make_booking, run_jobs,
+                                             smtp, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host))
+    booking = make_booking(slot)
+    run_jobs()
+    client.post("/settings/zoom/off")
+    clock.travel_to(slot.starts_at - timedelta(hours=23))
+    outbox.send_due()
+    assert not any("URL" in s for s in subjects(smtp))
+    page = client.get(f"/j/{booking.join_token}").get_data(as_text=True)
+    assert "オンライン開催を取りやめた" in page
+
+
+def test_booking_without_link_gets_no_meeting(make_host, make_service, make_slot, make_booking, run_jobs, zoom):
+    slot = make_slot(make_service(make_host()))
+    make_booking(slot)
+    run_jobs()
+    assert creates(zoom) == [] and db.session.query(ZoomMeeting).count() == 0
+    assert db.session.query(Delivery).filter_by(kind="zoom_url").count() == 0
+
+
+def test_moving_slot_patches_meeting_and_moves_the_url_email(client, zoom_host, make_service, make_slot,
+                                                             make_booking, run_jobs, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host), starts_in=timedelta(days=3))
+    make_booking(slot)
+    run_jobs()
+    client.post(f"/slots/{slot.id}/move", {"starts_at": "2031-02-01T10:00"})
+    run_jobs()
+    [patch] = zoom.calls("/v2/meetings/", method="PATCH")
+    assert patch["json"]["start_time"] == "2031-02-01T01:00:00Z"
+    db.session.rollback()
+    due = db.session.query(Delivery).filter_by(kind="zoom_url").one().due_at
+    assert due.isoformat() == "2031-01-31T01:00:00+00:00"
+
+
+def test_last_guest_cancelling_deletes_the_meeting(client, zoom_host, make_service, make_slot, make_booking,
+                                                   run_jobs, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host))
+    booking = make_booking(slot)
+    run_jobs()
+    client.post(f"/c/{booking.cancel_token}")
+    run_jobs()
+    assert meetings.meeting_for(slot.id).status == MeetingStatus.DELETED
+    assert len(zoom.calls("/v2/meetings/", method="DELETE")) == 1
+    assert db.session.query(Delivery).filter_by(kind="zoom_url").one().status == DeliveryStatus.CANCELLED
+
+
+def test_preflight_alerts_the_host_while_there_is_time(zoom_host, make_service, make_slot, make_booking,
+                                                       run_jobs, smtp):
+    host = zoom_host()
+    slot = make_slot(make_service(host, title="夜の講座"), starts_in=timedelta(days=2))
+    make_booking(slot)
+    run_jobs()
+    conn = link.connection_for(host)
+    conn.status = LinkStatus.NEEDS_RELINK
+    db.session.commit()
+    clock.travel_to(slot.starts_at - timedelta(hours=27))
+    assert meetings.run_preflights() == 1
+    assert meetings.run_preflights() == 0  # once per slot
+    run_jobs()
+    assert "【要対応】ZoomのURLを用意できませんでした（夜の講座）" in subjects(smtp)
+
+
+def test_backfill_covers_bookings_made_before_linking(client, make_host, link_zoom, make_service, make_slot,
+                                                      make_booking, run_jobs, zoom):
+    host = make_host()
+    slot = make_slot(make_service(host))
+    make_booking(slot)
+    link_zoom(host)
+    page = client.get("/settings/zoom").get_data(as_text=True)
+    assert "連携前のご予約（1件）" in page
+    client.post("/settings/zoom/backfill", form_url="/settings/zoom")
+    run_jobs()
+    assert len(creates(zoom)) == 1
+    assert db.session.query(Delivery).filter_by(kind="zoom_url").count() == 1
+
+
+def test_host_start_link_fetches_a_fresh_start_url(client, zoom_host, make_service, make_slot, make_booking,
+                                                   run_jobs, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host))
+    make_booking(slot)
+    run_jobs()
+    zoom.clear_calls()
+    response = client.get(f"/slots/{slot.id}/zoom/start")
+    assert response.status_code == 302 and "zak=" in response.headers["Location"]
+    assert len(zoom.calls("/v2/meetings/", method="GET")) == 1
+    page = client.get(f"/services/{slot.service_id}").get_data(as_text=True)
+    assert "Zoom発行済み" in page and "Zoomミーティングを確認" in page and "URLを再送" in page
