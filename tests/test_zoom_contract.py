@@ -1,0 +1,33 @@
+"""Every request our Zoom client sends is valid against Zoom's own OpenAPI specs."""
+from datetime import timedelta
+
+import pytest
+
+from app.zoom import link, meetings
+from devtools.zoom_emulator import contract
+
+pytestmark = pytest.mark.skipif(contract.spec_dir() is None, reason=getattr(
+    contract, "SKIP_REASON", "Zoom OpenAPI specs not found in ../shared/zoom-openapi"))
+
+
+def test_client_requests_match_the_specs(zoom, link_zoom, make_host, make_service, make_slot, make_booking,
+                                         run_jobs):
+    host = make_host()
+    link_zoom(host)
+    slot = make_slot(make_service(host, title="契約テスト" * 20), starts_in=timedelta(days=2))
+    make_booking(slot)
+    run_jobs()  # users/me + create
+    api = link.api_for(link.connection_for(host).id)
+    meeting = meetings.meeting_for(slot.id)
+    api.list_meetings()
+    api.get_meeting(meeting.zoom_meeting_id)
+    api.update_meeting(meeting.zoom_meeting_id, {"start_time": "2031-01-01T01:00:00Z", "duration": 30,
+                                                 "timezone": "Asia/Tokyo"})
+    api.delete_meeting(meeting.zoom_meeting_id)
+    calls = [c for c in zoom.calls("/v2/")]
+    assert {(c["method"], c["path"].split("/")[2]) for c in calls} >= {
+        ("GET", "users"), ("POST", "users"), ("GET", "meetings"), ("PATCH", "meetings"), ("DELETE", "meetings")}
+    for call in calls:
+        contract.validate_request(call["method"], call["path"], call.get("json"), call.get("query") or None)
+    created = next(c for c in calls if c["method"] == "POST")
+    assert created["json"]["topic"] == "契約テスト" * 20  # ≤ 200, Zoom's limit
