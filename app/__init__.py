@@ -47,7 +47,7 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     init_queue(app)
     write_requests_take_the_lock(app)
 
-    from app import auth, booking, dashboard, services, staff, zoom
+    from app import auth, booking, dashboard, messages, services, staff, zoom
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
@@ -55,6 +55,7 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     app.register_blueprint(booking.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(zoom.bp)
+    app.register_blueprint(messages.bp)
 
     from app.zoom.link import init_oauth
 

@@ -95,3 +95,48 @@ def test_host_links_zoom_through_the_consent_page_and_turns_it_off(page, live_se
     assert page.get_by_text("Zoom連携をOFFにしました").first.is_visible()
     db.session.rollback()
     assert db.session.query(ZoomConnection).count() == 0
+
+
+def test_host_composes_previews_schedules_and_watches_progress(page, live_server, make_host, make_service,
+                                                               make_slot, make_booking, run_jobs, smtp):
+    from datetime import timedelta
+
+    from app import clock
+    from app.messages import bulk
+
+    host = make_host(email="bulk@example.com")
+    service = make_service(host, title="ギター教室")
+    slot = make_slot(service, timedelta(days=2))
+    for n in range(3):
+        make_booking(slot, f"生徒{n}", f"student{n}@example.com")
+    page.goto("/login")
+    page.get_by_label("メールアドレス").fill(host.email)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.get_by_role("link", name="メッセージ", exact=True).click()
+    page.get_by_role("link", name="新しいメッセージ").click()
+    page.get_by_label("サービス").select_option(label="ギター教室")
+    page.wait_for_url("**service_id=*")
+    page.get_by_label(re.compile(r"予約3名")).check()
+    page.get_by_label("件名").fill("{guest_name}さん、持ち物のご案内")
+    page.get_by_label("本文").fill("{service_title}にはピックをお持ちください。")
+    page.get_by_role("button", name="プレビュー").click()
+    assert page.get_by_text("送信先 3名").is_visible()
+    assert page.locator(".preview-subject").inner_text() == "生徒0さん、持ち物のご案内"
+
+    page.get_by_label("日時を指定して予約送信").check()
+    when = clock.to_local(clock.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    page.get_by_label("送信日時（日本時間）").fill(when)
+    page.get_by_role("button", name=re.compile("送信する")).click()
+    assert page.get_by_text("メッセージを予約しました。").is_visible()
+    assert page.locator("#progress-percent").inner_text() == "0"
+
+    # Two hours later the scheduler starts it and the workers send it.
+    clock.advance(timedelta(hours=2, minutes=1))
+    db.session.rollback()  # see what the browser's requests committed
+    assert bulk.start_due_messages() == 1
+    run_jobs()
+    # The open page polls and fills the bar without a reload.
+    page.wait_for_function("document.getElementById('progress-percent').textContent === '100'")
+    assert page.locator("#progress-sent").inner_text() == "3"
+    assert len([m for m in smtp.messages if m["Subject"].endswith("持ち物のご案内")]) == 3

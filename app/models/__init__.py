@@ -1,6 +1,7 @@
 """All models, importable from one place."""
 from app.models.booking import Booking, BookingStatus
 from app.models.delivery import Delivery, DeliveryStatus
+from app.models.message import Message, MessageStatus
 from app.models.service import Service, ServiceKind, Slot, SlotStatus, Venue
 from app.models.user import User
 from app.models.zoom import LinkStatus, MeetingStatus, ZoomConnection, ZoomMeeting
@@ -10,6 +11,8 @@ __all__ = [
     "BookingStatus",
     "Delivery",
     "DeliveryStatus",
+    "Message",
+    "MessageStatus",
     "Service",
     "ServiceKind",
     "Slot",

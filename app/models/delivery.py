@@ -37,6 +37,8 @@ class Delivery(db.Model):
     host_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
     slot_id: Mapped[int | None] = mapped_column(ForeignKey("slots.id"))
+    #: The bulk message this row delivers, if any (progress is counted from these rows).
+    bulk_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     #: Small, non-secret extra context for the renderer (ids, flags).
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     #: Prevents writing the same email twice (e.g. ``confirmation:<booking id>``).

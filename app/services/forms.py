@@ -48,3 +48,8 @@ class ServiceForm(FlaskForm):
 class SlotForm(FlaskForm):
     starts_at = DateTimeLocalField(_l("開催日時"), format="%Y-%m-%dT%H:%M", validators=[
         DataRequired(_l("開催日時を正しく入力してください（例: 2026-06-20 10:00）。"))])
+
+
+class NotesForm(FlaskForm):
+    host_notes = TextAreaField(_l("ホストからの連絡事項"), validators=[
+        Length(max=HOST_NOTES_MAX, message=_l("連絡事項は%(max)d文字以内で入力してください。", max=HOST_NOTES_MAX))])

@@ -1,13 +1,13 @@
 """Host pages for services and slots. Every lookup goes through the owner-checking helpers."""
-from flask import flash, redirect, render_template, url_for
+from flask import flash, jsonify, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import clock
 from app.extensions import db
 from app.forms import EmptyForm
-from app.services import bp, catalog, slots
-from app.services.forms import KIND_LABELS, VENUE_LABELS, ServiceForm, SlotForm
+from app.services import bp, catalog, notes, slots
+from app.services.forms import KIND_LABELS, VENUE_LABELS, NotesForm, ServiceForm, SlotForm
 from app.zoom import link, meetings
 
 
@@ -102,6 +102,37 @@ def resend_url(booking_id):
         db.session.commit()
         flash(_("%(name)s様にURLのお知らせを再送します。", name=booking.guest_name), "success")
     return redirect(url_for("services.detail", service_id=booking.slot.service_id, _anchor=f"slot-{booking.slot_id}"))
+
+
+@bp.route("/services/<int:service_id>/notes", methods=["GET", "POST"])
+@login_required
+def edit_notes(service_id):
+    """The notes editor, with a live preview of the confirmation email."""
+    service = catalog.get_own_service_or_404(service_id, current_user)
+    form = NotesForm(obj=service)
+    if form.validate_on_submit():
+        service.host_notes = form.host_notes.data or ""
+        db.session.commit()
+        flash(_("ホストからの連絡事項を保存しました。これから送るメールに反映されます。"), "success")
+        return redirect(url_for("services.detail", service_id=service.id))
+    text = form.host_notes.data or ""
+    return render_template("services/notes.html", service=service, form=form,
+                           preview=notes.preview_confirmation(service, text),
+                           hint=notes.needs_url_hint(service, text, link.connection_for(current_user)))
+
+
+@bp.route("/services/<int:service_id>/notes/preview", methods=["POST"])
+@login_required
+def preview_notes(service_id):
+    """JSON for the live preview (the draft is never saved here)."""
+    service = catalog.get_own_service_or_404(service_id, current_user)
+    form = NotesForm()
+    if not form.validate():
+        return jsonify(errors=form.host_notes.errors), 400
+    text = form.host_notes.data or ""
+    rendered = notes.preview_confirmation(service, text)
+    return jsonify(subject=rendered.subject, text=rendered.text, html=rendered.html,
+                   hint=notes.needs_url_hint(service, text, link.connection_for(current_user)))
 
 
 @bp.route("/slots/<int:slot_id>/move", methods=["GET", "POST"])

@@ -258,6 +258,17 @@ def live_meetings(host: User) -> list[ZoomMeeting]:
     return [m for m in meetings if m.slot.ends_at > clock.now()]
 
 
+def affected_slots_by_service(bookings: list[Booking]) -> list[tuple[Service, list[int]]]:
+    """The services and slot ids of these bookings (to message their guests)."""
+    grouped: dict[int, tuple[Service, list[int]]] = {}
+    for booking in bookings:
+        service = booking.slot.service
+        slot_ids = grouped.setdefault(service.id, (service, []))[1]
+        if booking.slot_id not in slot_ids:
+            slot_ids.append(booking.slot_id)
+    return list(grouped.values())
+
+
 @dataclass
 class OffImpact:
     bookings: list[Booking]

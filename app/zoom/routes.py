@@ -109,8 +109,9 @@ def turn_off():
         return redirect(url_for("zoom.settings"))
     form = TurnOffForm()
     if form.validate_on_submit():
+        affected = link.affected_slots_by_service(link.upcoming_zoom_bookings(current_user))
         result = link.turn_off(current_user)
-        return render_template("zoom/off_done.html", result=result)
+        return render_template("zoom/off_done.html", result=result, affected=affected)
     return render_template("zoom/off_confirm.html", impact=link.off_impact(current_user), form=form)
 
 

@@ -1,0 +1,279 @@
+"""Bulk messages: audience, safe placeholders, fan-out into the outbox, progress.
+
+Placeholders are ``{name}`` from a fixed list, replaced by plain string substitution per
+recipient at send time. The host's text is never compiled as a template, so ``{{ config }}``
+arrives literally. Every guest gets their own email (one outbox row each, never Cc/Bcc).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, insert, select, update
+
+from app import clock
+from app.extensions import begin_write, db
+from app.mail.outbox import queue_email
+from app.mail.render import SkipDelivery, email_kind
+from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Message, MessageStatus,
+                        Service, Slot, SlotStatus, User)
+from app.queue import enqueue_after_commit
+from app.urls import external_url
+from app.zoom import meetings
+
+#: The only placeholders there are, with the label hosts see.
+PLACEHOLDERS = {
+    "guest_name": _l("予約者のお名前"),
+    "service_title": _l("サービス名"),
+    "slot_datetime": _l("開催日時（日本時間）"),
+    "zoom_link": _l("Zoom参加リンク（発行済みの場合）"),
+    "host_name": _l("ホスト名"),
+}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
+
+
+class MessageError(Exception):
+    """A message cannot be sent as composed; the text is for the host."""
+
+
+def unknown_placeholders(*texts: str) -> list[str]:
+    """Placeholders used in the texts that are not in ``PLACEHOLDERS``."""
+    found = {name for text in texts for name in _PLACEHOLDER.findall(text or "")}
+    return sorted(found - PLACEHOLDERS.keys())
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Replace known ``{placeholders}``; everything else stays as typed."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def placeholder_values(booking: Booking) -> dict[str, str]:
+    """The values for one recipient, from current data (a moved slot shows its new time)."""
+    slot, service = booking.slot, booking.slot.service
+    meeting = meetings.meeting_for(slot.id)
+    has_zoom = meeting is not None and meeting.status == MeetingStatus.ISSUED
+    return {
+        "guest_name": booking.guest_name,
+        "service_title": service.title,
+        "slot_datetime": clock.format_datetime_local(slot.starts_at, service.host.timezone),
+        "zoom_link": external_url("booking.join", token=booking.join_token) if has_zoom else "",
+        "host_name": service.host.display_name,
+    }
+
+
+def upcoming_slots(service: Service) -> list[Slot]:
+    """The service's open slots that have not started."""
+    return db.session.scalars(select(Slot).where(
+        Slot.service_id == service.id, Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now())
+        .order_by(Slot.starts_at)).all()
+
+
+def audience(service: Service, slot_ids: list[int], all_upcoming: bool) -> list[Booking]:
+    """Confirmed bookings of the chosen slots of this service (only the host's own guests)."""
+    if all_upcoming:
+        chosen = [s.id for s in upcoming_slots(service)]
+    else:
+        chosen = list(db.session.scalars(select(Slot.id).where(Slot.service_id == service.id,
+                                                               Slot.id.in_(slot_ids or [-1]))))
+    if not chosen:
+        return []
+    return db.session.scalars(select(Booking).join(Booking.slot).where(
+        Booking.slot_id.in_(chosen), Booking.status == BookingStatus.CONFIRMED, Slot.status == SlotStatus.OPEN)
+        .order_by(Slot.starts_at, Booking.id)).all()
+
+
+def sent_today(host: User) -> int:
+    """Bulk emails written for this host since 00:00 UTC (the daily limit counts these)."""
+    start = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return db.session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.host_id == host.id, Delivery.bulk_message_id.is_not(None), Delivery.created_at >= start))
+
+
+def check(host: User, service: Service, slot_ids: list[int], all_upcoming: bool, subject: str, body: str,
+          scheduled_at: datetime | None) -> list[Booking]:
+    """Validate a composed message; return its audience. Raises ``MessageError`` with the reason."""
+    if service.host_id != host.id:
+        raise MessageError(_("このサービスにはメッセージを送れません。"))
+    unknown = unknown_placeholders(subject, body)
+    if unknown:
+        raise MessageError(_("使えない差し込み項目があります: %(names)s", names=", ".join("{%s}" % n for n in unknown)))
+    if scheduled_at is not None and scheduled_at <= clock.now():
+        raise MessageError(_("予約送信の日時は、これから先の日時を指定してください。"))
+    recipients = audience(service, slot_ids, all_upcoming)
+    if not recipients:
+        raise MessageError(_("送信先の予約者がいません。開催日時を選び直してください。"))
+    limit = current_app.config["BULK_DAILY_LIMIT"]
+    if sent_today(host) + len(recipients) > limit:
+        raise MessageError(_("1日に送れるメッセージは%(limit)d通までです（本日の残り%(left)d通）。",
+                             limit=limit, left=max(limit - sent_today(host), 0)))
+    return recipients
+
+
+def compose(host: User, service: Service, *, slot_ids: list[int], all_upcoming: bool, subject: str, body: str,
+            scheduled_at: datetime | None) -> Message:
+    """Save a checked message; start it now or leave it scheduled. Commits."""
+    check(host, service, slot_ids, all_upcoming, subject, body, scheduled_at)
+    message = Message(host_id=host.id, service_id=service.id, slot_ids=[] if all_upcoming else sorted(slot_ids),
+                      all_upcoming=all_upcoming, subject=subject, body=body, status=MessageStatus.SCHEDULED,
+                      scheduled_at=scheduled_at or clock.now())
+    db.session.add(message)
+    db.session.commit()
+    if scheduled_at is None:
+        fan_out(message.id)
+    return message
+
+
+def edit(message: Message, host: User, *, slot_ids: list[int], all_upcoming: bool, subject: str, body: str,
+         scheduled_at: datetime | None) -> Message:
+    """Change a message that has not started yet (``scheduled_at=None``: send it now). Commits."""
+    if message.status not in (MessageStatus.SCHEDULED, MessageStatus.HELD):
+        raise MessageError(_("送信が始まったメッセージは編集できません。"))
+    check(host, message.service, slot_ids, all_upcoming, subject, body, scheduled_at)
+    message.slot_ids, message.all_upcoming = ([] if all_upcoming else sorted(slot_ids)), all_upcoming
+    message.subject, message.body, message.scheduled_at = subject, body, scheduled_at or clock.now()
+    message.status, message.held_reason = MessageStatus.SCHEDULED, ""
+    db.session.commit()
+    if scheduled_at is None:
+        fan_out(message.id)
+    return message
+
+
+def cancel(message: Message) -> None:
+    """Cancel a message that has not started. Commits."""
+    if message.status not in (MessageStatus.SCHEDULED, MessageStatus.HELD):
+        raise MessageError(_("送信が始まったメッセージは取り消せません。"))
+    message.status = MessageStatus.CANCELLED
+    db.session.commit()
+
+
+def fan_out(message_id: int, *, skip_cancelled_slots: bool = False) -> int:
+    """Write one outbox row per recipient in one bulk insert, then queue the sends. Commits.
+
+    A chosen slot that was cancelled meanwhile holds the message for the host to decide.
+    """
+    begin_write()
+    message = db.session.get(Message, message_id)
+    if message is None or message.status != MessageStatus.SCHEDULED:
+        db.session.commit()
+        return 0
+    if not message.all_upcoming and not skip_cancelled_slots:
+        cancelled = db.session.scalars(select(Slot).where(Slot.id.in_(message.slot_ids or [-1]),
+                                                          Slot.status == SlotStatus.CANCELLED)).all()
+        if cancelled:
+            message.status = MessageStatus.HELD
+            message.held_reason = _("選んだ開催日時（%(when)s）が中止されたため、送信を保留しました。",
+                                    when=", ".join(clock.format_datetime_local(s.starts_at) for s in cancelled))
+            host = db.session.get(User, message.host_id)
+            queue_email("bulk_message_held", to_email=host.email, to_name=host.display_name, locale=host.locale,
+                        host_id=host.id, payload={"message_id": message.id})
+            db.session.commit()
+            return 0
+    recipients = audience(message.service, message.slot_ids, message.all_upcoming)
+    now = clock.now()
+    rows = [dict(kind="bulk_message", status=DeliveryStatus.PENDING, to_email=b.guest_email, to_name=b.guest_name,
+                 locale="ja", host_id=message.host_id, booking_id=b.id, slot_id=b.slot_id, bulk_message_id=message.id,
+                 payload={}, due_at=now, attempts=0, last_error="", created_at=now) for b in recipients]
+    if rows:
+        db.session.execute(insert(Delivery), rows)
+    message.status, message.started_at, message.total = MessageStatus.SENDING, now, len(rows)
+    ids = list(db.session.scalars(select(Delivery.id).where(Delivery.bulk_message_id == message.id)))
+    _queue_sends(ids)
+    db.session.commit()
+    return len(rows)
+
+
+def _queue_sends(ids: list[int]) -> None:
+    from app import jobs  # jobs import this module
+
+    size = current_app.config["MAIL_BATCH_SIZE"]
+    for start in range(0, len(ids), size):
+        enqueue_after_commit(jobs.send_deliveries, ids[start:start + size], queue="mail")
+
+
+def release(message: Message) -> int:
+    """Send a held message to the guests of the slots still open. Commits."""
+    if message.status != MessageStatus.HELD:
+        raise MessageError(_("保留中のメッセージではありません。"))
+    message.status, message.held_reason = MessageStatus.SCHEDULED, ""
+    db.session.commit()
+    return fan_out(message.id, skip_cancelled_slots=True)
+
+
+def start_due_messages() -> int:
+    """Fan out every scheduled message whose time has come; return how many started."""
+    due = list(db.session.scalars(select(Message.id).where(Message.status == MessageStatus.SCHEDULED,
+                                                           Message.scheduled_at <= clock.now())))
+    db.session.commit()
+    return sum(1 for message_id in due if fan_out(message_id) or True)
+
+
+@dataclass
+class Progress:
+    total: int
+    sent: int
+    failed: int
+    cancelled: int
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.cancelled
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+
+def progress(message: Message) -> Progress:
+    """Counts by status of the message's outbox rows."""
+    counts = dict(db.session.execute(select(Delivery.status, func.count()).where(
+        Delivery.bulk_message_id == message.id).group_by(Delivery.status)).all())
+    return Progress(total=message.total, sent=counts.get(DeliveryStatus.SENT, 0),
+                    failed=counts.get(DeliveryStatus.FAILED, 0), cancelled=counts.get(DeliveryStatus.CANCELLED, 0))
+
+
+def recipients(message: Message) -> list[Delivery]:
+    """The message's outbox rows (per-recipient status)."""
+    return db.session.scalars(select(Delivery).where(Delivery.bulk_message_id == message.id)
+                              .order_by(Delivery.id)).all()
+
+
+def resend_failed(message: Message) -> int:
+    """Send again to the recipients whose email failed (only them). Commits."""
+    begin_write()
+    ids = list(db.session.scalars(select(Delivery.id).where(Delivery.bulk_message_id == message.id,
+                                                            Delivery.status == DeliveryStatus.FAILED)))
+    if ids:
+        db.session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(
+            status=DeliveryStatus.PENDING, attempts=0, due_at=clock.now(), last_error="")
+            .execution_options(synchronize_session=False))
+        _queue_sends(ids)
+    db.session.commit()
+    return len(ids)
+
+
+def message_context(message: Message, booking: Booking) -> dict:
+    """What the bulk email template needs for one recipient."""
+    values = placeholder_values(booking)
+    return {"message": message, "booking": booking, "service": booking.slot.service, "slot": booking.slot,
+            "host": booking.slot.service.host, "tz": booking.slot.service.host.timezone,
+            "subject_text": fill(message.subject, values), "body_text": fill(message.body, values)}
+
+
+@email_kind("bulk_message", subject=lambda ctx: ctx["subject_text"])
+def _bulk_context(delivery: Delivery) -> dict:
+    message = db.session.get(Message, delivery.bulk_message_id)
+    booking = db.session.get(Booking, delivery.booking_id)
+    if message is None or booking is None or not booking.is_confirmed:
+        raise SkipDelivery("message or booking gone")
+    return message_context(message, booking)
+
+
+@email_kind("bulk_message_held", subject=lambda ctx: _("【要確認】メッセージの送信を保留しました"))
+def _held_context(delivery: Delivery) -> dict:
+    message = db.session.get(Message, delivery.payload["message_id"])
+    return {"message": message, "host": db.session.get(User, delivery.host_id),
+            "message_url": external_url("messages.detail", message_id=message.id)}
