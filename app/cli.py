@@ -11,6 +11,38 @@ from app.extensions import db
 DEMO_HOST_EMAIL = "host@example.com"
 DEMO_STAFF_EMAIL = "staff@example.com"
 DEMO_PASSWORD = "demo-pass-2026"
+LEGACY_HOSTS = ("legacy1@example.com", "legacy2@example.com")
+
+
+def seed_legacy_hosts() -> None:
+    """Hosts still on the old platform sub-account link, with legacy-issued URLs and pending emails."""
+    from app.booking.booking import book
+    from app.mail.outbox import queue_email
+    from app.models import LegacyZoomLink, MeetingStatus, ZoomMeeting
+    from app.services.catalog import create_service
+    from app.services.slots import add_slot
+    from app.zoom.meetings import url_due_at
+
+    for n, email in enumerate(LEGACY_HOSTS, start=1):
+        if accounts.find_user(email) is not None:
+            continue
+        host = accounts.create_user(email, f"旧連携ホスト{n}", DEMO_PASSWORD)
+        db.session.add(LegacyZoomLink(host_id=host.id, sub_account_email=f"sub{n}@platform-zoom.example"))
+        service = create_service(host, kind="online", title=f"オンライン英会話{n}", description="",
+                                 duration_minutes=50, capacity=4, venue="zoom", host_notes="")
+        start = clock.now().replace(minute=0, second=0, microsecond=0)
+        for days in (2, 5):
+            slot = add_slot(service, start + timedelta(days=days, hours=1))
+            db.session.add(ZoomMeeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.ISSUED, legacy=True,
+                                       zoom_meeting_id=90000000000 + slot.id * 10 + n,
+                                       join_url=f"https://zoom.us/j/{90000000000 + slot.id * 10 + n}?pwd=legacy",
+                                       password="legacy", issued_at=clock.now()))
+            db.session.commit()
+            booking = book(service, slot.id, f"生徒{n}-{days}", f"student{n}{days}@example.com")
+            queue_email("zoom_url", to_email=booking.guest_email, to_name=booking.guest_name, host_id=host.id,
+                        booking_id=booking.id, slot_id=slot.id, due_at=url_due_at(slot),
+                        dedupe_key=f"zoom_url:{booking.id}")
+            db.session.commit()
 
 
 def init_app(app) -> None:
@@ -53,6 +85,35 @@ def init_app(app) -> None:
             for days in (1, 3, 7):
                 add_slot(online, start + timedelta(days=days, hours=2))
                 add_slot(manual, start + timedelta(days=days, hours=4))
+        seed_legacy_hosts()
         db.session.commit()
         click.echo(f"demo host : {DEMO_HOST_EMAIL} / {DEMO_PASSWORD}")
         click.echo(f"demo staff: {DEMO_STAFF_EMAIL} / {DEMO_PASSWORD}")
+        click.echo(f"legacy hosts (old platform Zoom link): {', '.join(LEGACY_HOSTS)} / {DEMO_PASSWORD}")
+
+    migration = click.Group("migration", help="Move hosts from legacy sub-accounts to personal Zoom linking.")
+    app.cli.add_command(migration)
+
+    @migration.command("announce")
+    @click.option("--deadline", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+                  help="Release date (YYYY-MM-DD, Japan time).")
+    def announce(deadline):
+        """Email every affected host the notice (once per deadline) and show the banner."""
+        from app.zoom import legacy
+
+        emailed = legacy.announce(deadline.date())
+        for host in emailed:
+            click.echo(f"notified {host.email}")
+        click.echo(f"deadline {deadline.date().isoformat()}: {len(emailed)} host(s) notified"
+                   + ("" if emailed else " (everyone affected was already told)"))
+
+    @migration.command("release")
+    def release():
+        """Turn legacy links off, invalidate legacy URLs, and tell each host (once)."""
+        from app.zoom import legacy
+
+        done = legacy.release()
+        for item in done:
+            click.echo(f"released {item.host.email}: {item.meetings} legacy URL(s) invalidated, "
+                       f"{item.emails_cancelled} automatic email(s) cancelled")
+        click.echo(f"{len(done)} legacy link(s) released" + ("" if done else " (nothing left to release)"))

@@ -4,7 +4,8 @@ from app.models.delivery import Delivery, DeliveryStatus
 from app.models.message import Message, MessageStatus
 from app.models.service import Service, ServiceKind, Slot, SlotStatus, Venue
 from app.models.user import User
-from app.models.zoom import LinkStatus, MeetingStatus, ZoomConnection, ZoomMeeting
+from app.models.zoom import (LegacyStatus, LegacyZoomLink, LinkStatus, MeetingStatus, MigrationNotice,
+                             ZoomConnection, ZoomMeeting)
 
 __all__ = [
     "Booking",
@@ -19,7 +20,10 @@ __all__ = [
     "SlotStatus",
     "User",
     "Venue",
+    "LegacyStatus",
+    "LegacyZoomLink",
     "LinkStatus",
+    "MigrationNotice",
     "MeetingStatus",
     "ZoomConnection",
     "ZoomMeeting",

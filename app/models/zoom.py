@@ -101,3 +101,44 @@ class ZoomMeeting(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     slot = relationship("Slot")
+
+
+class LegacyStatus(str, enum.Enum):
+    #: Still issuing URLs on the platform's sub-account.
+    ACTIVE = "active"
+    #: The host turned it OFF before the release.
+    OFF = "off"
+    #: Turned off by the release of personal linking.
+    RELEASED = "released"
+
+
+class LegacyZoomLink(db.Model):
+    """The old link to a platform-provided Zoom sub-account, replaced by personal linking."""
+
+    __tablename__ = "legacy_zoom_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    sub_account_email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[LegacyStatus] = mapped_column(Enum(LegacyStatus, native_enum=False, length=20),
+                                                 default=LegacyStatus.ACTIVE)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    host = relationship("User")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == LegacyStatus.ACTIVE
+
+
+class MigrationNotice(db.Model):
+    """The announced deadline of the move from legacy links to personal linking (one row)."""
+
+    __tablename__ = "migration_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The release date (hosts' local calendar date, stored as UTC midnight of that JST day).
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    announced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,14 +1,20 @@
 """Staff pages; every one is refused to anyone who is not staff."""
 from functools import wraps
 
-from flask import abort, current_app, render_template, request
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.extensions import db
-from app.models import Delivery, DeliveryStatus
+from app.forms import EmptyForm
+from app.mail import outbox
+from app.mail.render import registered_kinds, render_kind
+from app.mail.samples import sample_contexts
+from app.models import Delivery, DeliveryStatus, User
 from app.staff import bp
 from app.staff.mailbox import one_mail, received_mail
+from app.zoom import legacy
 
 
 def staff_required(view):
@@ -22,6 +28,24 @@ def staff_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+@bp.route("/")
+@staff_required
+def index():
+    return redirect(url_for("staff.templates"))
+
+
+@bp.route("/templates")
+@staff_required
+def templates():
+    """Every email with sample data: variants × languages, text and HTML, phone and desktop."""
+    kind = request.args.get("kind") or next(iter(sorted(registered_kinds())))
+    if kind not in registered_kinds():
+        abort(404)
+    rendered = [(variant, lang, render_kind(kind, context, lang))
+                for variant, context in sample_contexts(kind).items() for lang in ("ja", "en")]
+    return render_template("staff/templates.html", kinds=sorted(registered_kinds()), kind=kind, rendered=rendered)
 
 
 @bp.route("/mailbox")
@@ -42,9 +66,38 @@ def mail(key):
 @bp.route("/deliveries")
 @staff_required
 def deliveries():
-    query = select(Delivery).order_by(Delivery.id.desc()).limit(200)
+    """The delivery log: search by recipient/kind, filter by host and status."""
+    query = select(Delivery).order_by(Delivery.id.desc()).limit(300)
     status = request.args.get("status")
     if status in {s.name for s in DeliveryStatus}:
         query = query.where(Delivery.status == DeliveryStatus[status])
-    return render_template("staff/deliveries.html", deliveries=db.session.scalars(query).all(),
-                           statuses=list(DeliveryStatus), status=status)
+    host_id = request.args.get("host_id", type=int)
+    if host_id:
+        query = query.where(Delivery.host_id == host_id)
+    q = (request.args.get("q") or "").strip()
+    if q:
+        like = f"%{q}%"
+        query = query.where(or_(Delivery.to_email.ilike(like), Delivery.kind.ilike(like)))
+    hosts = db.session.scalars(select(User).where(User.is_staff.is_(False)).order_by(User.email)).all()
+    return render_template("staff/deliveries.html", deliveries=db.session.scalars(query).all(), hosts=hosts,
+                           statuses=list(DeliveryStatus), status=status, host_id=host_id, q=q,
+                           action_form=EmptyForm())
+
+
+@bp.route("/deliveries/<int:delivery_id>/resend", methods=["POST"])
+@staff_required
+def resend(delivery_id):
+    """Send a failed (or cancelled) email again, now."""
+    if EmptyForm().validate_on_submit():
+        if outbox.retry_now(delivery_id):
+            db.session.commit()
+            flash(_("再送を受け付けました。"), "success")
+        else:
+            flash(_("送信済みか送信中のメールは再送できません。"), "error")
+    return redirect(request.referrer or url_for("staff.deliveries"))
+
+
+@bp.route("/migration")
+@staff_required
+def migration():
+    return render_template("staff/migration.html", progress=legacy.progress())

@@ -452,6 +452,11 @@ def _zoom_url_context(delivery: Delivery) -> dict:
     if not booking.is_confirmed or not slot.is_open:
         raise SkipDelivery("booking or slot cancelled")
     connection = link.connection_for(service.host)
+    legacy_meeting = meeting_for(slot.id)
+    if connection is None and legacy_meeting is not None and legacy_meeting.legacy \
+            and legacy_meeting.status == MeetingStatus.ISSUED:
+        # Issued on a platform sub-account before personal linking; valid until the release.
+        return _legacy_url_context(ctx, legacy_meeting, booking)
     if connection is None:
         raise SkipDelivery("Zoom link is OFF: nothing is sent automatically")
     meeting = usable_meeting(slot) if connection.is_active else None
@@ -466,6 +471,14 @@ def _zoom_url_context(delivery: Delivery) -> dict:
                basic_cut=connection.is_basic and service.duration_minutes > BASIC_LIMIT_MINUTES)
     if meeting is not None:
         ctx["attachments"] = [("invite.ics", ics_for(slot, join_link, service.host_notes), "text", "calendar")]
+    return ctx
+
+
+def _legacy_url_context(ctx: dict, meeting: ZoomMeeting, booking: Booking) -> dict:
+    join_link = external_url("booking.join", token=booking.join_token)
+    ctx.update(meeting=meeting, join_link=join_link, basic_cut=False,
+               attachments=[("invite.ics", ics_for(ctx["slot"], join_link, ctx["service"].host_notes), "text",
+                             "calendar")])
     return ctx
 
 

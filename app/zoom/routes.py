@@ -12,7 +12,7 @@ from app import jobs
 from app.extensions import csrf, db
 from app.models import Venue
 from app.queue import get_queue
-from app.zoom import bp, link, meetings, webhook
+from app.zoom import bp, legacy, link, meetings, webhook
 from app.zoom.client import ZoomError
 from app.zoom.forms import LinkForm, TurnOffForm
 
@@ -20,13 +20,15 @@ log = logging.getLogger(__name__)
 
 
 @bp.app_context_processor
-def zoom_banner():
-    """Every host page knows whether the Zoom link needs relinking (for the banner)."""
+def zoom_banners():
+    """Every host page knows whether the Zoom link needs relinking, and the migration countdown."""
+    banners = {}
     if current_user and current_user.is_authenticated and not current_user.is_staff:
         connection = link.connection_for(current_user)
         if connection is not None and not connection.is_active:
-            return {"zoom_needs_relink": connection}
-    return {}
+            banners["zoom_needs_relink"] = connection
+        banners["migration_banner"] = legacy.banner_for(current_user)
+    return banners
 
 
 def _long_basic_services(connection):
@@ -44,7 +46,20 @@ def settings():
     not_covered = meetings.bookings_before_link(connection) if connection is not None else []
     return render_template("zoom/settings.html", connection=connection, budget=budget, form=LinkForm(),
                            long_services=_long_basic_services(connection), zoom_services=zoom_services,
-                           not_covered=not_covered)
+                           not_covered=not_covered, legacy_link=legacy.legacy_link_for(current_user),
+                           legacy_meetings=legacy.legacy_meetings(current_user.id))
+
+
+@bp.route("/settings/zoom/legacy-off", methods=["POST"])
+@login_required
+def legacy_off():
+    """Turn the old platform-account link OFF now (before the release)."""
+    if not LinkForm().validate_on_submit():
+        abort(400)
+    meetings_deleted, emails = legacy.turn_off_legacy(current_user)
+    flash(_("旧Zoom連携をOFFにしました。発行済みのURL%(n)d件を無効にし、自動送信%(m)d通を止めました。",
+            n=meetings_deleted, m=emails), "success")
+    return redirect(url_for("zoom.settings"))
 
 
 @bp.route("/settings/zoom/backfill", methods=["POST"])
