@@ -92,14 +92,20 @@ class Config:
     LOGIN_THROTTLE_LIMIT = env_int("LOGIN_THROTTLE_LIMIT", 5)
     LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 15 * 60)
     PASSWORD_RESET_MAX_AGE = 3600
+    #: Bulk message recipients a host may write per UTC day (abuse guard).
+    BULK_DAILY_LIMIT = env_int("BULK_DAILY_LIMIT", 1000)
 
-    #: Outbox: how many due emails one job sends over one SMTP connection.
+    #: Outbox: how many due emails one claim takes (sent over one SMTP connection).
     MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 200)
     #: A claim older than this is considered abandoned by a dead worker and is retried.
     MAIL_CLAIM_TIMEOUT = env_int("MAIL_CLAIM_TIMEOUT", 300)
     MAIL_MAX_ATTEMPTS = env_int("MAIL_MAX_ATTEMPTS", 5)
-    #: How often the scheduler sweeps the outbox for due rows (seconds).
-    SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 5)
+    #: A sweep job stops claiming new batches after this many seconds (RQ kills a job after 180).
+    MAIL_SWEEP_SECONDS = env_int("MAIL_SWEEP_SECONDS", 60)
+    #: The scheduler looks at the outbox at least this often (seconds); it also wakes up exactly
+    #: when the next email is due, so this only bounds the delay of rows written less than an
+    #: interval before their due time, or whose send job was lost with Redis.
+    SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 1)
 
 
 class TestConfig(Config):
@@ -107,7 +113,6 @@ class TestConfig(Config):
 
     TESTING = True
     SECRET_KEY = "test-secret-key"
-    SQLALCHEMY_DATABASE_URI = env_str("TEST_DATABASE_URL", "sqlite://")
     SMTP_PORT = 0  # the tests point this at their own aiosmtpd server; 0 never reaches anything real
     APP_BASE_URL = "http://127.0.0.1"
     LOGIN_THROTTLE_LIMIT = 5
@@ -116,8 +121,9 @@ class TestConfig(Config):
 
 
 class ProductionConfig(Config):
-    """Production: secure cookies and no development secrets."""
+    """Production: secure cookies, JSON logs, and no development secrets."""
 
+    LOG_JSON = True
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
 

@@ -1,31 +1,39 @@
 """Background processes: the RQ worker, and the scheduler that sweeps the outbox.
 
     python worker.py             # RQ worker on the named queues (with RQ's scheduler for retries)
-    python worker.py scheduler   # every SWEEP_INTERVAL s, enqueue a sweep when emails are due
+    python worker.py scheduler   # enqueue outbox sweeps when emails are due
 
 The app is built once, before the worker forks its work horses, and each job runs in a fresh
 app context (so a fresh database session). The scheduler is what makes delivery independent of
-Redis: a job lost with Redis is found again as a due row.
+Redis: a job lost with Redis is found again as a due row. It wakes up when the next email is
+due (at least every SWEEP_INTERVAL s) and starts one sweep per worker, so a burst of due
+emails is sent by all workers in parallel.
 """
 import logging
+import math
 import os
 import sys
 import time
 
+from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError
 from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy.orm import configure_mappers
 
-from app import create_app, jobs
+from app import clock, create_app, jobs
 from app.extensions import db
 from app.mail import outbox
+from app.messages import bulk
 from app.queue import QUEUE_NAMES, get_queue, get_redis
 from config import Config, ProductionConfig
 
 log = logging.getLogger("worker")
 
+#: Sweep jobs are ``mail-sweep-0`` … ``mail-sweep-<workers - 1>``: deterministic, so a sweep is
+#: never queued twice. (RQ 3 job ids allow only letters, digits, ``_`` and ``-``: no colon.)
 SWEEP_JOB_ID = "mail-sweep"
 
 
@@ -62,34 +70,110 @@ def wait_for_redis(app, seconds: float = 30) -> None:
                 time.sleep(0.3)
 
 
-def enqueue_sweep_if_due() -> bool:
-    """Enqueue one outbox sweep when rows are due and no sweep is already waiting or running."""
-    if not outbox.due_count():
-        return False
+def enqueue_sweeps_if_due() -> int:
+    """Enqueue outbox sweeps when rows are due; return how many were enqueued.
+
+    One sweep per worker listening on ``mail`` (at least one, at most one per due batch), so
+    that every worker sends part of a burst; the sweeps share the rows through the outbox's
+    atomic claim. A sweep still waiting, or running on a live worker, is not queued again.
+    """
+    due = outbox.due_count()
+    if not due:
+        return 0
     queue = get_queue("mail")
+    batches = math.ceil(due / current_app.config["MAIL_BATCH_SIZE"])
+    wanted = max(1, min(Worker.count(connection=queue.connection, queue=queue), batches))
+    enqueued = 0
+    for slot in range(wanted):
+        job_id = f"{SWEEP_JOB_ID}-{slot}"
+        if not _job_in_progress(job_id, queue.connection):
+            queue.enqueue(jobs.send_due_mail, job_id=job_id)
+            enqueued += 1
+    return enqueued
+
+
+def _job_in_progress(job_id: str, connection) -> bool:
+    """True when the sweep ``job_id`` is waiting in the queue or running on a live worker."""
     try:
-        status = Job.fetch(SWEEP_JOB_ID, connection=queue.connection).get_status()
-        if status in (JobStatus.QUEUED, JobStatus.STARTED):
-            return False
+        job = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:
-        pass
-    queue.enqueue(jobs.send_due_mail, job_id=SWEEP_JOB_ID)
-    return True
+        return False
+    status = job.get_status()
+    if status == JobStatus.QUEUED:
+        return True
+    if status != JobStatus.STARTED:
+        return False
+    if job.worker_name and connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name):
+        return True
+    # Its worker was killed (SIGKILL, OOM): RQ marks the job abandoned only at a maintenance
+    # pass, up to ~14 min later (rq/rq registry.py, worker/base.py). A dead worker's key expires
+    # job_monitoring_interval + 60 s after its last heartbeat, so drop the job and start anew;
+    # the rows it had claimed come back after MAIL_CLAIM_TIMEOUT.
+    log.warning("sweep %s was started by worker %s, which is gone; enqueueing it again", job_id, job.worker_name)
+    job.delete()
+    return False
+
+
+def seconds_until_next_sweep(interval: float) -> float:
+    """How long the scheduler may sleep: until the next row becomes due, at most ``interval``.
+
+    The cap is what finds rows written after this look (or whose send job was lost).
+    """
+    next_due = outbox.next_due_at()
+    if next_due is None:
+        return interval
+    return min(max((next_due - clock.now()).total_seconds(), 0.0), interval)
+
+
+PREFLIGHT_JOB_ID = "zoom-preflight"
+PREFLIGHT_EVERY = 60  # seconds
+
+
+def scheduler_pass(now_monotonic: float, last_preflight: float) -> float:
+    """One pass: start due bulk messages, enqueue outbox sweeps, and the Zoom pre-flight each minute."""
+    bulk.start_due_messages()
+    enqueue_sweeps_if_due()
+    if now_monotonic - last_preflight >= PREFLIGHT_EVERY:
+        queue = get_queue()
+        if not _job_in_progress(PREFLIGHT_JOB_ID, queue.connection):
+            queue.enqueue(jobs.run_preflights, job_id=PREFLIGHT_JOB_ID)
+        return now_monotonic
+    return last_preflight
 
 
 def run_scheduler(app) -> None:
-    """Sweep forever; one failed sweep (database or Redis hiccup) does not stop the loop."""
+    """Run passes forever; one failed pass (database or Redis hiccup) does not stop the loop.
+
+    Only the holder of a Redis lock works, so a second scheduler started by mistake waits as a
+    standby (everything it would do is idempotent anyway: atomic claims, deterministic job ids).
+    """
     interval = app.config["SWEEP_INTERVAL"]
-    log.info("outbox scheduler: sweeping every %ss", interval)
+    log.info("scheduler: sweeping when emails are due, looking at least every %ss", interval)
+    last_preflight = 0.0
+    with app.app_context():
+        leader = get_redis().lock("scheduler-leader", timeout=max(10, 5 * interval))
     while True:
+        wait = interval
         with app.app_context():
             try:
-                enqueue_sweep_if_due()
+                if _lead(leader):
+                    last_preflight = scheduler_pass(time.monotonic(), last_preflight)
+                    wait = seconds_until_next_sweep(interval)
             except Exception:
-                log.exception("sweep failed; trying again in %ss", interval)
+                log.exception("scheduler pass failed; trying again in %ss", interval)
             finally:
                 db.session.remove()
-        time.sleep(interval)
+        time.sleep(wait)
+
+
+def _lead(leader) -> bool:
+    """Hold (or take over) the scheduler lock; False while another scheduler holds it."""
+    try:
+        if leader.owned():
+            return leader.reacquire()
+    except LockError:
+        pass
+    return leader.acquire(blocking=False)
 
 
 def main(argv: list[str]) -> None:

@@ -3,13 +3,16 @@ import threading
 from datetime import timedelta
 
 import pytest
+from rq import Worker
+from rq.job import Job, JobStatus
+from sqlalchemy import event
 
 import worker
 from app import clock
 from app.extensions import db
 from app.mail import outbox
 from app.models import Delivery, DeliveryStatus
-from app.queue import get_queue
+from app.queue import get_queue, get_redis
 
 
 def queue_resets(hosts, n_each=1):
@@ -51,10 +54,17 @@ def test_a_lost_redis_message_is_found_by_the_scheduler_sweep(app, make_host, ru
     get_queue("mail").empty()  # the send job is lost (say Redis restarted without persistence)
     run_jobs()
     assert smtp.messages == []
-    assert worker.enqueue_sweep_if_due() is True
-    assert worker.enqueue_sweep_if_due() is False  # one sweep at a time
+    assert worker.enqueue_sweeps_if_due() == 1  # no worker is listening: one sweep, for the next to come
+    assert worker.enqueue_sweeps_if_due() == 0  # that sweep is still waiting
     run_jobs()
     assert smtp.wait_for(1)[0]["To"].addresses[0].addr_spec == host.email
+
+
+def test_a_claim_takes_no_more_than_its_limit(app, make_host):
+    queue_resets([make_host() for _ in range(12)])
+    token = outbox.claim(5)
+    db.session.rollback()
+    assert db.session.query(Delivery).filter_by(claim_token=token).count() == 5  # PostgreSQL too
 
 
 def test_smtp_down_is_retried_with_backoff(app, make_host, smtp):
@@ -139,3 +149,162 @@ def test_cancelled_rows_are_not_sent(app, make_host, smtp):
     db.session.commit()
     clock.advance(timedelta(hours=2))
     assert outbox.send_due() == 0
+
+
+@pytest.fixture
+def mail_workers(app):
+    """Register RQ workers listening on ``mail`` (as running ``python worker.py`` processes do)."""
+    started = []
+
+    def register(count: int) -> list[Worker]:
+        new = [Worker([get_queue("mail")], connection=get_redis()) for _ in range(count)]
+        for rq_worker in new:
+            rq_worker.register_birth()
+        started.extend(new)
+        return new
+
+    yield register
+    for rq_worker in started:
+        rq_worker.register_death()
+
+
+def test_the_scheduler_starts_one_sweep_per_worker_and_they_share_the_burst(app, make_host, mail_workers,
+                                                                            run_jobs, smtp, monkeypatch):
+    monkeypatch.setitem(app.config, "MAIL_BATCH_SIZE", 2)
+    hosts = [make_host() for _ in range(5)]
+    queue_resets(hosts)
+    get_queue("mail").empty()  # leave the rows to the scheduler
+    mail_workers(2)
+    assert worker.enqueue_sweeps_if_due() == 2  # two workers, three batches due
+    assert worker.enqueue_sweeps_if_due() == 0  # both sweeps are still waiting
+    run_jobs()
+    recipients = sorted(m["To"].addresses[0].addr_spec for m in smtp.wait_for(5))
+    assert recipients == sorted(h.email for h in hosts)  # each exactly once
+
+
+def test_a_sweep_left_behind_by_a_killed_worker_is_started_again(app, make_host, mail_workers):
+    queue_resets([make_host()])
+    get_queue("mail").empty()
+    [live] = mail_workers(1)
+    assert worker.enqueue_sweeps_if_due() == 1
+    sweep = Job.fetch("mail-sweep-0", connection=get_redis())
+    get_queue("mail").remove(sweep)  # a worker took it …
+    sweep.worker_name = live.name
+    sweep.set_status(JobStatus.STARTED)
+    sweep.save()
+    assert worker.enqueue_sweeps_if_due() == 0  # … and is alive: the sweep is running
+    sweep.worker_name = "killed-by-sigkill"
+    sweep.save()
+    assert worker.enqueue_sweeps_if_due() == 1  # its worker is gone: RQ would notice only minutes later
+    assert get_queue("mail").job_ids == ["mail-sweep-0"]
+
+
+def test_the_scheduler_wakes_up_when_the_next_email_is_due(app, make_host):
+    host = make_host()
+    assert worker.seconds_until_next_sweep(60) == 60  # nothing waiting: the interval caps the sleep
+    outbox.queue_email("password_reset", to_email=host.email, payload={"user_id": host.id},
+                       due_at=clock.now() + timedelta(seconds=30))
+    db.session.commit()
+    assert 29 < worker.seconds_until_next_sweep(60) <= 30
+    assert worker.seconds_until_next_sweep(5) == 5
+    clock.advance(timedelta(seconds=30))
+    assert outbox.claim(10) is not None  # claimed, and its worker dies before marking it
+    db.session.rollback()
+    timeout = app.config["MAIL_CLAIM_TIMEOUT"]
+    assert timeout - 1 < worker.seconds_until_next_sweep(timeout + 60) <= timeout  # when the claim expires
+
+
+def test_a_batch_reads_its_rows_once_however_many_commits_follow(app, make_host, smtp):
+    hosts = [make_host() for _ in range(10)]
+    queue_resets(hosts)
+    selects = []
+
+    def count_delivery_selects(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM deliveries" in statement:
+            selects.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count_delivery_selects)
+    try:
+        assert outbox.send_due() == 10
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count_delivery_selects)
+    assert len(selects) == 1  # not one re-SELECT per row after each row's own commit
+    assert len(smtp.wait_for(10)) == 10
+
+
+def test_a_sweep_stops_claiming_when_its_time_is_up(app, make_host, smtp, monkeypatch):
+    queue_resets([make_host()])
+    monkeypatch.setitem(app.config, "MAIL_SWEEP_SECONDS", 0)
+    assert outbox.send_due() == 0  # left for the next sweep, well before RQ's job timeout
+    assert outbox.due_count() == 1
+
+
+def test_a_row_that_cannot_be_rendered_does_not_block_its_batch(app, make_host, smtp):
+    good = make_host()
+    outbox.queue_email("password_reset", to_email="ghost@example.com", payload={"user_id": 999999})
+    outbox.queue_email("no_such_kind", to_email="broken@example.com")
+    queue_resets([good])
+    assert outbox.send_due() == 1
+    assert smtp.wait_for(1)[0]["To"].addresses[0].addr_spec == good.email
+    db.session.rollback()
+    broken = db.session.query(Delivery).filter_by(to_email="broken@example.com").one()
+    assert broken.status == DeliveryStatus.PENDING and broken.last_error.startswith("render: KeyError")
+    assert db.session.query(Delivery).filter_by(to_email="ghost@example.com").one().status == DeliveryStatus.CANCELLED
+
+
+class RejectingInbox:
+    """An SMTP handler that answers 550 to one address and accepts the rest."""
+
+    def __init__(self, inbox):
+        self.inbox = inbox
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        return await self.inbox.handle_DATA(server, session, envelope)
+
+
+def test_permanent_550_fails_at_once_and_is_not_retried(app, make_host, smtp):
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+
+    controller = Controller(RejectingInbox(smtp), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    real_port, app.config["SMTP_PORT"] = app.config["SMTP_PORT"], controller.port
+    try:
+        host = make_host()
+        outbox.queue_email("password_reset", to_email="nobody@example.com", payload={"user_id": host.id})
+        queue_resets([host])
+        assert outbox.send_due() == 1
+    finally:
+        app.config["SMTP_PORT"] = real_port
+        controller.stop()
+    db.session.rollback()
+    rejected = db.session.query(Delivery).filter_by(to_email="nobody@example.com").one()
+    assert rejected.status == DeliveryStatus.FAILED and rejected.attempts == 1 and "550" in rejected.last_error
+
+
+def test_a_second_scheduler_stands_by(app):
+    from app.queue import get_redis
+
+    first = get_redis().lock("scheduler-leader", timeout=10)
+    second = get_redis().lock("scheduler-leader", timeout=10)
+    assert worker._lead(first) is True
+    assert worker._lead(second) is False
+    assert worker._lead(first) is True  # the leader keeps its lock
+    first.release()
+    assert worker._lead(second) is True
+
+
+def test_scheduler_pass_enqueues_the_preflight_once_a_minute(app):
+    from rq.job import Job
+
+    last = worker.scheduler_pass(1000.0, 0.0)
+    assert last == 1000.0
+    assert Job.fetch(worker.PREFLIGHT_JOB_ID, connection=get_queue().connection).get_status() == "queued"
+    assert worker.scheduler_pass(1030.0, last) == 1000.0  # not again within the minute

@@ -156,7 +156,8 @@ def fan_out(message_id: int, *, skip_cancelled_slots: bool = False) -> int:
     A chosen slot that was cancelled meanwhile holds the message for the host to decide.
     """
     begin_write()
-    message = db.session.get(Message, message_id)
+    # Row lock on PostgreSQL: two schedulers can never fan the same message out twice.
+    message = db.session.get(Message, message_id, with_for_update=True)
     if message is None or message.status != MessageStatus.SCHEDULED:
         db.session.commit()
         return 0
