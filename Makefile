@@ -11,7 +11,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.installed
+# English catalog (Japanese is the source language); the .mo is a build output.
+app/translations/en/LC_MESSAGES/messages.mo: app/translations/en/LC_MESSAGES/messages.po $(VENV)/.installed
+	$(VENV)/bin/pybabel compile -q -d app/translations
+
+venv: $(VENV)/.installed app/translations/en/LC_MESSAGES/messages.mo
 
 # Redis comes from the system package; as root we install it, otherwise we say how.
 redis:
@@ -25,8 +29,13 @@ run: venv redis
 	$(FLASK) seed-demo
 	$(VENV)/bin/honcho start -f Procfile
 
+# The whole suite on SQLite, then every database-touching test again on PostgreSQL
+# (a throwaway cluster the tests start themselves; skipped with a note where it is not installed).
 test: venv redis
 	$(PY) -m pytest
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  TEST_DATABASE=postgresql $(PY) -m pytest --deselect tests/test_zoom_emulator.py --deselect tests/test_translations.py; \
+	else echo "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL run is skipped"; fi
 
 bench: venv redis
 	$(PY) bench/outbox_delivery.py

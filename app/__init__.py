@@ -61,8 +61,9 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
 
     init_oauth(app)
 
-    from app import cli, errors, templating
+    from app import cli, errors, logs, templating
 
+    logs.init_app(app)
     errors.init_app(app)
     templating.init_app(app)
     cli.init_app(app)

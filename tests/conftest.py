@@ -2,6 +2,7 @@
 database file with the real migrations, RQ's own worker, and a live HTTP server for the
 browser tests. Nothing is faked; tables and Redis are emptied between tests.
 """
+import os
 import re
 import shutil
 import socket
@@ -154,12 +155,23 @@ def zoom(zoom_server):
 
 
 @pytest.fixture(scope="session")
-def app(tmp_path_factory, redis_url, smtp_server, zoom_server):
-    database = tmp_path_factory.mktemp("db") / "test.db"
+def database_url(tmp_path_factory):
+    """SQLite file by default; ``TEST_DATABASE=postgresql`` runs a throwaway PostgreSQL cluster."""
+    if os.environ.get("TEST_DATABASE") == "postgresql":
+        from tests.postgres import Cluster
+
+        cluster = Cluster(free_port()).start()
+        yield cluster.url
+        cluster.stop()
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory, redis_url, smtp_server, zoom_server):
     app = create_app(
         TestConfig,
-        SQLALCHEMY_DATABASE_URI=TestConfig.SQLALCHEMY_DATABASE_URI
-        if TestConfig.SQLALCHEMY_DATABASE_URI != "sqlite://" else f"sqlite:///{database}",
+        SQLALCHEMY_DATABASE_URI=database_url,
         REDIS_URL=redis_url,
         SMTP_PORT=smtp_server.port,
         MAILBOX_DIR=str(tmp_path_factory.mktemp("mailbox")),

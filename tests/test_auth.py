@@ -86,3 +86,10 @@ def test_create_staff_command(app):
     result = app.test_cli_runner().invoke(args=["create-staff", "ops@example.com", "--password", "ops-pass-123"])
     assert "staff account created" in result.output
     assert db.session.query(User).filter_by(email="ops@example.com").one().is_staff
+
+
+def test_healthz_checks_database_and_redis(client):
+    response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert response.headers["X-Request-ID"] == "abc-123"
