@@ -76,5 +76,8 @@ def join(token):
     if booking.is_confirmed and booking.slot.is_open and meeting is not None and meeting.join_url \
             and meeting.status == MeetingStatus.ISSUED:
         return redirect(meeting.join_url)
+    # Withdrawn = the host turned Zoom OFF (or never had it for this booking); otherwise the URL
+    # is being (re-)issued and will come by email.
+    withdrawn = meetings.covering_connection(booking) is None
     return render_template("booking/join_unavailable.html", booking=booking, service=booking.slot.service,
-                           meeting=meeting)
+                           withdrawn=withdrawn)

@@ -102,6 +102,15 @@ class ZoomMeeting(db.Model):
 
     slot = relationship("Slot")
 
+    def mark_deleted(self, reason: str = "") -> None:
+        """The meeting is gone (deleted by us or on Zoom): its URL must never be handed out again."""
+        self.status = MeetingStatus.DELETED
+        self.deleted_at = clock.now()
+        self.join_url = ""
+        self.password = ""
+        if reason:
+            self.last_error = reason
+
 
 class LegacyStatus(str, enum.Enum):
     #: Still issuing URLs on the platform's sub-account.

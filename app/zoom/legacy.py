@@ -54,11 +54,7 @@ def _withdraw_legacy(host_id: int) -> tuple[int, int]:
     meetings = legacy_meetings(host_id)
     emails = 0
     for meeting in meetings:
-        meeting.status = MeetingStatus.DELETED
-        meeting.deleted_at = clock.now()
-        meeting.join_url = ""
-        meeting.password = ""
-        meeting.last_error = "legacy link ended"
+        meeting.mark_deleted("legacy link ended")
         for kind in ZOOM_EMAIL_KINDS:
             emails += cancel_pending(slot_id=meeting.slot_id, kind=kind)
     return len(meetings), emails

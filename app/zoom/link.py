@@ -347,10 +347,7 @@ def turn_off(host: User) -> OffResult:
             result.in_progress.append(meeting)
         else:
             result.not_deleted.append((meeting, state))
-        meeting.status = MeetingStatus.DELETED
-        meeting.deleted_at = clock.now()
-        meeting.join_url = ""
-        meeting.password = ""
+        meeting.mark_deleted()
     for kind in ZOOM_EMAIL_KINDS:
         result.emails_cancelled += cancel_pending(host_id=host.id, kind=kind)
     connection = connection_for(host)
@@ -369,11 +366,7 @@ def deauthorize(zoom_user_id: str) -> bool:
     host = connection.host
     for meeting in live_meetings(host):
         # Zoom staff: delete our data "but not delete the meetings themselves" (zoom-facts §5).
-        meeting.status = MeetingStatus.DELETED
-        meeting.deleted_at = clock.now()
-        meeting.join_url = ""
-        meeting.password = ""
-        meeting.last_error = "app deauthorized in Zoom"
+        meeting.mark_deleted("app deauthorized in Zoom")
     for kind in ZOOM_EMAIL_KINDS:
         cancel_pending(host_id=host.id, kind=kind)
     db.session.delete(connection)
@@ -390,9 +383,7 @@ def meeting_deleted_on_zoom(zoom_meeting_id: int) -> bool:
                                                           ZoomMeeting.status == MeetingStatus.ISSUED))
     if meeting is None:
         return False
-    meeting.status = MeetingStatus.DELETED
-    meeting.deleted_at = clock.now()
-    meeting.last_error = "deleted on Zoom"
+    meeting.mark_deleted("deleted on Zoom")
     db.session.commit()
     return True
 

@@ -253,9 +253,7 @@ def usable_meeting(slot: Slot) -> ZoomMeeting | None:
         except (ZoomGone, ZoomMeetingEnded):
             begin_write()
             meeting = meeting_for(slot.id)
-            meeting.status = MeetingStatus.DELETED
-            meeting.deleted_at = clock.now()
-            meeting.last_error = "gone on Zoom before the URL email"
+            meeting.mark_deleted("gone on Zoom before the URL email")
             db.session.commit()
         except ZoomError:
             return meeting  # Zoom is unreachable, but the URL it gave us still works
@@ -280,10 +278,7 @@ def withdraw_meeting(slot_id: int) -> bool:
     if active and zoom_id:
         link.api_for(connection_id).delete_meeting(zoom_id)  # 404/3001 count as done
     begin_write()
-    meeting = meeting_for(slot_id)
-    meeting.status = MeetingStatus.DELETED
-    meeting.deleted_at = clock.now()
-    meeting.join_url = ""
+    meeting_for(slot_id).mark_deleted()
     db.session.commit()
     return True
 
