@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 # English catalog (Japanese is the source language); the .mo is a build output.
 app/translations/en/LC_MESSAGES/messages.mo: app/translations/en/LC_MESSAGES/messages.po $(VENV)/.installed
-	$(VENV)/bin/pybabel compile -q -d app/translations
+	$(VENV)/bin/pybabel -q compile -d app/translations
 
 venv: $(VENV)/.installed app/translations/en/LC_MESSAGES/messages.mo
 

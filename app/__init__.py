@@ -1,5 +1,6 @@
 """The application factory: it only wires extensions, blueprints, errors and commands."""
 from flask import Flask, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from config import Config
@@ -37,7 +38,7 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "ログインしてください。"
+    login_manager.login_message = _l("ログインしてください。")
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
 
