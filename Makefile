@@ -24,7 +24,7 @@ redis:
 	  else echo "redis-server is missing: sudo apt-get install redis-server"; exit 1; fi; }
 
 run: venv redis
-	mkdir -p instance/mailbox
+	mkdir -p instance
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
 	$(VENV)/bin/honcho start -f Procfile

@@ -9,6 +9,7 @@ import logging
 
 from flask import current_app
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import event
 
@@ -59,8 +60,8 @@ def _run_pending(session) -> None:
     for func, args, queue, job_id, options in pending:
         try:
             get_queue(queue).enqueue(func, *args, job_id=job_id, **options)
-        except Exception:  # Redis down: the outbox sweep still delivers; never fail a committed request
-            log.exception("could not enqueue %s; the scheduler sweep will pick the work up", func.__name__)
+        except RedisError as exc:  # Redis down: the outbox sweep still delivers; never fail a committed request
+            log.warning("could not enqueue %s (%s); the scheduler sweep will pick the work up", func.__name__, exc)
 
 
 def _drop_pending(session, *args) -> None:

@@ -3,7 +3,7 @@
 Staff read it at /staff/mailbox (like MailHog). Run: ``python -m devtools.mail_sink``.
 """
 import argparse
-import mailbox
+import os
 import time
 
 from aiosmtpd.controller import Controller
@@ -17,7 +17,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--maildir", default="instance/mailbox")
     args = parser.parse_args()
-    mailbox.Maildir(args.maildir, create=True)
+    for sub in ("cur", "new", "tmp"):  # a Maildir, even if the folder itself already exists
+        os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
     controller = Controller(Mailbox(args.maildir), hostname=args.host, port=args.port)
     controller.start()
     print(f"SMTP sink on {args.host}:{args.port}, storing into {args.maildir}", flush=True)
