@@ -88,6 +88,27 @@ class Config:
     PERMANENT_SESSION_LIFETIME = 7 * 24 * 3600
     WTF_CSRF_TIME_LIMIT = 8 * 3600
 
+    #: Flask-Talisman: redirect http to https (and send HSTS on https). Off for the embedded setup
+    #: and the tests, which run on plain http; on in production.
+    FORCE_HTTPS = env_bool("FORCE_HTTPS", False)
+    #: HSTS max-age: one year, as ASVS 3.4.1 asks (Talisman sends it on https responses only).
+    HSTS_MAX_AGE = 365 * 24 * 3600
+    #: Content-Security-Policy of every response (``form-action`` also gets the Zoom OAuth origin,
+    #: added in ``create_app``: the ON button's POST redirects there). Pages load only our own
+    #: scripts and styles; no inline script anywhere (ASVS 3.4.3: object-src and base-uri 'none').
+    #: Inline *styles* are allowed because the email previews (``<iframe sandbox srcdoc>``) inherit
+    #: the page's policy and emails must style inline; scripts never run in those frames (sandbox).
+    CONTENT_SECURITY_POLICY = {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self' 'unsafe-inline'",
+        "img-src": "'self' data:",
+        "object-src": "'none'",
+        "base-uri": "'none'",
+        "frame-ancestors": "'none'",
+        "form-action": "'self'",
+    }
+
     #: Failed logins allowed per email+address in LOGIN_THROTTLE_WINDOW seconds.
     LOGIN_THROTTLE_LIMIT = env_int("LOGIN_THROTTLE_LIMIT", 5)
     LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 15 * 60)
@@ -106,6 +127,9 @@ class Config:
     #: when the next email is due, so this only bounds the delay of rows written less than an
     #: interval before their due time, or whose send job was lost with Redis.
     SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 1)
+    #: A busy worker marks its job alive this often (seconds; RQ's job monitoring interval, 30 by
+    #: default). Three missed beats and the scheduler starts that sweep again elsewhere.
+    WORKER_HEARTBEAT = env_int("WORKER_HEARTBEAT", 5)
 
 
 class TestConfig(Config):
@@ -124,6 +148,7 @@ class ProductionConfig(Config):
     """Production: secure cookies, JSON logs, and no development secrets."""
 
     LOG_JSON = True
+    FORCE_HTTPS = env_bool("FORCE_HTTPS", True)
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
 

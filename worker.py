@@ -14,10 +14,12 @@ import math
 import os
 import sys
 import time
+from datetime import datetime, timezone
 
 from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -41,10 +43,16 @@ class AppWorker(Worker):
     """An RQ worker that runs every job inside the app's context."""
 
     app = None
+    #: SIGTERM/SIGINT asked this worker to stop (RQ's work loop also returns on its own errors).
+    stop_asked = False
 
     def perform_job(self, *args, **kwargs):
         with self.app.app_context():
             return super().perform_job(*args, **kwargs)
+
+    def request_stop(self, signum, frame):
+        self.stop_asked = True
+        super().request_stop(signum, frame)
 
 
 def build_app():
@@ -103,15 +111,26 @@ def _job_in_progress(job_id: str, connection) -> bool:
         return True
     if status != JobStatus.STARTED:
         return False
-    if job.worker_name and connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name):
+    if (job.worker_name and connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name)
+            and not _heartbeat_stale(job)):
         return True
     # Its worker was killed (SIGKILL, OOM): RQ marks the job abandoned only at a maintenance
-    # pass, up to ~14 min later (rq/rq registry.py, worker/base.py). A dead worker's key expires
-    # job_monitoring_interval + 60 s after its last heartbeat, so drop the job and start anew;
-    # the rows it had claimed come back after MAIL_CLAIM_TIMEOUT.
+    # pass, up to ~14 min later (rq/rq registry.py, worker/base.py), and a dead worker's key
+    # lives on for job_monitoring_interval + 60 s after its last heartbeat (blocking this sweep,
+    # and every due email behind it, for that long: tests/test_faults.py). A worker beats every
+    # WORKER_HEARTBEAT s while the job runs, so a silent one is gone: drop the job and start
+    # anew; the rows it had claimed come back after MAIL_CLAIM_TIMEOUT.
     log.warning("sweep %s was started by worker %s, which is gone; enqueueing it again", job_id, job.worker_name)
     job.delete()
     return False
+
+
+def _heartbeat_stale(job: Job) -> bool:
+    """True when the worker running ``job`` has missed three heartbeats (RQ's clock: real UTC time)."""
+    if job.last_heartbeat is None:
+        return False
+    age = datetime.now(timezone.utc) - clock.as_utc(job.last_heartbeat)
+    return age.total_seconds() > 3 * current_app.config["WORKER_HEARTBEAT"]
 
 
 def seconds_until_next_sweep(interval: float) -> float:
@@ -183,11 +202,31 @@ def main(argv: list[str]) -> None:
     if argv[1:2] == ["scheduler"]:
         run_scheduler(app)
         return
+    run_worker(app)
+
+
+def run_worker(app) -> None:
+    """Run the RQ worker until it is asked to stop; start a new one when RQ's quits by itself.
+
+    RQ's work loop quits, with exit status 0, on any error outside a job: a Redis restart while
+    a job runs ends a busy worker (tests/test_faults.py), and a process manager that restarts
+    only failed processes would leave the queue without it. The work horse it leaves behind
+    finishes its job; the outbox rows it had claimed are marked or come back after the claim
+    timeout.
+    """
     AppWorker.app = app
-    with app.app_context():
-        queues = [get_queue(name) for name in QUEUE_NAMES]
-        worker = AppWorker(queues, connection=get_redis())
-    worker.work(with_scheduler=True)
+    while True:
+        with app.app_context():
+            queues = [get_queue(name) for name in QUEUE_NAMES]
+            worker = AppWorker(queues, connection=get_redis(), job_monitoring_interval=app.config["WORKER_HEARTBEAT"])
+        try:
+            worker.work(with_scheduler=True)
+        except (RedisConnectionError, RedisTimeoutError):  # raised by RQ's teardown with Redis still away
+            log.exception("the RQ worker lost Redis")
+        if worker.stop_asked:
+            return
+        log.warning("the RQ worker quit without being asked to (Redis lost?); starting a new one")
+        wait_for_redis(app, seconds=300)
 
 
 if __name__ == "__main__":

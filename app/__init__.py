@@ -22,6 +22,22 @@ def select_timezone() -> str:
     return "Asia/Tokyo"
 
 
+def init_security_headers(app: Flask) -> None:
+    """Flask-Talisman: CSP, HSTS and https redirect (production), nosniff, frame and referrer policy."""
+    from urllib.parse import urlsplit
+
+    from flask_talisman import Talisman
+
+    policy = dict(app.config["CONTENT_SECURITY_POLICY"])
+    zoom = urlsplit(app.config["ZOOM_OAUTH_BASE_URL"])
+    # Chrome checks form-action on the redirect after a POST too: ON/relink POSTs, then goes to Zoom.
+    policy["form-action"] = " ".join([policy.get("form-action", "'self'"), f"{zoom.scheme}://{zoom.netloc}"])
+    Talisman(app, content_security_policy=policy, force_https=app.config["FORCE_HTTPS"],
+             strict_transport_security_max_age=app.config["HSTS_MAX_AGE"], frame_options="DENY",
+             session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+             session_cookie_samesite=app.config["SESSION_COOKIE_SAMESITE"])
+
+
 def create_app(config_class: type = Config, **overrides) -> Flask:
     """Build the app from a config class plus optional overrides (tests)."""
     app = Flask(__name__, instance_relative_config=True)
@@ -29,6 +45,7 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     app.config.update(overrides)
     if hasattr(config_class, "check"):
         config_class.check()
+    init_security_headers(app)  # first: the https redirect comes before any other request hook
 
     from app.extensions import babel, csrf, db, login_manager, migrate
 
@@ -57,6 +74,8 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     app.register_blueprint(staff.bp)
     app.register_blueprint(zoom.bp)
     app.register_blueprint(messages.bp)
+    # The load balancer probes /healthz over plain http: answer it instead of redirecting to https.
+    app.view_functions["dashboard.healthz"].talisman_view_options = {"force_https": False}
 
     from app.zoom.link import init_oauth
 

@@ -137,6 +137,6 @@ def test_host_composes_previews_schedules_and_watches_progress(page, live_server
     assert bulk.start_due_messages() == 1
     run_jobs()
     # The open page polls and fills the bar without a reload.
-    page.wait_for_function("document.getElementById('progress-percent').textContent === '100'")
+    page.wait_for_function("() => document.getElementById('progress-percent').textContent === '100'")
     assert page.locator("#progress-sent").inner_text() == "3"
     assert len([m for m in smtp.messages if m["Subject"].endswith("持ち物のご案内")]) == 3

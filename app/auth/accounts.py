@@ -98,8 +98,9 @@ def request_password_reset(email: str) -> None:
 
 
 def reset_password(user: User, password: str) -> None:
-    """Set a new password (which also invalidates the reset link)."""
+    """Set a new password (which also invalidates the reset link and every open session)."""
     user.set_password(password, current_app.config.get("PASSWORD_HASH_METHOD"))
+    user.end_sessions()
 
 
 @email_kind("password_reset", subject=lambda ctx: _("パスワード再設定のご案内"))
@@ -111,6 +112,6 @@ def _password_reset_context(delivery: Delivery) -> dict:
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """Flask-Login: the logged-in account from its id in the session."""
-    return db.session.get(User, int(user_id))
+def load_user(session_token: str) -> User | None:
+    """Flask-Login: the account whose current session token the cookie carries (None once rotated)."""
+    return db.session.scalar(select(User).where(User.session_token == session_token))

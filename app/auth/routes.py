@@ -1,4 +1,6 @@
 """Account pages. Views stay thin: validate, call one function in ``accounts``, redirect."""
+from urllib.parse import urlsplit
+
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
@@ -10,10 +12,18 @@ from app.forms import EmptyForm
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths are followed after login (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("dashboard.home")
+    """Only same-site relative paths are followed after login (no open redirect).
+
+    Control characters are refused outright: browsers drop a tab, so ``/<TAB>/evil`` would
+    become ``//evil``, and CR/LF must never reach a header.
+    """
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in target)):
+        return url_for("dashboard.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return url_for("dashboard.home")
+    return target
 
 
 def _start_session(user, remember: bool = False) -> None:
@@ -63,6 +73,8 @@ def login():
 @login_required
 def logout():
     if EmptyForm().validate_on_submit():
+        current_user.end_sessions()  # a copy of this session cookie must not outlive the logout
+        db.session.commit()
         logout_user()
         session.clear()
         flash(_("ログアウトしました。"), "info")

@@ -151,6 +151,7 @@ def send_claimed(token: str, smtp: SmtpSender | None = None) -> int:
         db.session.expunge(delivery)
     sent = 0
     for delivery in rows:
+        delivery.message_id = delivery.message_id or message_id_for(delivery)  # detached: not written
         try:
             message = build_message(delivery, render_delivery(delivery))
         except SkipDelivery as why:
@@ -177,6 +178,17 @@ def send_claimed(token: str, smtp: SmtpSender | None = None) -> int:
         )
         sent += 1
     return sent
+
+
+def message_id_for(delivery: Delivery) -> str:
+    """The row's Message-ID, the same on every attempt.
+
+    Email is at-least-once: a worker that dies between the SMTP server's 250 and the row's mark
+    sends the email again after MAIL_CLAIM_TIMEOUT. With the same Message-ID both copies are one
+    message to the receiving side (mail clients and archives thread or drop the copy).
+    """
+    stamp = int(clock.as_utc(delivery.created_at).timestamp() * 1_000_000)
+    return f"<{stamp}.{delivery.id}.outbox@booking.local>"
 
 
 def _is_permanent(exc: Exception) -> bool:

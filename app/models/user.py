@@ -1,4 +1,5 @@
 """Accounts: hosts (who sell services) and staff (who run the platform)."""
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -9,6 +10,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app import clock
 from app.extensions import db
 from app.models.types import UTCDateTime
+
+
+def new_session_token() -> str:
+    """A fresh random session token."""
+    return secrets.token_urlsafe(32)
 
 
 class User(UserMixin, db.Model):
@@ -25,6 +31,9 @@ class User(UserMixin, db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
     locale: Mapped[str] = mapped_column(String(8), default="ja")
     is_staff: Mapped[bool] = mapped_column(default=False)
+    #: What the session cookie carries instead of the id (Flask-Login "alternative token"):
+    #: rotating it at logout or password change kills every session and remember cookie issued before.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     services = relationship("Service", back_populates="host", order_by="Service.id")
@@ -33,6 +42,14 @@ class User(UserMixin, db.Model):
         """Store a salted hash of ``password``."""
         kwargs = {"method": method} if method else {}
         self.password_hash = generate_password_hash(password, **kwargs)
+
+    def get_id(self) -> str:
+        """Flask-Login stores this in the session: the rotating token, not the database id."""
+        return self.session_token
+
+    def end_sessions(self) -> None:
+        """Invalidate every session and remember cookie of this account."""
+        self.session_token = new_session_token()
 
     def check_password(self, password: str) -> bool:
         """True when ``password`` matches the stored hash."""

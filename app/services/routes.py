@@ -75,10 +75,13 @@ def detail(service_id):
             db.session.commit()
             flash(_("開催日時を追加しました。"), "success")
             return redirect(url_for("services.detail", service_id=service.id, _anchor=f"slot-{slot.id}"))
+    # One query each for every slot on the page (never one per slot: a service may have hundreds).
+    shown = slots.page_slots(service)
+    booked = [s.id for s in shown if slots.confirmed_bookings(s)]
     return render_template("services/detail.html", service=service, form=form, action_form=EmptyForm(),
-                           kind_labels=KIND_LABELS, venue_labels=VENUE_LABELS, now=clock.now(),
-                           meeting_for=meetings.meeting_for, timeline=meetings.delivery_timeline,
-                           connection=link.connection_for(current_user))
+                           kind_labels=KIND_LABELS, venue_labels=VENUE_LABELS, slots=shown,
+                           meetings=meetings.meetings_by_slot([s.id for s in shown]),
+                           timelines=meetings.delivery_timelines(booked), connection=link.connection_for(current_user))
 
 
 @bp.route("/slots/<int:slot_id>/zoom/start")

@@ -2,7 +2,7 @@
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from app import clock
@@ -97,6 +97,19 @@ def upcoming_slots(host: User, limit: int = 50) -> list[Slot]:
         .where(Service.host_id == host.id, Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now())
         .options(selectinload(Slot.bookings), selectinload(Slot.service))
         .order_by(Slot.starts_at).limit(limit)
+    ).all()
+
+
+def page_slots(service: Service) -> list[Slot]:
+    """The slots the service page lists, latest first, with their bookings loaded in one query.
+
+    Open slots (past ones too, until cancelled) and cancelled slots still in the future.
+    """
+    return db.session.scalars(
+        select(Slot)
+        .where(Slot.service_id == service.id, or_(Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now()))
+        .options(selectinload(Slot.bookings))
+        .order_by(Slot.starts_at.desc(), Slot.id.desc())
     ).all()
 
 

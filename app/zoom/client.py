@@ -124,7 +124,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> datetim
     value = value.strip()
     try:
         return now + timedelta(seconds=float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # "inf", 1e300 …: not a usable delay
         pass
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

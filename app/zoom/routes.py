@@ -43,7 +43,7 @@ def settings():
     connection = link.connection_for(current_user)
     budget = link.budget_left(connection.id) if connection is not None else None
     zoom_services = [s for s in current_user.services if s.venue == Venue.ZOOM]
-    not_covered = meetings.bookings_before_link(connection) if connection is not None else []
+    not_covered = meetings.not_covered_bookings(connection) if connection is not None else []
     return render_template("zoom/settings.html", connection=connection, budget=budget, form=LinkForm(),
                            long_services=_long_basic_services(connection), zoom_services=zoom_services,
                            not_covered=not_covered, legacy_link=legacy.legacy_link_for(current_user),
@@ -145,10 +145,17 @@ def webhook_endpoint():
         return jsonify(error="invalid JSON"), 400
     kind = event.get("event")
     payload = event.get("payload") or {}
-    if kind == "endpoint.url_validation":
+    if kind == "endpoint.url_validation":  # no side effect: answered every time
         return jsonify(webhook.url_validation_answer(secret, str(payload.get("plainToken", ""))))
-    if kind == "app_deauthorized" and payload.get("user_id"):
-        get_queue().enqueue(jobs.zoom_deauthorized, str(payload["user_id"]))
-    elif kind == "meeting.deleted" and (payload.get("object") or {}).get("id"):
-        get_queue().enqueue(jobs.zoom_meeting_deleted, int(payload["object"]["id"]))
+    signature = request.headers["x-zm-signature"]
+    if not webhook.first_delivery(signature):
+        return jsonify(status="duplicate"), 200  # a replay: already handled, never twice
+    try:
+        if kind == "app_deauthorized" and payload.get("user_id"):
+            get_queue().enqueue(jobs.zoom_deauthorized, str(payload["user_id"]))
+        elif kind == "meeting.deleted" and (payload.get("object") or {}).get("id"):
+            get_queue().enqueue(jobs.zoom_meeting_deleted, int(payload["object"]["id"]))
+    except Exception:
+        webhook.forget_delivery(signature)  # Zoom retries after a 5xx: let the retry through
+        raise
     return "", 204

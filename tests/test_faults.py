@@ -1,0 +1,879 @@
+"""Proof under faults: real worker processes killed, Redis emptied, SMTP and Zoom failing, clock edges.
+
+Every test here can fail: it drives the real parts (``python worker.py`` subprocesses, the
+session's redis-server, aiosmtpd servers, the Zoom emulator) into a fault and then checks a
+history — what the SMTP server received, what the outbox rows say — against the promise:
+0 emails lost, duplicates only inside the window between SMTP's 250 and the row's mark.
+
+    .venv/bin/python -m pytest -m faults -s                  # the shortened run (CI, ~1 min)
+    FAULTS_FULL=1 .venv/bin/python -m pytest -m faults -s    # 2,000 emails, 20 kills
+
+``-s`` shows the figures each test prints (copied into docs/RELIABILITY.md).
+"""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from redis import Redis
+from rq import SimpleWorker, Worker
+from sqlalchemy import func, insert, select
+
+from app import clock
+from app.extensions import db
+from app.mail import outbox
+from app.models import Delivery, DeliveryStatus, User
+from tests.conftest import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL = os.environ.get("FAULTS_FULL") == "1"
+
+pytestmark = pytest.mark.faults
+
+
+def figures(title: str, **values) -> None:
+    """Print one line of figures (``-s`` shows them; docs/RELIABILITY.md quotes them)."""
+    print(f"\n[faults] {title}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
+# --- an SMTP server that records its history ---------------------------------------------------------
+
+class RecordingSink:
+    """An aiosmtpd handler that records (arrival time, recipient, Message-ID) of every accepted mail."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.arrivals: list[tuple[float, str, str]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        message_id = ""
+        for line in envelope.content.split(b"\r\n"):
+            if not line:
+                break  # end of the headers
+            if line[:11].lower() == b"message-id:":
+                message_id = line[11:].strip().decode()
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.arrivals.append((time.time(), rcpt, message_id))
+        return "250 OK"
+
+    def count(self) -> int:
+        return len(self.arrivals)
+
+    def recipients(self) -> Counter:
+        with self.lock:
+            return Counter(rcpt for _, rcpt, _ in self.arrivals)
+
+
+@pytest.fixture
+def sink():
+    handler = RecordingSink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    handler.port = controller.port
+    yield handler
+    controller.stop()
+
+
+# --- real worker processes ------------------------------------------------------------------------
+
+class Fleet:
+    """``python worker.py`` (and ``worker.py scheduler``) subprocesses started by this test.
+
+    RQ forks a work horse per job and the horse calls ``setpgrp()``, so it is not in its worker's
+    process group: ``kill`` finds it among the worker's children and SIGKILLs both — the harshest
+    death (no cleanup, no ``finally``, the job left STARTED in Redis, the claim left SENDING).
+    """
+
+    def __init__(self, env: dict, logdir: Path):
+        self.env = env
+        self.logdir = logdir
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.started: dict[str, float] = {}
+        self.generation = Counter()
+        self.children: set[int] = set()  # every process the workers forked, killed again on stop
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        self.generation[name] += 1
+        log = open(self.logdir / f"{name}.{self.generation[name]}.log", "wb")
+        proc = subprocess.Popen([sys.executable, "worker.py", *args], cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.procs[name] = proc
+        self.started[name] = time.monotonic()
+        return proc
+
+    def children_of(self, name: str) -> list[tuple[int, bool]]:
+        """The processes the worker ``name`` forked, from /proc: (pid, is it a work horse).
+
+        A work horse leads its own process group (``setpgrp``); RQ's scheduler process, which a
+        worker started ``with_scheduler`` also forks, stays in the worker's group.
+        """
+        parent, found = self.procs[name].pid, []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                pid, ppid, pgid = int(entry.name), int(fields[1]), int(fields[2])
+                if ppid == parent:
+                    found.append((pid, pgid == pid))
+        self.children.update(pid for pid, _ in found)
+        return found
+
+    def kill(self, name: str, horse_only: bool = False) -> int:
+        """SIGKILL the worker's work horse, and unless ``horse_only`` the worker and all it forked.
+
+        Returns how many work horses were killed (0: the worker was between two jobs).
+        """
+        children = self.children_of(name)
+        proc = self.procs[name]
+        if not horse_only:
+            _kill(proc.pid)
+        for pid, horse in children:
+            if horse or not horse_only:
+                _kill(pid)
+        if not horse_only:
+            proc.wait(timeout=10)
+        return sum(horse for _, horse in children)
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.logdir / f"{name}.{self.generation[name]}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def tails(self) -> str:
+        """The end of every log, for a failure message."""
+        return "\n".join(f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-int(os.environ.get("FAULTS_LOG_LINES", 15)):])
+                         for path in sorted(self.logdir.iterdir()))
+
+    def stop(self) -> None:
+        """SIGKILL every process started here and every work horse they forked (by pid, nothing else)."""
+        for name in self.procs:
+            self.children_of(name)
+        for proc in self.procs.values():
+            _kill(proc.pid)
+            proc.wait(timeout=10)
+        for pid in self.children:
+            _kill(pid)
+        self.procs.clear()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def fleet_env(app, redis_url, sink, tmp_path):
+    """The environment of the product's background processes, pointing at this test's parts."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=redis_url,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(sink.port),
+        SECRET_KEY=app.config["SECRET_KEY"],
+        TOKEN_ENCRYPTION_KEY=app.config["TOKEN_ENCRYPTION_KEY"],
+        APP_BASE_URL=app.config["APP_BASE_URL"],
+        MAILBOX_DIR=str(tmp_path / "mailbox"),
+        MAIL_CLAIM_TIMEOUT="5",  # a dead worker's rows come back after 5 s (production: 300)
+        WORKER_HEARTBEAT="2",  # a dead worker's sweep is started again after 3 × 2 s (production: 3 × 5)
+        # A claim must outlive its batch, or a live worker loses it mid-batch (production: 200
+        # rows, ~1–4 s, against 300 s). 50 rows keep a tenfold margin on a loaded CI box.
+        MAIL_BATCH_SIZE="50",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("APP_ENV", None)
+    return env
+
+
+@pytest.fixture
+def fleet(fleet_env, tmp_path):
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    started = Fleet(fleet_env, logdir)
+    yield started
+    started.stop()
+
+
+def worker_states(redis: Redis) -> dict[int, str]:
+    """RQ's view of the live workers: pid -> state (``busy``, ``idle`` …)."""
+    return {w.pid: w.get_state() for w in Worker.all(connection=redis)}
+
+
+def create_users(n: int) -> list[tuple[int, str, str]]:
+    """N accounts in one bulk insert (their passwords are never checked here); (id, email, name)s."""
+    now = clock.now()
+    db.session.execute(insert(User), [
+        {"email": f"fault{i}@example.com", "password_hash": "not-a-hash", "display_name": f"利用者 {i}",
+         "timezone": "Asia/Tokyo", "locale": "ja", "is_staff": False, "created_at": now}
+        for i in range(n)
+    ])
+    db.session.commit()
+    return [tuple(row) for row in db.session.execute(
+        select(User.id, User.email, User.display_name).where(User.email.like("fault%")).order_by(User.id))]
+
+
+def statuses() -> dict[str, int]:
+    db.session.rollback()  # a fresh snapshot: what the workers committed
+    return {status.value: count for status, count in db.session.execute(
+        select(Delivery.status, func.count()).group_by(Delivery.status)).all()}
+
+
+# --- 1. SIGKILL storm -------------------------------------------------------------------------------
+
+def test_sigkill_storm_loses_nothing_and_duplicates_at_most_once_per_kill(app, redis_url, sink, fleet):
+    n, max_kills, interval = (2000, 20, 0.5) if FULL else (300, 3, 0.5)
+    redis = Redis.from_url(redis_url)
+    users = create_users(n)
+    workers = ["worker1", "worker2"]
+    for name in workers:
+        fleet.start(name)
+    fleet.start("scheduler", "scheduler")
+    wait_until(lambda: len(worker_states(redis)) >= 2, timeout=30)
+
+    due_at = clock.now() + timedelta(seconds=1.5)
+    for user_id, email_address, name in users:
+        outbox.queue_email("password_reset", to_email=email_address, to_name=name, payload={"user_id": user_id},
+                           due_at=due_at)
+    db.session.commit()
+    due = due_at.timestamp()
+
+    kills = []  # (seconds after the due time, victim, what, horses killed, mails received before)
+    deadline = time.monotonic() + (240 if FULL else 90)
+    while len(sink.recipients()) < n:
+        assert time.monotonic() < deadline, (f"only {len(sink.recipients())} of {n} arrived; rows: {statuses()}; "
+                                             f"kills: {kills}\n{fleet.tails()}")
+        fleet.check_alive()
+        if len(kills) < max_kills and time.time() >= due + (kills[-1][0] + interval if kills else 0):
+            # Kill a worker in the middle of a batch: one RQ sees busy (its horse is sending).
+            states = worker_states(redis)
+            busy = [w for w in workers if states.get(fleet.procs[w].pid) == "busy"]
+            if busy:
+                # Alternate the two deaths: the whole worker (machine or container lost: RQ only
+                # notices when its key expires) and the work horse alone (OOM killer: the worker
+                # sees it die and fails the job at once).
+                victim, horse_only = min(busy, key=lambda w: fleet.started[w]), len(kills) % 2 == 1
+                horses = fleet.kill(victim, horse_only=horse_only)
+                kills.append((round(time.time() - due, 2), victim, "horse" if horse_only else "worker",
+                              horses, sink.count()))
+                if not horse_only:
+                    fleet.start(victim)
+        time.sleep(0.02)
+    drained = time.time() - due
+    time.sleep(1.0)  # a duplicate would arrive right behind
+
+    received = sink.recipients()
+    duplicates = sum(count - 1 for count in received.values())
+    horse_kills = sum(horses for *_, horses, _ in kills)
+    rows = statuses()
+    figures("sigkill", emails=n, kills=len(kills), horses_killed=horse_kills, received=sink.count(), distinct=len(received),
+            duplicates=duplicates, drained_s=f"{drained:.1f}", rows=rows,
+            history=[f"{at}s {victim} {what}(+{horses} horse) after {before} mails" for at, victim, what, horses, before in kills])
+    assert set(received) == {email_address for _, email_address, _ in users}  # 0 lost
+    assert rows == {"sent": n}  # every row marked sent
+    # Only a work horse sends: each one killed can have had at most one email between SMTP's 250
+    # and its mark, and that copy carries the same Message-ID as the one that counts.
+    assert duplicates <= horse_kills
+    message_ids = {}
+    for _, rcpt, message_id in sink.arrivals:
+        assert message_ids.setdefault(rcpt, message_id) == message_id, f"{rcpt}: two different Message-IDs"
+
+
+# --- 2. Redis emptied and restarted without its data ------------------------------------------------
+
+class RedisServer:
+    """A redis-server of this test only (no persistence), so it can be flushed, shut down and restarted."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def start(self) -> "RedisServer":
+        self.workdir.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = Redis.from_url(self.url)
+        wait_until(lambda: _pings(client), timeout=10)
+        client.close()
+        return self
+
+    def restart_empty(self, down_for: float = 0.5) -> None:
+        """``SHUTDOWN NOSAVE``, stay down a moment, start again on the same port: everything is gone."""
+        client = Redis.from_url(self.url)
+        try:
+            client.shutdown(nosave=True)
+        except Exception:  # the server closes the connection as it goes
+            pass
+        client.close()
+        self.proc.wait(timeout=10)
+        time.sleep(down_for)
+        self.restarts += 1
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def _pings(client: Redis) -> bool:
+    try:
+        return client.ping()
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def own_redis(app, fleet, tmp_path, monkeypatch):
+    """A Redis for this test alone, used by the app in this process and by the fleet's processes."""
+    server = RedisServer(tmp_path / "own-redis").start()
+    monkeypatch.setitem(app.config, "REDIS_URL", server.url)
+    monkeypatch.setitem(app.extensions, "redis", Redis.from_url(server.url))  # what get_redis() returns
+    fleet.env["REDIS_URL"] = server.url
+    yield server
+    fleet.stop()  # before the server goes: the workers must not outlive it
+    server.stop()
+
+
+def test_redis_flushed_then_restarted_empty_loses_nothing(app, own_redis, fleet, sink):
+    from app.queue import get_queue, get_redis
+
+    n = 1000 if FULL else 200  # half due now, half due a few seconds later
+    users = create_users(n)
+    now_half, later_half = users[: n // 2], users[n // 2:]
+    for start in range(0, len(now_half), 10):  # one transaction, and one send job, per 10 emails
+        for user_id, email_address, name in now_half[start:start + 10]:
+            outbox.queue_email("password_reset", to_email=email_address, to_name=name, payload={"user_id": user_id})
+        db.session.commit()
+    later = clock.now() + timedelta(seconds=8)
+    for user_id, email_address, name in later_half:  # only the scheduler's sweep sends these
+        outbox.queue_email("password_reset", to_email=email_address, to_name=name, payload={"user_id": user_id},
+                           due_at=later)
+    db.session.commit()
+    queued = len(get_queue("mail"))
+    assert queued == len(now_half) // 10
+
+    get_redis().flushall()  # 1. every queued send job is gone
+    assert len(get_queue("mail")) == 0
+    started = time.time()
+    for name in ("worker1", "worker2"):
+        fleet.start(name)
+    fleet.start("scheduler", "scheduler")
+
+    # 2. Mid-drain, Redis goes down and comes back empty (no persistence): workers, sweeps in
+    #    flight, the scheduler's leader lock, RQ's registries are all gone.
+    wait_until(lambda: sink.count() >= len(now_half) // 4, timeout=30)
+    restarted_after = sink.count()
+    own_redis.restart_empty()
+    restarted_at = time.time() - started
+
+    wait_until(lambda: len(sink.recipients()) >= n or fleet.check_alive(), timeout=60 if FULL else 40)
+    drained = time.time() - started
+    time.sleep(1.0)
+    fleet.check_alive()  # nobody died of the lost connection
+    received = sink.recipients()
+    duplicates = sum(count - 1 for count in received.values())
+    rows = statuses()
+    late = max(t for t, rcpt, _ in sink.arrivals if rcpt in {e for _, e, _ in later_half}) - later.timestamp()
+    figures("redis", emails=n, send_jobs_flushed=queued, restarted_at_s=f"{restarted_at:.1f}",
+            received_before_restart=restarted_after, received=sink.count(), duplicates=duplicates,
+            drained_s=f"{drained:.1f}", later_half_last_late_s=f"{late:.1f}", rows=rows)
+    assert set(received) == {email_address for _, email_address, _ in users}  # 0 lost
+    assert rows == {"sent": n}
+    assert duplicates == 0  # nobody was killed: no email can be sent twice
+
+
+# --- 3. SMTP: temporary refusals, dropped connections, permanent 550 -------------------------------
+
+class FlakySmtp:
+    """An aiosmtpd handler that follows a script per recipient, one step per SMTP transaction.
+
+    Steps: ``ok``; ``421@RCPT`` / ``452@RCPT`` / ``550@RCPT`` (refuse the recipient);
+    ``451@DATA`` / ``421@DATA`` (refuse the message after its final dot); ``drop`` (close the
+    connection after the final dot, before any reply: nothing kept); ``lost250`` (keep the
+    message, then close before the 250 reaches the client: RFC 1047's duplicate). A recipient
+    whose script is used up gets ``ok``. Every transaction is logged with the app's clock.
+    """
+
+    def __init__(self, scripts: dict[str, list[str]]):
+        self.scripts = {address: list(steps) for address, steps in scripts.items()}
+        self.lock = threading.Lock()
+        self.log: list[tuple[str, str, object]] = []  # (recipient, step, app clock)
+        self.kept: list[tuple[str, str]] = []  # (recipient, Message-ID)
+
+    def _step(self, address: str) -> str:
+        with self.lock:
+            script = self.scripts.get(address) or []
+            step = script.pop(0) if script else "ok"
+            self.log.append((address, step, clock.now()))
+            return step
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        step = self._step(address)
+        if step.endswith("@RCPT"):
+            code = step.split("@")[0]
+            return f"{code} {'4.3.0 try again later' if code[0] == '4' else '5.1.1 no such user'}"
+        envelope.rcpt_tos.append(address)
+        session.step = step
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        step = getattr(session, "step", "ok")
+        if step.endswith("@DATA"):
+            return f"{step.split('@')[0]} 4.3.0 temporary failure, try again later"
+        if step in ("lost250", "ok"):
+            message_id = next((line[11:].strip().decode() for line in envelope.content.split(b"\r\n")
+                               if line[:11].lower() == b"message-id:"), "")
+            with self.lock:
+                self.kept.extend((rcpt, message_id) for rcpt in envelope.rcpt_tos)
+        if step in ("drop", "lost250"):
+            server.transport.close()  # the reply below is never written
+        return "250 OK"
+
+    def delivered(self) -> Counter:
+        with self.lock:
+            return Counter(rcpt for rcpt, _ in self.kept)
+
+
+@pytest.fixture
+def flaky_smtp(app, monkeypatch):
+    """Start a FlakySmtp server with the given scripts and point the app's outbox at it."""
+    controllers = []
+
+    def start(scripts: dict[str, list[str]]) -> FlakySmtp:
+        handler = FlakySmtp(scripts)
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        controllers.append(controller)
+        monkeypatch.setitem(app.config, "SMTP_PORT", controller.port)
+        return handler
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def drain_with_backoff(limit: int = 20) -> list[timedelta]:
+    """Sweep, and when nothing is due move the clock to the next retry; return the clock jumps."""
+    jumps = []
+    for _ in range(limit):
+        outbox.send_due()
+        db.session.rollback()
+        if outbox.due_count():  # became due while the sweep ran
+            continue
+        next_due = outbox.next_due_at()
+        if next_due is None:
+            return jumps
+        jumps.append(next_due - clock.now())
+        clock.travel_to(next_due)
+    raise AssertionError(f"still not drained after {limit} sweeps: {statuses()}")
+
+
+def test_smtp_temporary_errors_and_drops_are_retried_with_backoff_until_delivered(
+        app, client, login, make_host, make_service, make_slot, make_booking, flaky_smtp):
+    scripts = {
+        "refused421@example.com": ["421@RCPT", "ok"],
+        "busy452@example.com": ["452@RCPT", "452@RCPT", "ok"],
+        "later451@example.com": ["451@DATA", "451@DATA", "451@DATA", "ok"],
+        "shutdown421@example.com": ["421@DATA", "ok"],
+        # A dropped connection is retried once at once on a new connection (SmtpSender), so two
+        # drops make one failed attempt.
+        "dropped@example.com": ["drop", "drop", "ok"],
+        "lost250@example.com": ["lost250", "ok"],
+        "nobody@example.com": ["550@RCPT"],
+    }
+    smtp = flaky_smtp(scripts)
+    host = make_host(email="teacher@example.com")
+    service = make_service(host, title="英会話", venue="manual_url", capacity=10)  # no Zoom: confirmations only
+    slot = make_slot(service, starts_in=timedelta(days=5))
+    bookings = {address: make_booking(slot, email=address) for address in scripts}
+    started = clock.now()
+
+    outbox.send_due()  # the first attempt of each confirmation
+    db.session.rollback()
+    login(host)
+    page = client.get(f"/services/{service.id}").get_data(as_text=True)
+    assert page.count("再試行中") == 5  # the host sees the retries (the dropped one was retried at once)
+
+    jumps = drain_with_backoff()
+    rows = {d.to_email: d for d in db.session.query(Delivery).filter_by(kind="booking_confirmation")}
+    delivered = smtp.delivered()
+    attempts_per_address = Counter(address for address, _, _ in smtp.log)
+    figures("smtp", clock_minutes_to_drain=round((clock.now() - started).total_seconds() / 60, 1),
+            backoff_jumps_min=[round(j.total_seconds() / 60, 1) for j in jumps],
+            outbox_attempts={a.split("@")[0]: rows[a].attempts for a in scripts},
+            smtp_transactions={a.split("@")[0]: attempts_per_address[a] for a in scripts},
+            duplicates=sum(c - 1 for c in delivered.values()))
+    for address in scripts:
+        if address == "nobody@example.com":
+            continue
+        assert rows[address].status == DeliveryStatus.SENT, (address, rows[address].last_error)
+        assert delivered[address] >= 1  # 0 lost
+    assert {a for a, c in delivered.items() if c > 1} == {"lost250@example.com"}  # the only possible duplicate
+    assert len({mid for rcpt, mid in smtp.kept if rcpt == "lost250@example.com"}) == 1  # same Message-ID
+    assert rows["later451@example.com"].attempts == 4 and rows["busy452@example.com"].attempts == 3
+    # Backoff: the retries of one row are 1, 2, 4 minutes apart (never sooner).
+    times = [at for address, _, at in smtp.log if address == "later451@example.com"]
+    gaps = [round((b - a).total_seconds() / 60) for a, b in zip(times, times[1:])]
+    assert gaps == [1, 2, 4], gaps
+
+    # The permanent refusal: failed at once, never retried, shown to staff and to the host.
+    rejected = rows["nobody@example.com"]
+    assert rejected.status == DeliveryStatus.FAILED and rejected.attempts == 1 and "550" in rejected.last_error
+    assert attempts_per_address["nobody@example.com"] == 1
+    page = client.get(f"/services/{service.id}").get_data(as_text=True)
+    row = page[page.index(f'id="booking-{bookings["nobody@example.com"].id}"'):]
+    row = row[: row.index("</tr>")]
+    assert "送信失敗" in row and "550" in row
+    assert page.count("送信失敗") == 1 and page.count("再試行中") == 0
+    client.post("/logout", form_url="/dashboard")
+    staff = make_host(email="ops@example.com", name="運営", is_staff=True)
+    login(staff)
+    page = client.get("/staff/deliveries?status=FAILED").get_data(as_text=True)
+    assert "nobody@example.com" in page and "(550, b&#39;5.1.1 no such user&#39;)" in page and "再送" in page
+    assert "refused421@example.com" not in page
+
+
+# --- 4. Zoom faults: no booking is silently left without a URL ------------------------------------
+
+ZOOM_FAULTS = ("429_per_second", "429_daily", "500", "503", "timeout", "xml", "401_124")
+ZOOM_CLIENT_TIMEOUT = 1.0  # seconds (production: 10); the emulator's ``timeout`` fault sleeps longer
+ZOOM_FAULT_SLEEP = 1.5
+
+
+class BurstWorker(SimpleWorker):
+    """RQ's SimpleWorker in the test process, without the command channel (pub/sub): the same
+    jobs run the same way, without the ~0.8 s the channel's thread takes to stop after each run."""
+
+    app = None
+
+    def perform_job(self, *args, **kwargs):
+        with self.app.app_context():
+            return super().perform_job(*args, **kwargs)
+
+    def subscribe(self):
+        pass
+
+    def unsubscribe(self):
+        pass
+
+
+@pytest.fixture
+def zoom_driver(app, zoom, monkeypatch):
+    """Moves the app's clock and the emulator's together, and runs what would run meanwhile:
+    RQ's scheduled retries whose time has come, the queued jobs, and the outbox sweep."""
+    from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
+
+    from app.queue import QUEUE_NAMES, get_queue, get_redis
+    from app.zoom import link
+
+    real_api_for = link.api_for
+
+    def api_for(connection_id):
+        api = real_api_for(connection_id)
+        api.timeout = ZOOM_CLIENT_TIMEOUT
+        return api
+
+    monkeypatch.setattr(link, "api_for", api_for)
+
+    class Driver:
+        settle = 0.0  # seconds to let the emulator finish requests the client gave up on
+
+        def release_scheduled(self) -> int:
+            """Enqueue RQ's scheduled jobs (Retry intervals, enqueue_at) due on the app's clock."""
+            moved = 0
+            for name in QUEUE_NAMES:
+                queue = get_queue(name)
+                registry = ScheduledJobRegistry(queue=queue)
+                for job_id in registry.get_jobs_to_schedule(int(clock.now().timestamp())):
+                    job = Job.fetch(job_id, connection=queue.connection)
+                    registry.remove(job)
+                    queue.enqueue_job(job)
+                    moved += 1
+            return moved
+
+        def pump(self, rounds: int = 30) -> None:
+            """Run jobs, retries and sweeps until nothing is left to do at this moment."""
+            for _ in range(rounds):
+                if any(len(get_queue(name)) for name in QUEUE_NAMES):
+                    BurstWorker.app = app
+                    BurstWorker([get_queue(name) for name in QUEUE_NAMES], connection=get_redis()).work(
+                        burst=True, logging_level="WARNING")
+                    db.session.rollback()
+                    time.sleep(self.settle)
+                sent = outbox.send_due()
+                db.session.rollback()
+                if not self.release_scheduled() and not sent and not outbox.due_count():
+                    return
+            raise AssertionError("the jobs never settled")
+
+        def travel_to(self, moment) -> None:
+            clock.travel_to(moment)
+            zoom.set_clock(moment)  # tokens, Retry-After and daily budgets on the same clock
+
+    return Driver()
+
+
+def zoom_outcomes(smtp, title: str, bookings, host) -> dict:
+    """Per guest: ``url``, ``fallback`` (the host will send it) or ``nothing``; and the host's alerts."""
+    outcome = {}
+    for booking in bookings:
+        subjects = [m["Subject"] for m in smtp.to(booking.guest_email)]
+        if f"【ZoomのURLのお知らせ】{title}" in subjects:
+            outcome[booking.guest_email] = "url"
+        elif f"【参加方法のご案内】{title}" in subjects:
+            outcome[booking.guest_email] = "fallback"
+        else:
+            outcome[booking.guest_email] = "nothing"
+    alerts = [m["Subject"] for m in smtp.to(host.email)
+              if m["Subject"] in (f"【要対応】ZoomのURLを用意できませんでした（{title}）", "【要対応】Zoom連携の再設定をお願いします")]
+    return {"guests": outcome, "alerts": alerts}
+
+
+def assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host, case) -> dict:
+    from app.zoom import meetings
+
+    result = zoom_outcomes(smtp, title, bookings, host)
+    db.session.rollback()
+    urls = db.session.query(Delivery).filter_by(kind="zoom_url").all()
+    assert {d.status for d in urls} == {DeliveryStatus.SENT}, [(d.to_email, d.status, d.last_error) for d in urls]
+    meeting = meetings.meeting_for(bookings[0].slot_id)
+    live = [m for m in zoom.meetings() if not m["deleted"] and meeting and meeting.issue_key
+            and f"[ref:{meeting.issue_key}]" in (m.get("agenda") or "")]
+    assert len(live) <= 1, (f"{case}: {len(live)} meetings on Zoom for one slot: "
+                            + str([(c["method"], c["path"], c["status"], c.get("timestamp")) for c in zoom.calls("/v2/")]))
+    for booking in bookings:
+        got = result["guests"][booking.guest_email]
+        assert got != "nothing", f"{case}: {booking.guest_email} got neither the URL nor the fallback"
+        if got == "url":  # the link in the email leads to the slot's meeting, which exists on Zoom
+            location = client.get(f"/j/{booking.join_token}").headers["Location"]
+            assert location == meeting.join_url and [m for m in live if m["id"] == meeting.zoom_meeting_id], \
+                f"{case}: the URL sent leads nowhere"
+        else:
+            assert result["alerts"], f"{case}: {booking.guest_email} was told the host sends the URL; host not alerted"
+    return result
+
+
+def book_two_guests_of_a_linked_host(make_host, link_zoom, make_service, make_slot, make_booking, title):
+    host = make_host(name="山田 花子")
+    link_zoom(host)
+    slot = make_slot(make_service(host, title=title, capacity=5), starts_in=timedelta(days=3))
+    return host, slot, [make_booking(slot, email=f"guest{i}.{slot.id}@example.com") for i in (1, 2)]
+
+
+ZOOM_RESULTS = {}
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["once", "persistent"])
+@pytest.mark.parametrize("kind", ZOOM_FAULTS)
+def test_zoom_fault_never_leaves_a_booking_silently_without_url(
+        kind, persistent, client, zoom, zoom_driver, make_host, link_zoom, make_service, make_slot, make_booking,
+        smtp):
+    from app.zoom import meetings
+
+    title = f"障害{kind}"
+    # The fault hits the call with a side effect: the meeting create (POST /users/me/meetings).
+    options = {"seconds": ZOOM_FAULT_SLEEP} if kind == "timeout" else {}
+    zoom.inject_fault(kind, path="^/v2/users/me/meetings$", method="POST", times=None if persistent else 1,
+                      **options)
+    if kind == "timeout":
+        zoom_driver.settle = ZOOM_FAULT_SLEEP - ZOOM_CLIENT_TIMEOUT + 0.5  # Zoom creates it after the client gave up
+    host, slot, bookings = book_two_guests_of_a_linked_host(make_host, link_zoom, make_service, make_slot,
+                                                            make_booking, title)
+    zoom_driver.pump()  # the issue job and its retries
+    zoom_driver.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
+    meetings.run_preflights()
+    zoom_driver.pump()
+    zoom_driver.travel_to(slot.starts_at - meetings.URL_LEAD)
+    zoom_driver.pump()
+    case = f"{kind}-{'persistent' if persistent else 'once'}"
+    result = assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host, case)
+    creates = zoom.calls("/v2/users/me/meetings", method="POST")
+    ZOOM_RESULTS[case] = result
+    figures(f"zoom {case}", guests=sorted(result["guests"].values()), host_alerts=len(result["alerts"]),
+            creates=len(creates), created=len([c for c in creates if c["status"] == 201]),
+            meeting=meetings.meeting_for(slot.id).status.value)
+    if not persistent:  # one fault, then Zoom answers: everyone gets the URL
+        assert set(result["guests"].values()) == {"url"}, case
+
+
+@pytest.mark.parametrize("when", ["before_issue", "after_issue"])
+def test_dead_refresh_token_never_leaves_a_booking_silently_without_url(
+        when, app, client, zoom, zoom_driver, make_host, link_zoom, make_service, make_slot, make_booking, smtp):
+    from app import crypto
+    from app.zoom import link, meetings
+    from app.zoom.client import ZoomOAuth
+
+    def rotate_behind_our_back():  # as if Zoom revoked the grant: the stored refresh token is dead
+        db.session.rollback()
+        conn = link.connection_for(host)
+        ZoomOAuth(zoom.url, zoom.client_id, zoom.client_secret).refresh(crypto.decrypt(conn.refresh_token_enc))
+        conn.access_expires_at = clock.now() - timedelta(minutes=1)  # the next call must refresh
+        db.session.commit()
+
+    title = f"失効{when}"
+    host = make_host(name="山田 花子")
+    link_zoom(host)
+    slot = make_slot(make_service(host, title=title, capacity=5), starts_in=timedelta(days=3))
+    if when == "before_issue":
+        rotate_behind_our_back()
+    bookings = [make_booking(slot, email=f"guest{i}.{slot.id}@example.com") for i in (1, 2)]
+    zoom_driver.pump()
+    if when == "after_issue":
+        assert meetings.meeting_for(slot.id).status.value == "issued"
+        rotate_behind_our_back()
+    zoom_driver.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
+    meetings.run_preflights()
+    zoom_driver.pump()
+    zoom_driver.travel_to(slot.starts_at - meetings.URL_LEAD)
+    zoom_driver.pump()
+    case = f"invalid_grant-{when}"
+    result = assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host, case)
+    figures(f"zoom {case}", guests=sorted(result["guests"].values()), host_alerts=result["alerts"])
+    assert "【要対応】Zoom連携の再設定をお願いします" in result["alerts"]  # the host is told to relink
+
+
+# --- 5. Clock edges: the −24 h boundary, midnight in Tokyo, a host outside Japan ---------------------
+
+def subjects_to(smtp, address: str) -> list[str]:
+    return [m["Subject"] for m in smtp.to(address)]
+
+
+def test_booking_at_exactly_24h_before_gets_the_url_at_once_and_a_second_earlier_at_the_mark(
+        zoom, link_zoom, make_host, make_service, make_slot, make_booking, run_jobs, smtp):
+    import worker
+    from app.zoom.meetings import URL_LEAD
+
+    host = make_host()
+    link_zoom(host)
+    service = make_service(host, title="境界レッスン")
+    at_mark = make_slot(service, starts_in=timedelta(days=2))
+    clock.travel_to(at_mark.starts_at - URL_LEAD)
+    first = make_booking(at_mark, email="exactly@example.com")
+    run_jobs()  # the jobs enqueued by the booking itself: no sweep, no clock move
+    assert "【ZoomのURLのお知らせ】境界レッスン" in subjects_to(smtp, first.guest_email)
+    url_row = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=first.id).one()
+    at_once = (url_row.sent_at - (at_mark.starts_at - URL_LEAD)).total_seconds()
+
+    early = make_slot(service, starts_in=timedelta(days=2))  # from the moved clock: 24 h after the first
+    clock.travel_to(early.starts_at - URL_LEAD - timedelta(seconds=1))
+    second = make_booking(early, email="one-second-early@example.com")
+    run_jobs()
+    assert "【ZoomのURLのお知らせ】境界レッスン" not in subjects_to(smtp, second.guest_email)
+    row = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=second.id).one()
+    assert row.due_at == early.starts_at - URL_LEAD  # due at the mark, not at once
+    clock.advance(timedelta(seconds=1))
+    assert worker.enqueue_sweeps_if_due() == 1  # the scheduler, which wakes up at the due time
+    run_jobs()
+    assert "【ZoomのURLのお知らせ】境界レッスン" in subjects_to(smtp, second.guest_email)
+    figures("clock -24h", booked_at_mark_sent_after_s=f"{at_once:.2f}")
+
+
+def test_a_slot_just_after_midnight_in_tokyo_keeps_its_japanese_date_everywhere(
+        client, login, zoom, link_zoom, make_host, make_service, run_jobs, smtp):
+    from app.models import Slot
+    from app.zoom.meetings import URL_LEAD
+
+    host = make_host(name="山田 花子")
+    link_zoom(host)  # logged in as the host
+    service = make_service(host, title="深夜ラジオ体操", duration_minutes=60)
+    client.post(f"/services/{service.id}", {"starts_at": "2030-06-20T00:30"})
+    client.post(f"/services/{service.id}", {"starts_at": "2030-06-19T23:30"})  # ends after midnight
+    db.session.rollback()
+    after, before = sorted(db.session.query(Slot).filter_by(service_id=service.id), key=lambda s: s.starts_at,
+                           reverse=True)
+    assert after.starts_at.isoformat() == "2030-06-19T15:30:00+00:00"  # the UTC date is the day before
+    assert before.starts_at.isoformat() == "2030-06-19T14:30:00+00:00"
+    dashboard = client.get("/dashboard").get_data(as_text=True)
+    assert "2030年6月20日(木) 00:30" in dashboard and "2030年6月19日(水) 23:30" in dashboard
+    client.post("/logout", form_url="/dashboard")
+
+    for slot, email in ((after, "midnight@example.com"), (before, "late@example.com")):
+        response = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "夜 更子",
+                                                           "guest_email": email})
+        assert response.status_code == 302
+        booked = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert clock.format_datetime_local(slot.starts_at) in booked
+    run_jobs()
+    [body] = [m.get_body(preferencelist=("plain",)).get_content() for m in smtp.to("midnight@example.com")]
+    assert "2030年6月20日(木) 00:30〜01:30" in body
+    [body] = [m.get_body(preferencelist=("plain",)).get_content() for m in smtp.to("late@example.com")]
+    assert "2030年6月19日(水) 23:30〜00:30" in body  # the end is on the next day (shown as a time only)
+    create = [c for c in zoom.calls("/v2/users/me/meetings", method="POST")
+              if c["json"]["start_time"] == "2030-06-19T15:30:00Z"]
+    assert create and create[0]["json"]["timezone"] == "Asia/Tokyo"
+
+    # The URL email goes out at 2030-06-19 00:30 JST (2030-06-18 15:30 UTC), with the JST date.
+    row = db.session.query(Delivery).filter_by(kind="zoom_url", to_email="midnight@example.com").one()
+    assert row.due_at.isoformat() == "2030-06-18T15:30:00+00:00"
+    clock.travel_to(after.starts_at - URL_LEAD)
+    while outbox.send_due():
+        pass
+    [url_mail] = [m for m in smtp.to("midnight@example.com") if "URLのお知らせ" in m["Subject"]]
+    assert "2030年6月20日(木) 00:30〜01:30" in url_mail.get_body(preferencelist=("plain",)).get_content()
+    [ics] = [part for part in url_mail.iter_attachments() if part.get_content_type() == "text/calendar"]
+    calendar = ics.get_content()
+    calendar = calendar.decode() if isinstance(calendar, bytes) else calendar
+    assert "DTSTART:20300619T153000Z" in calendar  # UTC in the calendar file: right in every time zone
+    notice = [m for m in smtp.to(host.email) if "URLをお送りしました" in m["Subject"]]
+    assert notice and "2030年6月20日(木) 00:30〜01:30" in notice[0].get_body(preferencelist=("plain",)).get_content()
+
+
+def test_a_host_in_los_angeles_sees_and_sends_los_angeles_time(
+        client, login, zoom, link_zoom, make_host, make_service, run_jobs, smtp):
+    from app.models import Slot
+
+    host = make_host(name="Ana Smith")
+    host.timezone = "America/Los_Angeles"
+    db.session.commit()
+    link_zoom(host)
+    service = make_service(host, title="Morning English", duration_minutes=60)
+    client.post(f"/services/{service.id}", {"starts_at": "2030-06-20T09:00"})  # PDT, UTC−7
+    client.post(f"/services/{service.id}", {"starts_at": "2030-12-20T09:00"})  # PST, UTC−8
+    db.session.rollback()
+    summer, winter = sorted(db.session.query(Slot).filter_by(service_id=service.id), key=lambda s: s.starts_at)
+    assert summer.starts_at.isoformat() == "2030-06-20T16:00:00+00:00"  # = 2030-06-21 01:00 in Tokyo
+    assert winter.starts_at.isoformat() == "2030-12-20T17:00:00+00:00"
+    dashboard = client.get("/dashboard").get_data(as_text=True)
+    assert "2030年6月20日(木) 09:00" in dashboard and "2030年12月20日(金) 09:00" in dashboard
+    assert "2030年6月21日" not in dashboard  # never the Tokyo date
+    client.post("/logout", form_url="/dashboard")
+
+    page = client.get(f"/s/{service.public_id}").get_data(as_text=True)
+    assert "開催日時（America/Los_Angeles）" in page  # the guest page names the host's zone
+    assert "2030年6月20日(木) 09:00" in page
+    response = client.post(f"/s/{service.public_id}", {"slot_id": summer.id, "guest_name": "佐藤 一郎",
+                                                       "guest_email": "ichiro@example.com"})
+    booked = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "2030年6月20日(木) 09:00" in booked
+    run_jobs()
+    [confirmation] = smtp.to("ichiro@example.com")
+    text = confirmation.get_body(preferencelist=("plain",)).get_content()
+    assert "2030年6月20日(木) 09:00〜10:00" in text
+    [create] = zoom.calls("/v2/users/me/meetings", method="POST")
+    assert create["json"]["start_time"] == "2030-06-20T16:00:00Z"
+    assert create["json"]["timezone"] == "America/Los_Angeles"
+    figures("clock los_angeles", zone_label_on_guest_page="開催日時（America/Los_Angeles）" in page,
+            zone_label_on_booked_page="America/Los_Angeles" in booked or "ロサンゼルス" in booked,
+            zone_label_in_email="America/Los_Angeles" in text or "ロサンゼルス" in text)

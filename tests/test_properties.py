@@ -1,0 +1,160 @@
+"""Properties over arbitrary input (hypothesis): the placeholder renderer, the single-line
+validator, linkify and the Retry-After parser never raise, never evaluate, and do exactly
+what they say for every string, not just the examples we thought of.
+"""
+import re
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
+from wtforms.validators import ValidationError
+
+from app.forms import SingleLine
+from app.messages.bulk import PLACEHOLDERS, fill, unknown_placeholders
+from app.templating import linkify
+from app.zoom.client import parse_retry_after
+
+#: A modest budget so the file runs in a few seconds, and no example database written into the
+#: work tree. The conftest's autouse fixture is function-scoped but inert here (no app is used).
+properties = settings(max_examples=200, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+KNOWN = sorted(PLACEHOLDERS)
+#: Template syntax a host might type (or an attacker try): all of it must arrive literally.
+TEMPLATE_SYNTAX = ["{{7*7}}", "{{ config }}", "{% for x in range(3) %}x{% endfor %}", "{0.__class__}",
+                   "{guest_name.__class__}", "{guest_name!r}", "{guest_name:>10}", "%(guest_name)s", "${7*7}",
+                   "<%= 7*7 %>", "{{''.__class__.__mro__}}", "{", "}", "{}", "{{", "}}"]
+values_strategy = st.fixed_dictionaries({name: st.text(max_size=20) for name in KNOWN})
+unknown_names = st.from_regex(r"[A-Za-z_]{1,12}", fullmatch=True).filter(lambda n: n not in PLACEHOLDERS)
+#: Text that cannot take part in a placeholder (no braces).
+plain = st.text(max_size=15).map(lambda t: t.replace("{", "").replace("}", ""))
+segments = st.lists(st.one_of(
+    plain.map(lambda t: ("plain", t)),
+    st.sampled_from(KNOWN).map(lambda n: ("known", n)),
+    unknown_names.map(lambda n: ("unknown", n)),
+), max_size=12)
+
+
+# --- placeholders ------------------------------------------------------------------------------------
+
+@properties
+@given(text=st.text(), values=values_strategy)
+@example(text="".join(TEMPLATE_SYNTAX), values={name: "{{7*7}}" for name in KNOWN})
+def test_fill_never_raises_and_without_values_changes_nothing(text, values):
+    assert isinstance(fill(text, values), str)
+    assert fill(text, {}) == text  # template syntax is never evaluated: it stays as typed
+    assert unknown_placeholders(text) == sorted(set(unknown_placeholders(text)))
+
+
+@properties
+@given(parts=segments, values=values_strategy)
+def test_known_placeholders_are_replaced_exactly_and_unknown_ones_reported(parts, values):
+    text = "".join(t if kind == "plain" else "{%s}" % t for kind, t in parts)
+    expected = "".join(values[t] if kind == "known" else (t if kind == "plain" else "{%s}" % t) for kind, t in parts)
+    # One pass only: a value that itself looks like a placeholder or a template stays literal.
+    assert fill(text, values) == expected
+    assert unknown_placeholders(text) == sorted({t for kind, t in parts if kind == "unknown"})
+
+
+@properties
+@given(syntax=st.lists(st.sampled_from(TEMPLATE_SYNTAX), min_size=1, max_size=6), values=values_strategy)
+def test_template_syntax_arrives_literally(syntax, values):
+    text = " ".join(syntax)
+    assert fill(text, values) == text
+    assert unknown_placeholders(text) == []
+
+
+# --- SingleLine ------------------------------------------------------------------------------------
+
+class _Field:
+    def __init__(self, data):
+        self.data = data
+
+
+def single_line_accepts(value: str) -> bool:
+    try:
+        SingleLine()(None, _Field(value))
+    except ValidationError:
+        return False
+    return True
+
+
+CONTROL = st.characters(max_codepoint=31) | st.sampled_from("\x7f\x85\u2028\u2029")
+#: Unicode line breaks beyond the control range, refused too (EmailMessage breaks header lines on them).
+LINE_SEPARATORS = "\x85\u2028\u2029"
+ordinary = st.text(st.characters(min_codepoint=32, exclude_characters="\x7f" + LINE_SEPARATORS,
+                                 exclude_categories=("Cs",)))
+
+
+@properties
+@given(before=st.text(), control=CONTROL, after=st.text())
+@example(before="件名", control="\r", after="\nBcc: evil@example.com")
+def test_single_line_refuses_any_control_character(before, control, after):
+    assert not single_line_accepts(before + control + after)
+
+
+@properties
+@given(value=ordinary)
+@example(value="山田 花子 <yamada@example.com> {{7*7}}")
+def test_single_line_accepts_everything_else(value):
+    assert single_line_accepts(value)
+
+
+# --- linkify ----------------------------------------------------------------------------------------
+
+_GENERATED = re.compile(r'<a href="[^"<>]*" rel="noopener noreferrer">|</a>|<br>')
+urls = st.from_regex(r"https?://[a-z0-9.-]{1,20}(/[A-Za-z0-9._~%!$&()*+,;=:@/?#-]{0,30})?", fullmatch=True)
+no_url_text = st.text(max_size=30).filter(lambda t: "http" not in t)
+
+
+@properties
+@given(text=st.text())
+@example(text='<script>alert(1)</script> https://x.example/"><img src=x onerror=alert(1)> javascript:alert(1)')
+def test_linkify_output_has_no_markup_from_its_input(text):
+    html = str(linkify(text))
+    assert "<" not in _GENERATED.sub("", html)  # every "<" is one of the tags linkify writes
+    for href in re.findall(r'<a href="([^"]*)"', html):
+        assert href.startswith(("http://", "https://"))
+
+
+@properties
+@given(parts=st.lists(st.one_of(no_url_text.map(lambda t: ("text", t)), urls.map(lambda u: ("url", u))),
+                      max_size=8))
+def test_linkify_links_every_http_url(parts):
+    text = " ".join(t for _, t in parts)
+    html = str(linkify(text))
+    for kind, value in parts:
+        if kind == "url":
+            assert f'<a href="{escape(value)}" rel="noopener noreferrer">{escape(value)}</a>' in html
+
+
+# --- Retry-After --------------------------------------------------------------------------------------
+
+NOW = datetime(2026, 6, 20, 1, 0, tzinfo=timezone.utc)
+retry_after_values = st.one_of(
+    st.none(), st.text(),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9).map(str),
+    st.integers(min_value=0, max_value=10**8).map(str),
+    st.datetimes(timezones=st.just(timezone.utc)).map(lambda d: d.isoformat().replace("+00:00", "Z")),
+    st.datetimes(min_value=datetime(1900, 1, 1), timezones=st.just(timezone.utc)).map(
+        lambda d: format_datetime(d, usegmt=True)),
+)
+
+
+@properties
+@given(value=retry_after_values)
+@example(value="2026-06-21T00:00:00Z")
+@example(value="Sat, 20 Jun 2026 01:00:30 GMT")
+def test_parse_retry_after_never_raises(value):
+    moment = parse_retry_after(value, now=NOW)
+    assert moment is None or moment.tzinfo is not None
+
+
+@properties
+@given(value=st.sampled_from(["inf", "Infinity", "-inf", "1e300", "9" * 20]))
+def test_parse_retry_after_survives_absurd_numbers(value):
+    moment = parse_retry_after(value, now=NOW)
+    assert moment is None or moment.tzinfo is not None

@@ -1,0 +1,75 @@
+"""The host's busiest pages cost the same number of SQL queries however much data the host has.
+
+A behaviour test, not a timing test: an N+1 (one query per slot, per booking …) shows up as a
+count that grows with the data. Each page is fetched in a fresh app context, so with a fresh
+database session and a fresh ``g``, as every request in production is; otherwise rows the test
+loaded would sit in the session's identity map and hide lazy loads.
+"""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from app.extensions import db
+
+PAGES = ("/dashboard", "/services/{service_id}", "/settings/zoom")
+
+
+@pytest.fixture
+def count_queries(app, client):
+    """``count_queries(url)``: GET ``url`` as the logged-in client; return the SQL statements it ran."""
+
+    def count(url: str) -> list[str]:
+        statements = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        with app.app_context():  # a fresh session and ``g``, as in a real request
+            event.listen(db.engine, "before_cursor_execute", record)
+            try:
+                response = client.raw.get(url)
+            finally:
+                event.remove(db.engine, "before_cursor_execute", record)
+        assert response.status_code == 200, url
+        return statements
+
+    return count
+
+
+@pytest.fixture
+def host_with_data(client, make_host, make_service, make_slot, make_booking, link_zoom, zoom, run_jobs):
+    """A host with ``k`` Zoom services × ``2k`` slots × ``2k`` bookings, logged in; returns a service id.
+
+    Half of each slot's bookings are made before the host links Zoom (listed on the settings
+    page as not covered), half after (their meetings are issued and URL emails planned).
+    """
+
+    def build(k: int, zoom_email: str) -> int:
+        host = make_host()
+        services = [make_service(host, title=f"講座 {i}", capacity=4 * k) for i in range(k)]
+        slots = [make_slot(service, starts_in=timedelta(days=2 + j, hours=i))
+                 for i, service in enumerate(services) for j in range(2 * k)]
+        for slot in slots:
+            for _ in range(k):
+                make_booking(slot)
+        zoom.add_user(zoom_email)
+        link_zoom(host, zoom_email)  # logs the host in
+        for slot in slots:
+            for _ in range(k):
+                make_booking(slot)
+        run_jobs()  # meetings issued, confirmations sent
+        return services[0].id
+
+    return build
+
+
+def test_host_pages_cost_the_same_queries_for_three_times_the_data(client, host_with_data, count_queries):
+    small_service = host_with_data(1, "small@zoom.test")
+    small = {page: count_queries(page.format(service_id=small_service)) for page in PAGES}
+    client.post("/logout", form_url="/dashboard")
+    big_service = host_with_data(3, "big@zoom.test")
+    big = {page: count_queries(page.format(service_id=big_service)) for page in PAGES}
+    grown = {page: (len(small[page]), len(big[page])) for page in PAGES if len(big[page]) != len(small[page])}
+    assert not grown, f"queries (small, 3× data) per page: {grown}\n" + "\n\n".join(
+        f"{page}:\n" + "\n".join(big[page]) for page in grown)
