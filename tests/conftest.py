@@ -183,7 +183,10 @@ def app(database_url, tmp_path_factory, redis_url, smtp_server, zoom_server):
     )
     with app.app_context():
         upgrade()  # the real migrations, not create_all()
-    return app
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()  # close pooled connections before the database goes away
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from app.extensions import db
 from app.models import ZoomConnection
@@ -20,7 +21,7 @@ def test_host_signs_up_creates_online_service_and_guest_books(page, live_server,
     page.get_by_label("パスワード（確認）").fill("calligraphy-2026")
     page.get_by_role("button", name="登録する").click()
     page.wait_for_url("**/dashboard")
-    assert page.get_by_text("山田 花子さんのダッシュボード").is_visible()
+    expect(page.get_by_text("山田 花子さんのダッシュボード")).to_be_visible()
 
     # … creates an online service with host notes …
     page.get_by_role("link", name="サービスを作成").first.click()
@@ -37,18 +38,18 @@ def test_host_signs_up_creates_online_service_and_guest_books(page, live_server,
     # … and a slot on 2030-06-20 10:00 JST.
     page.get_by_label("開催日時").fill("2030-06-20T10:00")
     page.get_by_role("button", name="追加する").click()
-    assert page.get_by_text("2030年6月20日(木) 10:00").is_visible()
+    expect(page.get_by_text("2030年6月20日(木) 10:00")).to_be_visible()
     public_url = page.locator("a[target=_blank]").first.get_attribute("href")
 
     # A guest books on the public page.
     page.context.clear_cookies()
     page.goto(public_url)
-    assert page.get_by_text("残り5席").is_visible()
+    expect(page.get_by_text("残り5席")).to_be_visible()
     page.get_by_label(re.compile("2030年6月20日")).check()
     page.get_by_label("お名前").fill("佐藤 一郎")
     page.get_by_label("メールアドレス").fill("ichiro@example.com")
     page.get_by_role("button", name="申し込む").click()
-    assert page.get_by_text("お申し込みが完了しました").is_visible()
+    expect(page.get_by_text("お申し込みが完了しました")).to_be_visible()
 
     # The confirmation email arrives through RQ and real SMTP, with the notes and the JST time.
     run_jobs()
@@ -66,8 +67,8 @@ def test_host_signs_up_creates_online_service_and_guest_books(page, live_server,
     page.get_by_label("パスワード").fill("calligraphy-2026")
     page.get_by_role("button", name="ログイン").click()
     page.wait_for_url("**/dashboard")
-    assert page.get_by_text("ichiro@example.com").is_visible()
-    assert page.get_by_text("予約 1 / 5").is_visible()
+    expect(page.get_by_text("ichiro@example.com")).to_be_visible()
+    expect(page.get_by_text("予約 1 / 5")).to_be_visible()
 
 
 def test_host_links_zoom_through_the_consent_page_and_turns_it_off(page, live_server, make_host, zoom):
@@ -77,22 +78,22 @@ def test_host_links_zoom_through_the_consent_page_and_turns_it_off(page, live_se
     page.get_by_label("パスワード").fill(PASSWORD)
     page.get_by_role("button", name="ログイン").click()
     page.get_by_role("link", name="連携設定").click()
-    assert page.get_by_text("OFF（未連携）").is_visible()
-    assert page.get_by_text("Zoom sandbox").is_visible()
+    expect(page.get_by_text("OFF（未連携）")).to_be_visible()
+    expect(page.get_by_text("Zoom sandbox")).to_be_visible()
 
     page.get_by_role("button", name="Zoomと連携する（ONにする）").click()
     # The emulator's consent page: pick the free (Basic) test user.
     page.get_by_role("button", name="Authorize as basic@zoom.test").click()
     page.wait_for_url("**/settings/zoom")
-    assert page.get_by_text("Zoomと連携しました").is_visible()
-    assert page.get_by_text("ON（連携中）").is_visible()
-    assert page.get_by_text("無料（Basic）", exact=True).is_visible()
-    assert page.get_by_text("40分で自動的に終了").is_visible()
+    expect(page.get_by_text("Zoomと連携しました")).to_be_visible()
+    expect(page.get_by_text("ON（連携中）")).to_be_visible()
+    expect(page.get_by_text("無料（Basic）", exact=True)).to_be_visible()
+    expect(page.get_by_text("40分で自動的に終了")).to_be_visible()
 
     page.get_by_role("link", name="Zoom連携をOFFにする").click()
-    assert page.get_by_text("Zoom連携をOFFにしますか？").is_visible()
+    expect(page.get_by_text("Zoom連携をOFFにしますか？")).to_be_visible()
     page.get_by_role("button", name="OFFにする").click()
-    assert page.get_by_text("Zoom連携をOFFにしました").first.is_visible()
+    expect(page.get_by_text("Zoom連携をOFFにしました").first).to_be_visible()
     db.session.rollback()
     assert db.session.query(ZoomConnection).count() == 0
 
@@ -121,15 +122,15 @@ def test_host_composes_previews_schedules_and_watches_progress(page, live_server
     page.get_by_label("件名").fill("{guest_name}さん、持ち物のご案内")
     page.get_by_label("本文").fill("{service_title}にはピックをお持ちください。")
     page.get_by_role("button", name="プレビュー").click()
-    assert page.get_by_text("送信先 3名").is_visible()
-    assert page.locator(".preview-subject").inner_text() == "生徒0さん、持ち物のご案内"
+    expect(page.get_by_text("送信先 3名")).to_be_visible()
+    expect(page.locator(".preview-subject")).to_have_text("生徒0さん、持ち物のご案内")
 
     page.get_by_label("日時を指定して予約送信").check()
     when = clock.to_local(clock.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
     page.get_by_label("送信日時（日本時間）").fill(when)
     page.get_by_role("button", name=re.compile("送信する")).click()
-    assert page.get_by_text("メッセージを予約しました。").is_visible()
-    assert page.locator("#progress-percent").inner_text() == "0"
+    expect(page.get_by_text("メッセージを予約しました。")).to_be_visible()
+    expect(page.locator("#progress-percent")).to_have_text("0")
 
     # Two hours later the scheduler starts it and the workers send it.
     clock.advance(timedelta(hours=2, minutes=1))
@@ -138,5 +139,5 @@ def test_host_composes_previews_schedules_and_watches_progress(page, live_server
     run_jobs()
     # The open page polls and fills the bar without a reload.
     page.wait_for_function("() => document.getElementById('progress-percent').textContent === '100'")
-    assert page.locator("#progress-sent").inner_text() == "3"
+    expect(page.locator("#progress-sent")).to_have_text("3")
     assert len([m for m in smtp.messages if m["Subject"].endswith("持ち物のご案内")]) == 3

@@ -520,10 +520,12 @@ def production_app(monkeypatch, database_url, redis_url, app):
     root = logging.getLogger()
     before, level = root.handlers[:], root.level
     production = create_app(ProductionConfig, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url)
-    json_handlers = [h for h in root.handlers if h not in before]  # LOG_JSON replaced the root handlers
     yield production
-    root.handlers[:] = [h for h in root.handlers if h not in json_handlers]
+    root.handlers[:] = before  # LOG_JSON replaced the root handlers
     root.setLevel(level)
+    with production.app_context():
+        db.session.remove()
+        db.engine.dispose()  # its own pool: close it before the database goes away
 
 
 def cookie(response, name: str) -> str:
@@ -659,7 +661,7 @@ def test_pages_work_under_the_csp_without_violations(page, live_server, make_hos
     page.goto("/messages/new")
     page.get_by_label("サービス").select_option(label="CSP教室")
     page.wait_for_url(f"**/messages/new?service_id={service.id}")
-    assert page.get_by_text("予約1名").is_visible()
+    page.get_by_text("予約1名").wait_for()
     assert violations == []
 
 
