@@ -7,7 +7,7 @@ from app.queue import get_redis
 from flask_login import current_user, login_required
 
 from app.dashboard import bp
-from app.services.catalog import host_services
+from app.services.catalog import has_services
 from app.services.slots import upcoming_slots
 
 
@@ -42,4 +42,4 @@ def healthz():
 @login_required
 def home():
     return render_template("dashboard/home.html", slots=upcoming_slots(current_user),
-                           services=host_services(current_user))
+                           has_services=has_services(current_user))

@@ -30,6 +30,11 @@ def get_own_booking_or_404(booking_id: int, host: User) -> Booking:
     return booking
 
 
+def has_services(host: User) -> bool:
+    """Whether the host has created any service yet."""
+    return db.session.scalar(select(Service.id).where(Service.host_id == host.id).limit(1)) is not None
+
+
 def host_services(host: User) -> list[Service]:
     """All services of a host, newest first."""
     return db.session.scalars(select(Service).where(Service.host_id == host.id).order_by(Service.id.desc())).all()

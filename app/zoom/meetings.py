@@ -380,12 +380,7 @@ def backfill(connection: ZoomConnection, bookings: list[Booking]) -> int:
 
 
 def bookings_before_link(connection: ZoomConnection) -> list[Booking]:
-    """Upcoming Zoom bookings the link does not cover (made before it was turned ON)."""
-    return [b for b in link.upcoming_zoom_bookings(connection.host) if b.created_at < connection.applies_from]
-
-
-def not_covered_bookings(connection: ZoomConnection) -> list[Booking]:
-    """What ``bookings_before_link`` returns, filtered in SQL, with each slot and service loaded (for a page)."""
+    """Upcoming Zoom bookings the link does not cover (made before it was turned ON), slots and services loaded."""
     return db.session.scalars(
         select(Booking).join(Booking.slot).join(Slot.service)
         .where(Service.host_id == connection.host_id, Service.venue == Venue.ZOOM, Slot.status == SlotStatus.OPEN,

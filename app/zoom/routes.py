@@ -42,10 +42,9 @@ def _long_basic_services(connection):
 def settings():
     connection = link.connection_for(current_user)
     budget = link.budget_left(connection.id) if connection is not None else None
-    zoom_services = [s for s in current_user.services if s.venue == Venue.ZOOM]
-    not_covered = meetings.not_covered_bookings(connection) if connection is not None else []
+    not_covered = meetings.bookings_before_link(connection) if connection is not None else []
     return render_template("zoom/settings.html", connection=connection, budget=budget, form=LinkForm(),
-                           long_services=_long_basic_services(connection), zoom_services=zoom_services,
+                           long_services=_long_basic_services(connection),
                            not_covered=not_covered, legacy_link=legacy.legacy_link_for(current_user),
                            legacy_meetings=legacy.legacy_meetings(current_user.id))
 
