@@ -1,0 +1,130 @@
+"""Bulk message benchmark: fan a 5,000-recipient message out, then deliver it, through real parts.
+
+    .venv/bin/python bench/bulk_fanout.py              # 5,000 recipients, 2 workers
+    .venv/bin/python bench/bulk_fanout.py --n 1000
+
+Prints the fan-out time (one bulk INSERT of the outbox rows + the send jobs in Redis), the
+delivery rate of the real workers (``python worker.py``) to a local aiosmtpd sink, and, in the
+same run, the raw rate of a plain smtplib loop to that sink and the ratio. Targets from the
+issue: fan-out ≤ 2 s, delivery ratio ≥ 0.8. It prints; it never asserts.
+"""
+import argparse
+import email.policy
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from aiosmtpd.controller import Controller  # noqa: E402
+from flask_migrate import upgrade  # noqa: E402
+from redis import Redis  # noqa: E402
+from rq import Worker  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
+
+from app import clock, create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.messages import bulk  # noqa: E402
+from app.models import Booking, Delivery, DeliveryStatus, Message, Service, Slot  # noqa: E402
+from app.services.catalog import create_service  # noqa: E402
+from config import Config  # noqa: E402
+from outbox_delivery import CountingSink, Processes, _pings, free_port, measure_raw_rate, wait_for  # noqa: E402
+
+
+def seed(n: int):
+    """A host, one service, one slot with ``n`` confirmed guests (bulk inserts); returns (service, slot)."""
+    from app.auth import accounts
+
+    host = accounts.create_user("bulk-bench@example.com", "ベンチ ホスト", "bench-pass-123")
+    service = create_service(host, kind="class_event", title="大人数イベント", description="", duration_minutes=60,
+                             capacity=n, venue="in_person", host_notes="")
+    slot = Slot(service=service, starts_at=clock.now() + timedelta(days=3), capacity=n, booked_count=n)
+    db.session.add(slot)
+    db.session.flush()
+    db.session.execute(insert(Booking), [
+        {"slot_id": slot.id, "guest_name": f"参加者{i}", "guest_email": f"guest{i}@example.com",
+         "cancel_token": f"c{i:07d}x" * 3, "join_token": f"j{i:07d}x" * 3, "created_at": clock.now()}
+        for i in range(n)])
+    db.session.commit()
+    return service.id, slot.id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=180)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bulk-bench-"))
+    procs = Processes(workdir)
+    controller = None
+    try:
+        redis_port = free_port()
+        procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", str(workdir)])
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis = Redis.from_url(redis_url)
+        wait_for(lambda: _pings(redis), 10, "redis-server", procs)
+        sink = CountingSink()
+        controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        database_url = f"sqlite:///{workdir / 'bench.db'}"
+        import os
+        env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_HOST="127.0.0.1",
+                   SMTP_PORT=str(controller.port), BULK_DAILY_LIMIT=str(args.n * 2), PYTHONUNBUFFERED="1")
+        env.pop("APP_ENV", None)
+        app = create_app(Config, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url, SMTP_HOST="127.0.0.1",
+                         SMTP_PORT=controller.port, BULK_DAILY_LIMIT=args.n * 2)
+        with app.app_context():
+            upgrade()
+            service_id, slot_id = seed(args.n)
+            service = db.session.get(Service, service_id)
+            message = bulk.compose(service.host, service, slot_ids=[slot_id], all_upcoming=False,
+                                   subject="{guest_name}様へのお知らせ", body="{service_title}は{slot_datetime}からです。",
+                                   scheduled_at=clock.now() + timedelta(hours=1))
+            message_id = message.id
+            # Fan-out: what happens when the scheduled time comes (rows + send jobs).
+            db.session.execute(Message.__table__.update().where(Message.id == message_id)
+                               .values(scheduled_at=clock.now()))
+            db.session.commit()
+            started = time.perf_counter()
+            written = bulk.fan_out(message_id)
+            fan_out_seconds = time.perf_counter() - started
+            jobs = sum(redis.llen(key) for key in redis.keys("rq:queue:*"))
+        sample = None
+        with app.app_context():
+            from app.mail.render import build_message, render_delivery
+            row = db.session.scalars(select(Delivery).where(Delivery.bulk_message_id == message_id).limit(1)).one()
+            sample = build_message(row, render_delivery(row)).as_bytes(policy=email.policy.SMTP)
+        raw_rate = measure_raw_rate(sink, controller.port, min(args.n, 2000), sample, flatten=False)
+        sink.arrivals.clear()
+
+        python = sys.executable
+        t0 = time.time()
+        for i in range(args.workers):
+            procs.start(f"worker{i + 1}", [python, "worker.py"], env)
+        wait_for(lambda: Worker.count(connection=redis) >= args.workers, 30, "workers registered", procs)
+        wait_for(lambda: len(sink.arrivals) >= written, args.timeout, "all delivered", procs, interval=0.2)
+        first, last = sink.arrivals[0][0], sink.arrivals[-1][0]
+        rate = written / max(last - first, 1e-6)
+        with app.app_context():
+            sent = db.session.query(Delivery).filter_by(bulk_message_id=message_id, status=DeliveryStatus.SENT).count()
+            status = db.session.get(Message, message_id).status
+        print(f"recipients            {written}")
+        print(f"fan-out (rows + jobs) {fan_out_seconds:.2f} s   ({jobs} send jobs queued)   target ≤ 2 s")
+        print(f"delivery rate         {rate:.0f} mails/s   (workers started → last mail {last - t0:.1f} s)")
+        print(f"raw smtplib rate      {raw_rate:.0f} mails/s")
+        print(f"ratio                 {rate / raw_rate:.2f}   target ≥ 0.8")
+        print(f"rows sent / received  {sent} / {len(sink.arrivals)}   message status {status.value}")
+    finally:
+        procs.stop()
+        if controller is not None:
+            controller.stop()
+
+
+if __name__ == "__main__":
+    main()
