@@ -20,7 +20,7 @@ from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import Worker
+from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy.orm import configure_mappers
@@ -108,7 +108,18 @@ def _job_in_progress(job_id: str, connection) -> bool:
         return False
     status = job.get_status()
     if status == JobStatus.QUEUED:
-        return True
+        queue = Queue(job.origin, connection=connection)
+        if queue.get_job_position(job_id) is not None:
+            return True
+        # Marked queued, yet not in its queue: a worker took it (RQ moves it to the queue's
+        # intermediate list) and was killed before starting it (rq/rq#2236). Nobody will run it,
+        # and RQ's maintenance fails it only a minute or more later: start anew. (A live worker
+        # caught in that instant finds the job gone and takes the next one; were it already
+        # past that, two sweeps would share the due rows, which the atomic claim allows.)
+        log.warning("sweep %s was taken by a worker that never started it; enqueueing it again", job_id)
+        connection.lrem(queue.intermediate_queue_key, 0, job_id)
+        job.delete()
+        return False
     if status != JobStatus.STARTED:
         return False
     if (job.worker_name and connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name)
