@@ -32,7 +32,7 @@ from app.messages import bulk  # noqa: E402
 from app.models import Booking, Delivery, DeliveryStatus, Message, Service, Slot  # noqa: E402
 from app.services.catalog import create_service  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import CountingSink, Processes, _pings, free_port, measure_raw_rate, wait_for  # noqa: E402
+from outbox_delivery import CountingSink, Processes, free_port, measure_raw_rate, start_redis, wait_for  # noqa: E402
 
 
 def seed(n: int):
@@ -63,12 +63,8 @@ def main() -> None:
     procs = Processes(workdir)
     controller = None
     try:
-        redis_port = free_port()
-        procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(workdir)])
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis_url = start_redis(procs, workdir)
         redis = Redis.from_url(redis_url)
-        wait_for(lambda: _pings(redis), 10, "redis-server", procs)
         sink = CountingSink()
         controller = Controller(sink, hostname="127.0.0.1", port=free_port())
         controller.start()

@@ -54,7 +54,7 @@ from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Meetin
                         ServiceKind, Slot, SlotStatus, Venue, ZoomConnection, ZoomMeeting)
 from app.models.zoom import PLAN_BASIC  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import Processes, free_port, percentile, wait_for  # noqa: E402
+from outbox_delivery import Processes, free_port, percentile, start_redis, wait_for  # noqa: E402
 
 #: The issue's target, per page, with 16 clients on this 2-core machine.
 TARGET_P95_MS = 50.0
@@ -350,11 +350,6 @@ def load(url: str, cookies, clients: int, total: int, duration: float, server_pi
 
 # --- the run -------------------------------------------------------------------------------------
 
-def _pings(client: Redis) -> bool:
-    try:
-        return client.ping()
-    except Exception:
-        return False
 
 
 def _answers(url: str) -> bool:
@@ -370,12 +365,8 @@ def run(args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
     procs = Processes(workdir)
     try:
-        redis_port = free_port()
-        procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", str(workdir)])
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis_url = start_redis(procs, workdir)
         redis = Redis.from_url(redis_url)
-        wait_for(lambda: _pings(redis), 10, "redis-server", procs)
         redis.close()
 
         database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"

@@ -197,6 +197,20 @@ def wait_for(predicate, timeout: float, what: str, procs=None, interval: float =
     raise TimeoutError(f"{what}: not within {timeout:.0f}s")
 
 
+def start_redis(procs: "Processes", workdir: Path) -> str:
+    """A throwaway redis-server (no persistence) on a free port; returns its URL once it answers."""
+    port = free_port()
+    procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", str(workdir)])
+    url = f"redis://127.0.0.1:{port}/0"
+    client = Redis.from_url(url)
+    try:
+        wait_for(lambda: _pings(client), 10, "redis-server", procs)
+    finally:
+        client.close()
+    return url
+
+
 def _pings(client: Redis) -> bool:
     try:
         return client.ping()
@@ -251,12 +265,8 @@ def run(args) -> dict:
     controller = None
     try:
         # Redis, with nothing written to disk.
-        redis_port = free_port()
-        procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", str(workdir)])
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis_url = start_redis(procs, workdir)
         redis = Redis.from_url(redis_url)
-        wait_for(lambda: _pings(redis), 10, "redis-server", procs)
         redis.close()
 
         # The SMTP sink, in this process (the benchmark itself only sleeps while it counts).

@@ -45,7 +45,7 @@ from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Servic
                         SlotStatus, User, Venue)
 from app.queue import enqueue_batch_after_commit  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import Processes, free_port, wait_for  # noqa: E402
+from outbox_delivery import Processes, free_port, start_redis, wait_for  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -149,11 +149,6 @@ def write_batch(start: int, size: int, users: list[int], bookings: list, host_id
 
 # --- the run --------------------------------------------------------------------------------------
 
-def _pings(client: Redis) -> bool:
-    try:
-        return client.ping()
-    except Exception:
-        return False
 
 
 def run(args) -> dict:
@@ -162,12 +157,8 @@ def run(args) -> dict:
     procs = Processes(workdir)
     controller = None
     try:
-        redis_port = free_port()
-        procs.start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", str(workdir)])
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        redis_url = start_redis(procs, workdir)
         redis = Redis.from_url(redis_url)
-        wait_for(lambda: _pings(redis), 10, "redis-server", procs)
 
         sink = CountingSink()
         controller = Controller(sink, hostname="127.0.0.1", port=free_port())
