@@ -54,7 +54,7 @@ from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Meetin
                         ServiceKind, Slot, SlotStatus, Venue, ZoomConnection, ZoomMeeting)
 from app.models.zoom import PLAN_BASIC  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import Processes, free_port, percentile, start_redis, wait_for  # noqa: E402
+from outbox_delivery import Processes, children, free_port, percentile, start_redis, wait_for  # noqa: E402
 
 #: The issue's target, per page, with 16 clients on this 2-core machine.
 TARGET_P95_MS = 50.0
@@ -274,20 +274,6 @@ def login_cookies(base_url: str, host: SeededHost) -> requests.cookies.RequestsC
         return session.cookies
 
 
-def _children(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (gunicorn's workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of these processes so far."""
     total = 0
@@ -393,7 +379,7 @@ def run(args) -> dict:
         server = procs.start("gunicorn", [gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"], env)
         base_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(f"{base_url}/healthz"), 30, "gunicorn", procs, interval=0.2)
-        server_pids = [server.pid, *_children(server.pid)]  # the master and its 2 workers
+        server_pids = [server.pid, *children(server.pid)]  # the master and its 2 workers
 
         latency = {}
         for host in hosts:

@@ -197,6 +197,20 @@ def wait_for(predicate, timeout: float, what: str, procs=None, interval: float =
     raise TimeoutError(f"{what}: not within {timeout:.0f}s")
 
 
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (work horses, gunicorn workers), read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def start_redis(procs: "Processes", workdir: Path) -> str:
     """A throwaway redis-server (no persistence) on a free port; returns its URL once it answers."""
     port = free_port()

@@ -45,7 +45,7 @@ from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Servic
                         SlotStatus, User, Venue)
 from app.queue import enqueue_batch_after_commit  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import Processes, free_port, start_redis, wait_for  # noqa: E402
+from outbox_delivery import Processes, children, free_port, start_redis, wait_for  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -72,20 +72,6 @@ def rss(pid: int) -> int | None:
     except OSError:
         return None
     return None
-
-
-def children(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (the worker's work horses)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 # --- the data -----------------------------------------------------------------------------------
