@@ -58,6 +58,24 @@ def test_invalid_email_keeps_what_was_typed(client, make_host, make_service, mak
     assert db.session.query(Booking).count() == 0
 
 
+def test_a_non_ascii_mailbox_is_refused_and_an_idn_domain_is_mailed_in_ascii(
+        client, make_host, make_service, make_slot, run_jobs, smtp):
+    """Few providers relay SMTPUTF8, so the form asks for an ASCII mailbox; a Japanese domain is fine."""
+    service = make_service(make_host())
+    slot = make_slot(service)
+    page = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "佐藤 一郎",
+                                                    "guest_email": "一郎@example.com"}).get_data(as_text=True)
+    assert "メールアドレスの形式が正しくありません。" in page and db.session.query(Booking).count() == 0
+
+    response = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "佐藤 一郎",
+                                                        "guest_email": "ichiro@例え.jp"})
+    assert response.status_code == 302
+    run_jobs()
+    [message] = smtp.wait_for(1)
+    assert smtp.envelopes[0][1] == ["ichiro@xn--r8jz45g.jp"]
+    assert message["To"].addresses[0].addr_spec == "ichiro@xn--r8jz45g.jp"
+
+
 def test_racing_guests_for_the_last_seat_exactly_one_wins(app, make_host, make_service, make_slot):
     service = make_service(make_host(), capacity=1)
     slot = make_slot(service)

@@ -12,7 +12,7 @@ PASSWORD_MIN = 8
 class SignupForm(FlaskForm):
     email = EmailField(_l("メールアドレス"), validators=[
         DataRequired(_l("メールアドレスを入力してください。")),
-        Email(_l("メールアドレスの形式が正しくありません。")),
+        Email(_l("メールアドレスの形式が正しくありません。"), allow_smtputf8=False),
         Length(max=254)])
     display_name = StringField(_l("ホスト名（予約者に表示されます）"), validators=[
         DataRequired(_l("ホスト名を入力してください。")), SingleLine(),
@@ -33,7 +33,7 @@ class LoginForm(FlaskForm):
 class ResetRequestForm(FlaskForm):
     email = EmailField(_l("メールアドレス"), validators=[
         DataRequired(_l("メールアドレスを入力してください。")),
-        Email(_l("メールアドレスの形式が正しくありません。"))])
+        Email(_l("メールアドレスの形式が正しくありません。"), allow_smtputf8=False)])
 
 
 class ResetPasswordForm(FlaskForm):

@@ -16,5 +16,5 @@ class BookingForm(FlaskForm):
         Length(max=GUEST_NAME_MAX, message=_l("お名前は%(max)d文字以内で入力してください。", max=GUEST_NAME_MAX))])
     guest_email = EmailField(_l("メールアドレス"), validators=[
         DataRequired(_l("メールアドレスを入力してください。")),
-        Email(_l("メールアドレスの形式が正しくありません。")),
+        Email(_l("メールアドレスの形式が正しくありません。"), allow_smtputf8=False),
         Length(max=254)], filters=[lambda value: value.strip() if value else value])

@@ -1,6 +1,11 @@
 """The one SMTP client: a connection reused for a batch of messages."""
 import smtplib
-from email.message import EmailMessage
+from email import policy
+from email.message import Message
+from email.utils import parseaddr
+
+#: How messages are flattened for the wire: as built (``compat32``), with CRLF line ends.
+WIRE = policy.compat32.clone(linesep="\r\n")
 
 
 class SmtpSender:
@@ -13,6 +18,7 @@ class SmtpSender:
         self.password = config["SMTP_PASSWORD"]
         self.starttls = config["SMTP_STARTTLS"]
         self.timeout = config["SMTP_TIMEOUT"]
+        self.envelope_from = parseaddr(config["MAIL_FROM"])[1]
         self._conn: smtplib.SMTP | None = None
 
     def __enter__(self) -> "SmtpSender":
@@ -33,16 +39,20 @@ class SmtpSender:
             raise
         return conn
 
-    def send(self, message: EmailMessage) -> None:
-        """Send one message; raises ``smtplib.SMTPException``/``OSError`` on failure."""
+    def send(self, message: Message, recipient: str) -> None:
+        """Send one message to ``recipient`` (the envelope: never derived from headers).
+
+        Raises ``smtplib.SMTPException``/``OSError`` on failure.
+        """
+        data = message.as_bytes(policy=WIRE)
         if self._conn is None:
             self._conn = self._connect()
         try:
-            self._conn.send_message(message)
+            self._conn.sendmail(self.envelope_from, [recipient], data)
         except smtplib.SMTPServerDisconnected:
             # The server closed an idle connection between two messages: reconnect once.
             self._conn = self._connect()
-            self._conn.send_message(message)
+            self._conn.sendmail(self.envelope_from, [recipient], data)
 
     def close(self) -> None:
         """Say QUIT and close the connection, if open."""
