@@ -9,7 +9,6 @@ same run, the raw rate of a plain smtplib loop to that sink and the ratio. Targe
 issue: fan-out ≤ 2 s, delivery ratio ≥ 0.8. It prints; it never asserts.
 """
 import argparse
-import email.policy
 import sys
 import tempfile
 import time
@@ -20,7 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from aiosmtpd.controller import Controller  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Worker  # noqa: E402
@@ -32,7 +30,7 @@ from app.messages import bulk  # noqa: E402
 from app.models import Booking, Delivery, DeliveryStatus, Message, Service, Slot  # noqa: E402
 from app.services.catalog import create_service  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import CountingSink, Processes, free_port, measure_raw_rate, start_redis, wait_for  # noqa: E402
+from outbox_delivery import SINKS, Processes, measure_raw_rate, start_redis, wait_for  # noqa: E402
 
 
 def seed(n: int):
@@ -58,23 +56,23 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--sink", choices=sorted(SINKS), default="maildir",
+                        help="the SMTP server: the product's own (maildir, default) or one that only counts")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bulk-bench-"))
     procs = Processes(workdir)
-    controller = None
+    sink = None
     try:
         redis_url = start_redis(procs, workdir)
         redis = Redis.from_url(redis_url)
-        sink = CountingSink()
-        controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-        controller.start()
+        sink = SINKS[args.sink](procs, workdir)
         database_url = f"sqlite:///{workdir / 'bench.db'}"
         import os
         env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_HOST="127.0.0.1",
-                   SMTP_PORT=str(controller.port), BULK_DAILY_LIMIT=str(args.n * 2), PYTHONUNBUFFERED="1")
+                   SMTP_PORT=str(sink.port), BULK_DAILY_LIMIT=str(args.n * 2), PYTHONUNBUFFERED="1")
         env.pop("APP_ENV", None)
         app = create_app(Config, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url, SMTP_HOST="127.0.0.1",
-                         SMTP_PORT=controller.port, BULK_DAILY_LIMIT=args.n * 2)
+                         SMTP_PORT=sink.port, BULK_DAILY_LIMIT=args.n * 2)
         with app.app_context():
             upgrade()
             service_id, slot_id = seed(args.n)
@@ -94,18 +92,19 @@ def main() -> None:
         sample = None
         with app.app_context():
             from app.mail.render import build_message, render_delivery
+            from app.mail.smtp import WIRE
             row = db.session.scalars(select(Delivery).where(Delivery.bulk_message_id == message_id).limit(1)).one()
-            sample = build_message(row, render_delivery(row)).as_bytes(policy=email.policy.SMTP)
-        raw_rate = measure_raw_rate(sink, controller.port, min(args.n, 2000), sample, flatten=False)
-        sink.arrivals.clear()
+            sample = build_message(row, render_delivery(row)).as_bytes(policy=WIRE)
+        raw_rate = measure_raw_rate(sink, min(args.n, 2000), sample, flatten=False)
 
         python = sys.executable
         t0 = time.time()
         for i in range(args.workers):
             procs.start(f"worker{i + 1}", [python, "worker.py"], env)
         wait_for(lambda: Worker.count(connection=redis) >= args.workers, 30, "workers registered", procs)
-        wait_for(lambda: len(sink.arrivals) >= written, args.timeout, "all delivered", procs, interval=0.2)
-        first, last = sink.arrivals[0][0], sink.arrivals[-1][0]
+        wait_for(lambda: sink.count() >= written, args.timeout, "all delivered", procs, interval=0.2)
+        arrivals = sorted(t for t, _ in sink.take())
+        first, last = arrivals[0], arrivals[-1]
         rate = written / max(last - first, 1e-6)
         with app.app_context():
             sent = db.session.query(Delivery).filter_by(bulk_message_id=message_id, status=DeliveryStatus.SENT).count()
@@ -113,13 +112,13 @@ def main() -> None:
         print(f"recipients            {written}")
         print(f"fan-out (rows + jobs) {fan_out_seconds:.2f} s   ({jobs} send jobs queued)   target ≤ 2 s")
         print(f"delivery rate         {rate:.0f} mails/s   (workers started → last mail {last - t0:.1f} s)")
-        print(f"raw smtplib rate      {raw_rate:.0f} mails/s")
+        print(f"raw smtplib rate      {raw_rate:.0f} mails/s   (SMTP server: --sink {args.sink})")
         print(f"ratio                 {rate / raw_rate:.2f}   target ≥ 0.8")
-        print(f"rows sent / received  {sent} / {len(sink.arrivals)}   message status {status.value}")
+        print(f"rows sent / received  {sent} / {len(arrivals)}   message status {status.value}")
     finally:
         procs.stop()
-        if controller is not None:
-            controller.stop()
+        if sink is not None:
+            sink.close()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
     .venv/bin/python bench/outbox_delivery.py                 # 5,000 due at once, 2 workers
     .venv/bin/python bench/outbox_delivery.py --n 1000 --workers 2
+    .venv/bin/python bench/outbox_delivery.py --sink counting   # against a server that only counts
 
-It starts its own redis-server and aiosmtpd sink on free ports, migrates a temporary SQLite
+It starts its own redis-server and SMTP server on free ports — by default the product's own
+local one (``devtools/mail_sink.py``: aiosmtpd storing into a Maildir, in its own process, as
+``make run`` starts it), or with ``--sink counting`` an aiosmtpd handler in this process that
+stores nothing (about 3× faster, so the ratio against it is the harder one) — migrates a temporary SQLite
 database with the real migrations, and runs ``python worker.py`` (× ``--workers``) and
 ``python worker.py scheduler`` as subprocesses configured through the environment, like
 the Procfile does. It then measures, in the same run:
@@ -21,8 +25,9 @@ subprocess is stopped on the way out, also on error or Ctrl-C.
 """
 import argparse
 import email
-import math
+import email.parser
 import email.policy
+import math
 import multiprocessing
 import os
 import shutil
@@ -49,6 +54,7 @@ from app import clock, create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.mail import outbox  # noqa: E402
 from app.mail.render import build_message, render_delivery  # noqa: E402
+from app.mail.smtp import WIRE  # noqa: E402
 from app.models import Delivery, DeliveryStatus, User  # noqa: E402
 from config import Config  # noqa: E402
 
@@ -65,17 +71,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# --- the SMTP sink ------------------------------------------------------------------------------
+# --- the SMTP sinks ------------------------------------------------------------------------------
 
 class CountingSink:
-    """An aiosmtpd handler that only records when each message arrived and for whom.
+    """An aiosmtpd handler in this process that only records when each message arrived and for whom.
 
-    It does not parse the message: the sink must stay cheaper than any client, or we would be
-    measuring the sink.
+    It does not parse or store the message: the cheapest server there is, so the raw loop's
+    rate against it is the highest a client can reach (``--sink counting``).
     """
 
     def __init__(self):
         self.arrivals: list[tuple[float, str]] = []  # list.append is atomic under the GIL
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.controller.start()
+        self.port = self.controller.port
 
     async def handle_DATA(self, server, session, envelope):
         self.arrivals.append((time.time(), envelope.rcpt_tos[0]))
@@ -88,6 +97,52 @@ class CountingSink:
         """Everything received so far, and start afresh."""
         taken, self.arrivals = self.arrivals, []
         return taken
+
+    def close(self) -> None:
+        self.controller.stop()
+
+
+class MaildirSink:
+    """The product's own local SMTP server, ``python -m devtools.mail_sink`` (what ``make run``
+    starts: aiosmtpd storing every message into a Maildir), in its own process (``--sink maildir``).
+
+    A message's arrival is its file's modification time (written before the server answers
+    250); its recipient is the ``X-RcptTo`` header aiosmtpd adds.
+    """
+
+    def __init__(self, procs: "Processes", workdir: Path):
+        self.port = free_port()
+        self.new = workdir / "sink" / "new"
+        procs.start("smtp-sink", [sys.executable, "-m", "devtools.mail_sink", "--port", str(self.port),
+                                  "--maildir", str(workdir / "sink")])
+        wait_for(lambda: _accepts(self.port), 10, "SMTP sink", procs)
+
+    def count(self) -> int:
+        return len(os.listdir(self.new))
+
+    def take(self) -> list[tuple[float, str]]:
+        """Everything received so far (the files are removed), and start afresh."""
+        parser = email.parser.BytesHeaderParser()
+        arrivals = []
+        for entry in os.scandir(self.new):
+            with open(entry.path, "rb") as fp:
+                arrivals.append((entry.stat().st_mtime, parser.parse(fp)["X-RcptTo"]))
+            os.unlink(entry.path)
+        return arrivals
+
+    def close(self) -> None:
+        pass  # a subprocess: stopped with the others
+
+
+SINKS = {"maildir": MaildirSink, "counting": lambda procs, workdir: CountingSink()}
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 # --- the raw smtplib loops (each runs in its own process) -------------------------------------
@@ -112,11 +167,11 @@ def raw_smtp_loop(port: int, n: int, message: bytes, flatten: bool, result) -> N
     result.put(started)
 
 
-def measure_raw_rate(sink: CountingSink, port: int, n: int, message: bytes, flatten: bool) -> float:
+def measure_raw_rate(sink, n: int, message: bytes, flatten: bool) -> float:
     """Run one raw loop in a spawned process; return its rate (mails/s) as seen by the sink."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs the sink's thread
     result = ctx.Queue()
-    proc = ctx.Process(target=raw_smtp_loop, args=(port, n, message, flatten, result), daemon=True)
+    proc = ctx.Process(target=raw_smtp_loop, args=(sink.port, n, message, flatten, result), daemon=True)
     proc.start()
     try:
         started = wait_for(lambda: None if result.empty() else result.get(), 120, "raw loop",
@@ -254,8 +309,7 @@ def sample_message(user: tuple[int, str, str]) -> bytes:
                         payload={"user_id": user_id})
     message = build_message(delivery, render_delivery(delivery))
     db.session.rollback()
-    # CRLF line ends, as smtplib.send_message flattens it: sendmail() sends bytes unchanged.
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    return message.as_bytes(policy=WIRE)  # exactly the bytes the workers send
 
 
 def queue_due_at(users: list[tuple[int, str, str]], due_at: datetime) -> None:
@@ -276,27 +330,24 @@ def run(args) -> dict:
     """Set everything up, measure, and return the figures (everything is stopped on return)."""
     workdir = Path(tempfile.mkdtemp(prefix="outbox-bench-"))
     procs = Processes(workdir)
-    controller = None
+    sink = None
     try:
         # Redis, with nothing written to disk.
         redis_url = start_redis(procs, workdir)
         redis = Redis.from_url(redis_url)
         redis.close()
 
-        # The SMTP sink, in this process (the benchmark itself only sleeps while it counts).
-        sink = CountingSink()
-        controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-        controller.start()
+        sink = SINKS[args.sink](procs, workdir)
 
         database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
         env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_HOST="127.0.0.1",
-                   SMTP_PORT=str(controller.port), MAILBOX_DIR=str(workdir / "mailbox"),
+                   SMTP_PORT=str(sink.port), MAILBOX_DIR=str(workdir / "mailbox"),
                    APP_BASE_URL="http://127.0.0.1:5000", PYTHONUNBUFFERED="1")
         env.pop("APP_ENV", None)
         if args.sweep_interval is not None:
             env["SWEEP_INTERVAL"] = str(args.sweep_interval)
         app = create_app(Config, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url,
-                         SMTP_HOST="127.0.0.1", SMTP_PORT=controller.port, APP_BASE_URL=env["APP_BASE_URL"])
+                         SMTP_HOST="127.0.0.1", SMTP_PORT=sink.port, APP_BASE_URL=env["APP_BASE_URL"])
 
         with app.app_context():
             upgrade()  # the real migrations
@@ -313,8 +364,8 @@ def run(args) -> dict:
 
         # 1. The ceiling: a plain smtplib loop to the same sink, with the same message; and the
         #    same loop flattening an EmailMessage on every send (what any EmailMessage sender pays).
-        raw_rate = measure_raw_rate(sink, controller.port, args.n, message, flatten=False)
-        flatten_rate = measure_raw_rate(sink, controller.port, args.n, message, flatten=True)
+        raw_rate = measure_raw_rate(sink, args.n, message, flatten=False)
+        flatten_rate = measure_raw_rate(sink, args.n, message, flatten=True)
 
         # 2. The outbox: N rows due at T, then hands off.
         write_started = time.time()
@@ -344,7 +395,7 @@ def run(args) -> dict:
         lateness = [t - due for t in times]
         first, last = (min(times), max(times)) if times else (due, due)
         return {
-            "n": args.n, "workers": args.workers, "received": len(arrivals),
+            "n": args.n, "workers": args.workers, "sink": args.sink, "received": len(arrivals),
             "unique": len({rcpt for _, rcpt in arrivals}), "statuses": statuses, "timed_out": timed_out,
             "write_seconds": written - write_started, "lead": due - written,
             "raw_rate": raw_rate, "flatten_rate": flatten_rate, "size": len(message),
@@ -362,8 +413,8 @@ def run(args) -> dict:
         raise
     finally:
         procs.stop()
-        if controller is not None:
-            controller.stop()
+        if sink is not None:
+            sink.close()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -382,6 +433,7 @@ def report(r: dict) -> None:
     rows = [
         (f"emails due at once ({r['size']} B each)", f"{n}", "", ""),
         ("worker processes", f"{r['workers']}", "", ""),
+        ("SMTP server (--sink)", r["sink"], "", ""),
         ("raw smtplib rate (sendmail, bytes)", f"{raw:.0f} mails/s", "", ""),
         ("raw smtplib + flatten (send_message)", f"{r['flatten_rate']:.0f} mails/s", "", ""),
         ("outbox rate (first→last arrival)", f"{r['throughput']:.0f} mails/s", "", ""),
@@ -425,6 +477,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="give up this many seconds after the due time (default 4 × N/raw rate + 10, ≥ 60)")
     parser.add_argument("--database-url", default=None,
                         help="an empty database to use instead of a temporary SQLite file (e.g. PostgreSQL)")
+    parser.add_argument("--sink", choices=sorted(SINKS), default="maildir",
+                        help="the SMTP server: the product's own (maildir, default) or one that only counts")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
     if args.lead is None:

@@ -92,6 +92,7 @@ def build_message(delivery: Delivery, rendered: RenderedEmail) -> Message:
     body = MIMEMultipart("alternative", _boundary(), [_text_part(rendered.text, "plain"),
                                                       _text_part(rendered.html, "html")])
     if rendered.attachments:
+        del body["MIME-Version"]  # only the top level carries it
         body = MIMEMultipart("mixed", _boundary(), [body, *map(_attachment, rendered.attachments)])
     subject = _one_line(rendered.subject)
     body["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
