@@ -216,7 +216,12 @@ class Processes:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """SIGTERM every group, wait a little, then SIGKILL what is left (by our own pids only)."""
+        """SIGTERM every group, wait a little, then SIGKILL what is left (by our own pids only).
+
+        RQ puts each work horse in a process group of its own, so the horses alive now are
+        found through /proc first and killed by pid at the end.
+        """
+        horses = [pid for _, proc in self.procs for pid in children(proc.pid)]
         for _, proc in reversed(self.procs):
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + 5
@@ -225,8 +230,13 @@ class Processes:
                 proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 pass
-            _signal_group(proc, signal.SIGKILL)  # also any work horse left behind
+            _signal_group(proc, signal.SIGKILL)
             proc.wait()
+        for pid in horses:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.procs.clear()
 
 
