@@ -1,7 +1,9 @@
 """Staff console (gallery, deliveries, access) and the legacy sub-account migration."""
+import smtplib
 from datetime import timedelta
 
 import pytest
+from markupsafe import escape
 
 from app import clock
 from app.cli import DEMO_PASSWORD, LEGACY_HOSTS
@@ -10,6 +12,7 @@ from app.mail import outbox
 from app.mail.render import registered_kinds, render_kind
 from app.mail.samples import SAMPLES, sample_contexts
 from app.models import Delivery, DeliveryStatus, LegacyStatus, LegacyZoomLink, MeetingStatus, User, ZoomMeeting
+from app.staff.deliveries import readable_error
 from tests.conftest import body_text
 
 
@@ -61,6 +64,44 @@ def test_deliveries_search_filter_and_resend_failed(app, client, login, staff, m
     client.post(f"/staff/deliveries/{failed.id}/resend", form_url="/staff/deliveries")
     outbox.send_due()
     assert smtp.wait_for(1)[0]["To"].addresses[0].addr_spec == "target@example.com"
+
+
+@pytest.mark.parametrize("error, readable", [
+    (smtplib.SMTPRecipientsRefused({"nobody@example.com": (550, b"5.1.1 User unknown")}), "550 5.1.1 User unknown"),
+    (smtplib.SMTPDataError(554, b"5.7.1 Message rejected\nas spam"), "554 5.7.1 Message rejected as spam"),
+    (smtplib.SMTPSenderRefused(553, b"5.1.8 Sender's domain unknown", "no-reply@booking.test"),
+     "553 5.1.8 Sender's domain unknown"),
+    (smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
+     "SMTPServerDisconnected: Connection unexpectedly closed"),  # no reply: shown as stored
+])
+def test_readable_error_is_the_smtp_reply(error, readable):
+    stored = f"{type(error).__name__}: {error}"  # as the outbox stores it
+    assert readable_error(stored) == readable
+
+
+def test_deliveries_show_the_smtp_reply_and_keep_the_raw_error(app, client, login, staff, make_host, smtp):
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+    from tests.test_outbox import RejectingInbox
+
+    host = make_host()
+    outbox.queue_email("password_reset", to_email="nobody@example.com", payload={"user_id": host.id})
+    db.session.commit()
+    controller = Controller(RejectingInbox(smtp), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    real_port, app.config["SMTP_PORT"] = app.config["SMTP_PORT"], controller.port
+    try:
+        outbox.send_due()
+    finally:
+        app.config["SMTP_PORT"] = real_port
+        controller.stop()
+    login(staff)
+    page = client.get("/staff/deliveries?status=FAILED").get_data(as_text=True)
+    [row] = [tr for tr in page.split("<tr>") if "nobody@example.com" in tr]
+    raw = "SMTPRecipientsRefused: {'nobody@example.com': (550, b'5.1.1 No such user')}"
+    assert "<summary>550 5.1.1 No such user</summary>" in row
+    assert f"<code>{escape(raw)}</code>" in row  # the raw error stays one click away
 
 
 @pytest.fixture

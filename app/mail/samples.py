@@ -7,6 +7,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 from app import clock
+from app.models.zoom import MeetingFailure
 from app.urls import external_url
 
 
@@ -68,8 +69,9 @@ SAMPLES = {
     },
     "zoom_host_notice": {"標準": _with(bookings=lambda ctx: [ctx["booking"], SimpleNamespace(
         guest_name="鈴木 花", guest_email="hana@example.com")])},
-    "zoom_trouble": {"連携切れ": _with(reason="Zoomとの連携が切れているため、URLを発行できませんでした。"),
-                     "1日の上限": _with(reason="Zoomの1日の発行上限（100回）に達したため、URLのお知らせの時刻までに発行できません。")},
+    "zoom_trouble": {"連携切れ": _with(reason=MeetingFailure.LINK_BROKEN.text),
+                     "1日の上限": _with(reason=MeetingFailure.DAILY_LIMIT.text),
+                     "Zoomが応答しない": _with(reason=MeetingFailure.ZOOM_UNAVAILABLE.text)},
     "zoom_relink_needed": {"標準": _with(reason="Zoomとの連携が切れました（認可の有効期限切れ、またはZoom側で取り消されました）。")},
     "zoom_deauthorized": {"標準": _with()},
     "bulk_message": {"標準": _with(message=_message, subject_text="佐藤 一郎さん、持ち物のご案内",

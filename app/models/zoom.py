@@ -2,6 +2,7 @@
 import enum
 from datetime import datetime
 
+from flask_babel import LazyString, lazy_gettext as _l
 from sqlalchemy import BigInteger, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -67,8 +68,35 @@ class MeetingStatus(str, enum.Enum):
     ISSUED = "issued"
     #: Deleted by us (OFF, slot cancelled) or found gone on Zoom.
     DELETED = "deleted"
-    #: Could not be issued; ``last_error`` says why.
+    #: Could not be issued and no retry is planned; ``failure`` says why. A later attempt
+    #: (pre-flight, send time, a new booking) may still issue it.
     FAILED = "failed"
+
+
+class MeetingFailure(str, enum.Enum):
+    """Why a slot's meeting has no URL: stored as a code, shown in the reader's language."""
+
+    #: The grant is unusable (refresh failed, 401 code 124 after a refresh …): the host must relink.
+    LINK_BROKEN = "link_broken"
+    #: Zoom's 100 meeting creates/updates of the UTC day are spent (back at 09:00 JST).
+    DAILY_LIMIT = "daily_limit"
+    #: Zoom did not answer usefully (5xx, timeout, per-second 429, not JSON) on every attempt.
+    ZOOM_UNAVAILABLE = "zoom_unavailable"
+    #: Zoom refused the request (any other 4xx).
+    ZOOM_REFUSED = "zoom_refused"
+
+    @property
+    def text(self) -> LazyString:
+        """What it means for the host, translated when rendered (in a page or an email's language)."""
+        return _FAILURE_TEXTS[self]
+
+
+_FAILURE_TEXTS = {
+    MeetingFailure.LINK_BROKEN: _l("Zoomとの連携が切れています。再連携しないと、予約者にURLが届きません。"),
+    MeetingFailure.DAILY_LIMIT: _l("Zoomの1日の発行上限（100回）に達したため、発行できていません。上限は毎日9:00に戻ります。"),
+    MeetingFailure.ZOOM_UNAVAILABLE: _l("Zoomが応答しなかったため、発行できていません。"),
+    MeetingFailure.ZOOM_REFUSED: _l("Zoomがミーティングの発行を受け付けませんでした。"),
+}
 
 
 class ZoomMeeting(db.Model):
@@ -97,19 +125,33 @@ class ZoomMeeting(db.Model):
     legacy: Mapped[bool] = mapped_column(default=False)
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str] = mapped_column(Text, default="")
+    #: Why the last attempt failed (None once issued); see ``last_error`` for the host's words.
+    failure: Mapped[MeetingFailure | None] = mapped_column(Enum(MeetingFailure, native_enum=False, length=20))
+    #: The raw error or event behind the current state, for staff (column ``last_error``).
+    error_detail: Mapped[str] = mapped_column("last_error", Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     slot = relationship("Slot")
 
-    def mark_deleted(self, reason: str = "") -> None:
+    @property
+    def last_error(self) -> str:
+        """Why the meeting has no URL, in the current locale ("" when nothing failed)."""
+        return str(self.failure.text) if self.failure else ""
+
+    def record_failure(self, failure: MeetingFailure, detail: str) -> None:
+        """An attempt failed: keep why (the code) and what Zoom said (for staff)."""
+        self.failure = failure
+        self.error_detail = detail[:500]
+
+    def mark_deleted(self, detail: str = "") -> None:
         """The meeting is gone (deleted by us or on Zoom): its URL must never be handed out again."""
         self.status = MeetingStatus.DELETED
         self.deleted_at = clock.now()
         self.join_url = ""
         self.password = ""
-        if reason:
-            self.last_error = reason
+        self.failure = None
+        if detail:
+            self.error_detail = detail
 
 
 class LegacyStatus(str, enum.Enum):

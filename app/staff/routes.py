@@ -13,6 +13,7 @@ from app.mail.render import registered_kinds, render_kind
 from app.mail.samples import sample_contexts
 from app.models import Delivery, DeliveryStatus, User
 from app.staff import bp
+from app.staff.deliveries import readable_error
 from app.staff.mailbox import one_mail, received_mail
 from app.zoom import legacy
 
@@ -81,7 +82,7 @@ def deliveries():
     hosts = db.session.scalars(select(User).where(User.is_staff.is_(False)).order_by(User.email)).all()
     return render_template("staff/deliveries.html", deliveries=db.session.scalars(query).all(), hosts=hosts,
                            statuses=list(DeliveryStatus), status=status, host_id=host_id, q=q,
-                           action_form=EmptyForm())
+                           action_form=EmptyForm(), readable_error=readable_error)
 
 
 @bp.route("/deliveries/<int:delivery_id>/resend", methods=["POST"])

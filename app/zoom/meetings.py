@@ -6,6 +6,9 @@ slot, and an ``ISSUING`` row with an ``issue_key`` written into the agenda is re
 Zoom is called, so a retry after a crash finds the meeting it already created instead of
 creating a second one.
 
+An issuance that nothing will retry ends FAILED with its ``MeetingFailure``; the pre-flight and
+the send-time check try again. The host is alerted once per slot and cause (``alert_host``).
+
 The URL email is rendered at send time: just before sending, the meeting is checked on Zoom
 and re-issued if it is gone. Guests get a stable link ``/j/<token>`` that redirects to the
 slot's current join URL, so a re-issued URL never leaves a stale link in an inbox.
@@ -19,7 +22,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from icalendar import Calendar, Event
-from rq import Retry
+from rq import Retry, get_current_job
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
@@ -30,6 +33,7 @@ from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
                         SlotStatus, Venue, ZoomConnection, ZoomMeeting)
+from app.models.zoom import MeetingFailure
 from app.queue import enqueue_after_commit, get_queue, get_redis
 from app.services.slots import confirmed_bookings, guest_email_context
 from app.urls import external_url
@@ -43,7 +47,7 @@ URL_LEAD = timedelta(hours=24)
 PREFLIGHT_LEAD = timedelta(hours=27)
 #: Zoom's free plan cuts meetings at 40 minutes (zoom-facts §6).
 BASIC_LIMIT_MINUTES = 40
-#: Attempts of one issuance before the host is told it failed.
+#: Attempts of one issuance that Zoom's Retry-After may re-schedule before it is given up.
 MAX_ATTEMPTS = 6
 #: Retries of the issuance job (5xx, timeouts, per-second 429 without Retry-After).
 ISSUE_RETRY = Retry(max=5, interval=[10, 30, 60, 180, 600])
@@ -135,7 +139,8 @@ def needs_meeting(slot: Slot) -> bool:
 def issue_meeting(slot_id: int) -> ZoomMeeting | None:
     """Make sure the slot has a meeting on the host's Zoom; idempotent; commits.
 
-    :raises ZoomError: Zoom refused or failed (the row keeps ``last_error``); callers decide.
+    :raises ZoomError: Zoom refused or failed (the row stays ISSUING with its ``failure``); callers
+        decide whether it is retried or given up (``issue_or_defer``, ``usable_meeting``).
     """
     with get_redis().lock(f"meeting-issue:{slot_id}", timeout=120, blocking_timeout=130):
         begin_write()  # a fresh snapshot (another attempt may just have finished) and the write lock
@@ -151,12 +156,14 @@ def issue_meeting(slot_id: int) -> ZoomMeeting | None:
         if meeting is None:
             meeting = ZoomMeeting(slot_id=slot_id, host_id=slot.service.host_id)
             db.session.add(meeting)
-        if meeting.status != MeetingStatus.ISSUING or not meeting.issue_key:
-            meeting.status = MeetingStatus.ISSUING
+        # A failed issuance keeps its key: a create Zoom finished after we gave up is found, not doubled.
+        reconcile = meeting.status in (MeetingStatus.ISSUING, MeetingStatus.FAILED) and bool(meeting.issue_key)
+        if not reconcile:
             meeting.issue_key = uuid.uuid4().hex
+        if meeting.status != MeetingStatus.ISSUING:
+            meeting.status = MeetingStatus.ISSUING
             meeting.attempts = 0
         meeting.topic = slot.service.title[:200]
-        retrying = meeting.attempts > 0
         meeting.attempts += 1
         body = meeting_body(slot, connection, meeting.issue_key)
         marker, connection_id = f"[ref:{meeting.issue_key}]", connection.id
@@ -165,7 +172,7 @@ def issue_meeting(slot_id: int) -> ZoomMeeting | None:
         api = link.api_for(connection_id)
         try:
             link.refresh_plan(connection_id)  # the plan can change at any time: re-read it now
-            found = [m for m in api.list_meetings() if marker in (m.get("agenda") or "")] if retrying else []
+            found = [m for m in api.list_meetings() if marker in (m.get("agenda") or "")] if reconcile else []
             if found:
                 created = api.get_meeting(found[0]["id"])
             else:
@@ -186,7 +193,7 @@ def issue_meeting(slot_id: int) -> ZoomMeeting | None:
         meeting.join_url = created.join_url
         meeting.password = created.password
         meeting.issued_at = clock.now()
-        meeting.last_error = ""
+        meeting.failure, meeting.error_detail = None, ""
         db.session.commit()
         return meeting
 
@@ -222,15 +229,36 @@ def _wait_out_unanswered_create(slot_id: int) -> None:
         raise ZoomRetryable("an unanswered create may still appear on Zoom", retry_after=left)
 
 
+def failure_of(exc: ZoomError) -> MeetingFailure:
+    """The cause, for the host, of a failed Zoom call."""
+    if isinstance(exc, ZoomAuthError):
+        return MeetingFailure.LINK_BROKEN
+    if isinstance(exc, ZoomDailyLimit):
+        return MeetingFailure.DAILY_LIMIT
+    if isinstance(exc, ZoomRetryable):
+        return MeetingFailure.ZOOM_UNAVAILABLE
+    return MeetingFailure.ZOOM_REFUSED
+
+
 def _record_error(meeting_id: int, exc: ZoomError) -> None:
     db.session.rollback()
     begin_write()
-    db.session.get(ZoomMeeting, meeting_id).last_error = f"{type(exc).__name__}: {exc}"[:500]
+    status = f" (HTTP {exc.status})" if exc.status else ""
+    db.session.get(ZoomMeeting, meeting_id).record_failure(failure_of(exc), f"{type(exc).__name__}{status}: {exc}")
     db.session.commit()
 
 
+def _retried_by_rq() -> bool:
+    """True inside an issuing job that RQ runs again when it raises (ISSUE_RETRY not used up)."""
+    job = get_current_job()
+    return job is not None and bool(job.retries_left)
+
+
 def issue_or_defer(slot_id: int) -> str:
-    """The issuing job: issue now, or schedule the retry that fits the failure; tell the host when out of time.
+    """The issuing job: issue now, or schedule the retry that fits the failure; give up when none is left.
+
+    Every issuance ends ISSUED or FAILED (``_give_up``): a meeting never stays ISSUING once
+    nothing will try it again.
 
     Returns what happened: ``issued``, ``skipped``, ``retry``, ``deferred`` or ``failed``.
     """
@@ -238,50 +266,72 @@ def issue_or_defer(slot_id: int) -> str:
         return "issued" if issue_meeting(slot_id) is not None else "skipped"
     except ZoomRetryable as exc:
         meeting = meeting_for(slot_id)
-        if meeting is not None and meeting.attempts >= MAX_ATTEMPTS:
-            return _give_up(slot_id, _("Zoomが応答しませんでした（%(error)s）。", error=str(exc)))
-        if exc.retry_after is not None:  # per-second 429: Zoom said when
+        if exc.retry_after is not None and meeting is not None and meeting.attempts < MAX_ATTEMPTS:
+            # Per-second 429, or an unanswered create that may still appear: Zoom's time, not RQ's.
             get_queue().enqueue_in(timedelta(seconds=max(exc.retry_after, 1)), _issue_job(), slot_id)
             return "retry"
-        raise  # RQ's Retry (ISSUE_RETRY) backs off
+        if _retried_by_rq():
+            raise  # RQ's Retry (ISSUE_RETRY) backs off
+        return _give_up(slot_id, failure_of(exc))
     except ZoomDailyLimit as exc:
-        # The budget comes back at 00:00 UTC (09:00 JST): wait for it when that is still in time.
+        # The budget comes back at 00:00 UTC (09:00 JST): wait for it when that is before the start.
         slot = db.session.get(Slot, slot_id)
-        if exc.resume_at < slot.starts_at:
-            get_queue().enqueue_at(exc.resume_at + timedelta(minutes=1), _issue_job(), slot_id)
-        if exc.resume_at < url_due_at(slot):
-            return "deferred"
-        alert_host(slot, _("Zoomの1日の発行上限（100回）に達したため、URLのお知らせの時刻までに発行できません。"
-                           "上限は毎日9:00に戻ります。必要であれば予約者にURLを直接お送りください。"))
-        db.session.commit()
+        if exc.resume_at >= slot.starts_at:
+            return _give_up(slot_id, MeetingFailure.DAILY_LIMIT)
+        get_queue().enqueue_at(exc.resume_at + timedelta(minutes=1), _issue_job(), slot_id)
+        if exc.resume_at >= url_due_at(slot):  # too late for the URL email: the host may act meanwhile
+            begin_write()
+            alert_host(db.session.get(Slot, slot_id), MeetingFailure.DAILY_LIMIT)
+            db.session.commit()
         return "deferred"
-    except ZoomAuthError:
-        return _give_up(slot_id, _("Zoomとの連携が切れているため、URLを発行できませんでした。"))
     except ZoomError as exc:
-        return _give_up(slot_id, str(exc))
+        return _give_up(slot_id, failure_of(exc))
 
 
-def _give_up(slot_id: int, reason: str) -> str:
+def _give_up(slot_id: int, failure: MeetingFailure) -> str:
+    """Nothing will retry the issuance: the meeting ends FAILED with why, and the host is alerted; commits.
+
+    A later attempt (pre-flight, send time, a new booking) may still issue it. Returns ``failed``,
+    or ``skipped`` when another attempt settled the meeting meanwhile.
+    """
     db.session.rollback()
     begin_write()
     meeting = meeting_for(slot_id)
-    if meeting is not None:
-        meeting.status = MeetingStatus.FAILED
-        meeting.last_error = reason[:500]
-    alert_host(db.session.get(Slot, slot_id), reason)
+    if meeting is None or meeting.status != MeetingStatus.ISSUING:
+        db.session.commit()
+        return "skipped"
+    meeting.status, meeting.failure = MeetingStatus.FAILED, failure
+    alert_host(meeting.slot, failure)
     db.session.commit()
     return "failed"
 
 
-def alert_host(slot: Slot, reason: str) -> None:
-    """Email the host at once that a slot has no working Zoom URL, with what to do."""
+def alert_host(slot: Slot, failure: MeetingFailure) -> Delivery | None:
+    """Email the host at once that a slot has no working Zoom URL and why, once per slot and cause.
+
+    The issue job, the pre-flight and the send-time check each find the same trouble; the host
+    hears of it once. A new cause alerts again, and so does the same cause once the meeting was
+    issued since (the trouble came back). Returns the email, or None when already sent.
+    """
+    meeting = meeting_for(slot.id)
+    since = int(meeting.issued_at.timestamp()) if meeting is not None and meeting.issued_at else 0
+    key = f"zoom_trouble:{slot.id}:{failure.value}:{since}"
+    if db.session.scalar(select(Delivery.id).where(Delivery.dedupe_key == key)) is not None:
+        return None
     host = slot.service.host
-    queue_email("zoom_trouble", to_email=host.email, to_name=host.display_name, locale=host.locale,
-                host_id=host.id, slot_id=slot.id, payload={"reason": reason})
+    try:
+        with db.session.begin_nested():
+            return queue_email("zoom_trouble", to_email=host.email, to_name=host.display_name, locale=host.locale,
+                               host_id=host.id, slot_id=slot.id, payload={"failure": failure.value}, dedupe_key=key)
+    except IntegrityError:  # another worker wrote the same alert at the same moment (PostgreSQL)
+        return None
 
 
 def usable_meeting(slot: Slot) -> ZoomMeeting | None:
-    """The slot's meeting, checked on Zoom just before a URL is sent; re-issued if it is gone."""
+    """The slot's meeting, checked on Zoom just before a URL is sent; re-issued if it is gone.
+
+    When it cannot be issued it is given up (FAILED, host alerted) and None is returned.
+    """
     meeting = meeting_for(slot.id)
     if meeting is not None and meeting.status == MeetingStatus.ISSUED:
         try:
@@ -296,8 +346,10 @@ def usable_meeting(slot: Slot) -> ZoomMeeting | None:
             return meeting  # Zoom is unreachable, but the URL it gave us still works
     try:
         return issue_meeting(slot.id)
-    except ZoomError:
-        return None
+    except ZoomError as exc:
+        _give_up(slot.id, failure_of(exc))
+    meeting = meeting_for(slot.id)  # another attempt may have issued it meanwhile
+    return meeting if meeting is not None and meeting.status == MeetingStatus.ISSUED else None
 
 
 def withdraw_meeting(slot_id: int) -> bool:
@@ -445,19 +497,21 @@ def run_preflights() -> int:
     return checked
 
 
-def _preflight(slot: Slot) -> str | None:
+def _preflight(slot: Slot) -> MeetingFailure | None:
+    """Check the link (token, plan) and the meeting; returns the link's trouble, if any.
+
+    A meeting that cannot be issued is given up by ``usable_meeting``, which alerts the host.
+    """
     connection = link.connection_for(slot.service.host)
     if not connection.is_active:
-        return _("Zoomとの連携が切れています。再連携しないと、予約者にURLが届きません。")
+        return MeetingFailure.LINK_BROKEN
     try:
         link.refresh_plan(connection.id)  # refreshes the token too when it is due
     except ZoomAuthError:
-        return _("Zoomとの連携が切れています。再連携しないと、予約者にURLが届きません。")
+        return MeetingFailure.LINK_BROKEN
     except ZoomError:
         return None  # Zoom hiccup: the send-time check will try again
-    if usable_meeting(slot) is None:
-        meeting = meeting_for(slot.id)
-        return _("Zoomミーティングを発行できませんでした（%(error)s）。", error=meeting.last_error if meeting else "")
+    usable_meeting(slot)
     return None
 
 
@@ -498,12 +552,12 @@ def _zoom_url_context(delivery: Delivery) -> dict:
         return _legacy_url_context(ctx, legacy_meeting, booking)
     if connection is None:
         raise SkipDelivery("Zoom link is OFF: nothing is sent automatically")
-    meeting = usable_meeting(slot) if connection.is_active else None
-    if meeting is None:
+    if connection.is_active:
+        meeting = usable_meeting(slot)  # alerts the host when it cannot be issued
+    else:
+        meeting = None
         begin_write()
-        alert_host(db.session.get(Slot, slot.id),
-                   _("予約者（%(name)s様）にZoomのURLを送れませんでした。ホストからURLを送るとお伝えしています。",
-                     name=booking.guest_name))
+        alert_host(db.session.get(Slot, slot.id), MeetingFailure.LINK_BROKEN)
         db.session.commit()
     join_link = external_url("booking.join", token=booking.join_token)
     ctx.update(meeting=meeting, join_link=join_link,
@@ -539,8 +593,11 @@ def _host_notice_context(delivery: Delivery) -> dict:
                                                   title=ctx["service"].title))
 def _trouble_context(delivery: Delivery) -> dict:
     slot = db.session.get(Slot, delivery.slot_id)
+    failure = delivery.payload.get("failure")
+    # Rows written before failures were codes carry the sentence itself.
+    reason = MeetingFailure(failure).text if failure else delivery.payload.get("reason", "")
     return {"slot": slot, "service": slot.service, "host": slot.service.host, "tz": slot.service.host.timezone,
-            "reason": delivery.payload.get("reason", ""), "settings_url": external_url("zoom.settings"),
+            "reason": reason, "settings_url": external_url("zoom.settings"),
             "slot_url": external_url("services.detail", service_id=slot.service_id)}
 
 
