@@ -2,36 +2,98 @@
 import re
 
 from flask import current_app
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
 from flask_login import current_user
+from jinja2 import pass_context
 from markupsafe import Markup, escape
 
 from app import clock
 
 _URL = re.compile(r"https?://[^\s<>\"'　]+")
+#: Template context keys set once per render: the (time zone, locale) dates are shown in, and
+#: the catalog ``_()`` reads.
+_DATES_IN = "_dates_in"
+_TRANSLATIONS = "_translations"
 
 
-def _tz(tz_name: str | None) -> str:
-    if tz_name:
-        return tz_name
+def _dates_in() -> tuple[str, str]:
+    """The time zone and locale of this request's dates: the host's, else Tokyo; the page's language."""
+    tz_name = clock.DEFAULT_TZ
     if current_user and getattr(current_user, "is_authenticated", False):
-        return current_user.timezone
-    return clock.DEFAULT_TZ
+        tz_name = current_user.timezone
+    return tz_name, str(get_locale() or "ja")
 
 
-def local_datetime(moment, tz_name: str | None = None) -> str:
+def _zone_and_locale(context, tz_name: str | None) -> tuple[str, str]:
+    # Looked up once per render (see ``init_app``), not once per date: a page shows hundreds of
+    # dates, and each lookup goes through Flask-Login's and Flask-Babel's request proxies.
+    # Macros imported without context do not see it and look it up themselves.
+    default_tz, locale = context.get(_DATES_IN) or _dates_in()
+    return tz_name or default_tz, locale
+
+
+@pass_context
+def local_datetime(context, moment, tz_name: str | None = None) -> str:
     """``2026年6月20日(土) 10:00`` in the host's time zone."""
-    return clock.format_datetime_local(moment, _tz(tz_name), str(get_locale() or "ja"))
+    return clock.format_datetime_local(moment, *_zone_and_locale(context, tz_name))
 
 
-def local_date(moment, tz_name: str | None = None) -> str:
+@pass_context
+def local_date(context, moment, tz_name: str | None = None) -> str:
     """``2026年6月20日(土)`` in the host's time zone."""
-    return clock.format_date_local(moment, _tz(tz_name), str(get_locale() or "ja"))
+    return clock.format_date_local(moment, *_zone_and_locale(context, tz_name))
 
 
-def local_time(moment, tz_name: str | None = None) -> str:
+@pass_context
+def local_time(context, moment, tz_name: str | None = None) -> str:
     """``10:00`` in the host's time zone."""
-    return clock.format_time_local(moment, _tz(tz_name), str(get_locale() or "ja"))
+    return clock.format_time_local(moment, *_zone_and_locale(context, tz_name))
+
+
+def _translations(context):
+    # Flask-Babel's own template callables find the catalog through four request-local lookups
+    # per string; a page has a hundred strings or more. Context-less macros look it up themselves.
+    return context.get(_TRANSLATIONS) or get_translations()
+
+
+@pass_context
+def _gettext(context, message: str) -> str:
+    return _translations(context).ugettext(message)
+
+
+@pass_context
+def _translate(context, message: str, **variables) -> str:
+    """``_()`` in templates: what Jinja's i18n ``_`` does with newstyle gettext, in one call.
+
+    Jinja's ``_`` calls ``gettext``, which calls the installed callable, each through
+    ``Context.call``: ~6 µs a string, ~4 µs this way, on pages with a hundred strings or more.
+    """
+    rv = _translations(context).ugettext(message)
+    if context.eval_ctx.autoescape:
+        rv = Markup(rv)
+    # Always a format string, as newstyle gettext makes it (``%%`` is ``%``); one without any
+    # ``%`` formats to itself.
+    return rv % variables if variables or "%" in rv else rv
+
+
+@pass_context
+def _ngettext(context, singular: str, plural: str, n: int) -> str:
+    return _translations(context).ungettext(singular, plural, n)
+
+
+@pass_context
+def _pgettext(context, message_context: str, message: str) -> str:
+    return _translations(context).upgettext(message_context, message)
+
+
+@pass_context
+def _npgettext(context, message_context: str, singular: str, plural: str, n: int) -> str:
+    return _translations(context).unpgettext(message_context, singular, plural, n)
+
+
+def number(value: int) -> str:
+    """``1,000``: a count with thousands separators."""
+    return f"{value:,}"
 
 
 def linkify(text: str) -> Markup:
@@ -54,8 +116,15 @@ def has_url(text: str) -> bool:
 def init_app(app) -> None:
     """Register the filters and template globals."""
     app.jinja_env.filters.update(
-        local_datetime=local_datetime, local_date=local_date, local_time=local_time, linkify=linkify
+        local_datetime=local_datetime, local_date=local_date, local_time=local_time, linkify=linkify,
+        number=number,
     )
+    # Read once per render. Emails render inside ``force_locale``, so these are the email's.
+    app.context_processor(lambda: {_DATES_IN: _dates_in(), _TRANSLATIONS: get_translations()})
+    # Instead of Flask-Babel's (installed by ``babel.init_app``, which runs before this).
+    app.jinja_env.install_gettext_callables(gettext=_gettext, ngettext=_ngettext, newstyle=True,
+                                            pgettext=_pgettext, npgettext=_npgettext)
+    app.jinja_env.globals["_"] = _translate
     app.jinja_env.globals.update(
         # Anything but the real Zoom is the sandbox (the local emulator): say so on every page.
         zoom_sandbox=lambda: not current_app.config["ZOOM_OAUTH_BASE_URL"].startswith("https://zoom.us"),

@@ -9,15 +9,18 @@ migrated with the real migrations (or an empty database given with ``--database-
 large one (``--scale`` × 300 services, 3,000 slots, 30,000 bookings, with their emails, Zoom
 meetings and a Zoom link) and one 10× smaller. It starts its own redis-server and the app
 under gunicorn (``gunicorn --workers 2 wsgi:app``, configured through the environment, as the
-production Procfile does), logs in as the large host, and loads three pages with ``--clients``
+production Procfile does), logs in as each host, and loads four pages with ``--clients``
 concurrent clients on loopback, each page for ``--requests`` requests or ``--duration`` s,
 whichever comes first:
 
-- ``/dashboard``: the 50 next slots with their guests;
+- ``/dashboard``: the 10 next slots with their first 5 guests each, and how many more;
 - ``/services/<id>``: the service whose slot is the fullest (1,000 guests × scale, the
-  largest capacity a service may have), with every slot's guests and email states;
+  largest capacity a service may have): the first page of its upcoming slots, each with its
+  seats and Zoom meeting;
+- ``/slots/<id>``: that fullest slot's page, with the first page of its guests (50) and their
+  email states;
 - ``/settings/zoom``: the link, the long services on a Basic plan and the bookings made
-  before linking.
+  before linking (the first 20 of each, and how many).
 
 It prints p50/p95/max per page, and the SQL statements each page runs for each host (counted
 in this process on one request, with a ``before_cursor_execute`` listener): they must be
@@ -64,7 +67,7 @@ SERVICES, SLOTS, BOOKINGS = 300, 3000, 30_000
 BUSY_SLOT = 1000
 #: One booking in this many of the upcoming Zoom ones was made before the host linked Zoom.
 BEFORE_LINK_EVERY = 100
-PAGES = ("dashboard", "busy service", "zoom settings")
+PAGES = ("dashboard", "busy service", "busy slot", "zoom settings")
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
@@ -76,12 +79,13 @@ class SeededHost:
     email: str
     password: str
     busy_service_id: int
+    busy_slot_id: int
     counts: dict
 
     def urls(self) -> dict[str, str]:
         """Page label → path."""
         return {"dashboard": "/dashboard", "busy service": f"/services/{self.busy_service_id}",
-                "zoom settings": "/settings/zoom"}
+                "busy slot": f"/slots/{self.busy_slot_id}", "zoom settings": "/settings/zoom"}
 
 
 def _next_id(model) -> int:
@@ -203,14 +207,16 @@ def seed_host(label: str, scale: float) -> SeededHost:
             "created_at": slot["starts_at"] - timedelta(days=7)})
     _bulk(ZoomMeeting, meetings)
     db.session.commit()
-    return SeededHost(label=label, email=host.email, password=password, busy_service_id=services[0]["id"], counts={
+    return SeededHost(label=label, email=host.email, password=password, busy_service_id=services[0]["id"],
+                      busy_slot_id=busy_slot["id"], counts={
         "services": n_services, "slots": n_slots, "bookings": n_bookings, "busy slot": busy_size,
         "deliveries": len(deliveries), "meetings": len(meetings), "before link": len(upcoming_zoom[::BEFORE_LINK_EVERY]),
         "slots per service": per_service})
 
 
 def fix_sequences() -> None:
-    """PostgreSQL: the ids were given explicitly, so move each sequence past them."""
+    """PostgreSQL: the ids were given explicitly, so move each sequence past them; and gather the
+    planner's statistics, which a live database has (autovacuum) and bulk inserts leave out."""
     if db.engine.dialect.name != "postgresql":
         return
     for model in (Service, Slot, Booking, Delivery, ZoomMeeting):
@@ -218,6 +224,8 @@ def fix_sequences() -> None:
         db.session.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                 f"(SELECT max(id) FROM {table}))"))
     db.session.commit()
+    with db.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
 
 
 # --- in-process: SQL statements per page ------------------------------------------------------

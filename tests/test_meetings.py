@@ -2,13 +2,15 @@
 from datetime import timedelta
 
 import pytest
+from flask_babel import refresh
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from app import clock
 from app.extensions import db
 from app.mail import outbox
 from app.models import Delivery, DeliveryStatus, MeetingStatus, ZoomConnection, ZoomMeeting
-from app.models.zoom import LinkStatus
+from app.models.zoom import LinkStatus, MeetingFailure
 from app.queue import get_queue
 from app.zoom import link, meetings
 from tests.conftest import body_html, body_text
@@ -30,6 +32,33 @@ def creates(zoom):
 
 def subjects(smtp):
     return [m["Subject"] for m in smtp.messages]
+
+
+def run_jobs_and_retries(run_jobs, rounds: int = 10) -> None:
+    """Run the queued jobs, then every retry RQ scheduled, at once (RQ waits in real time), until none is left."""
+    queue = get_queue()
+    registry = ScheduledJobRegistry(queue=queue)
+    run_jobs()
+    for _ in range(rounds):
+        job_ids = registry.get_job_ids()
+        if not job_ids:
+            return
+        for job_id in job_ids:
+            job = Job.fetch(job_id, connection=queue.connection)
+            registry.remove(job)
+            queue.enqueue_job(job)
+        run_jobs()
+    raise AssertionError("the retries never ended")
+
+
+def trouble_alerts(smtp, title):
+    return [m for m in smtp.messages if m["Subject"] == f"【要対応】ZoomのURLを用意できませんでした（{title}）"]
+
+
+def zoom_state(page: str) -> str:
+    """The Zoom state line of the (first) slot on a service page."""
+    start = page.index('class="zoom-state"')
+    return page[start:page.index("</p>", start)]
 
 
 def test_full_path_url_email_exactly_24h_before(client, zoom_host, make_service, make_slot, make_booking,
@@ -138,19 +167,120 @@ def test_per_second_429_is_retried_after_retry_after(zoom_host, make_service, ma
     zoom.inject_fault("429_per_second", path="/v2/users/me/meetings", method="POST", times=1, retry_after=7)
     assert meetings.issue_or_defer(slot.id) == "retry"
     assert len(ScheduledJobRegistry(queue=get_queue())) == 1
-    assert "429" in meetings.meeting_for(slot.id).last_error or meetings.meeting_for(slot.id).last_error
+    meeting = meetings.meeting_for(slot.id)
+    assert meeting.failure == MeetingFailure.ZOOM_UNAVAILABLE and "HTTP 429" in meeting.error_detail
     assert meetings.issue_or_defer(slot.id) == "issued"
 
 
-def test_5xx_raises_for_rq_retry_then_succeeds(zoom_host, make_service, make_slot, make_booking, zoom):
+def test_5xx_is_retried_by_rq_then_succeeds(zoom_host, make_service, make_slot, make_booking, run_jobs, zoom):
     host = zoom_host()
     slot = make_slot(make_service(host))
-    make_booking(slot)
     zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=1)
-    with pytest.raises(meetings.ZoomRetryable):
-        meetings.issue_or_defer(slot.id)
-    assert meetings.issue_or_defer(slot.id) == "issued"
+    make_booking(slot)
+    run_jobs()
+    meeting = meetings.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.ISSUING and meeting.failure == MeetingFailure.ZOOM_UNAVAILABLE
+    assert len(ScheduledJobRegistry(queue=get_queue())) == 1  # ISSUE_RETRY's back-off
+    run_jobs_and_retries(run_jobs)
+    meeting = meetings.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.ISSUED and meeting.failure is None and meeting.error_detail == ""
     assert len([c for c in creates(zoom) if c["status"] == 201]) == 1
+    assert db.session.query(Delivery).filter_by(kind="zoom_trouble").count() == 0
+
+
+def test_persistent_fault_alerts_the_host_once_for_the_slot(zoom_host, make_service, make_slot, make_booking,
+                                                            run_jobs, smtp, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host, title="障害レッスン", capacity=5), starts_in=timedelta(days=3))
+    zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
+    guests = [make_booking(slot, email=f"guest{i}@example.com") for i in (1, 2)]
+    run_jobs_and_retries(run_jobs)  # both bookings' issue jobs, until RQ gives up
+    clock.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
+    assert meetings.run_preflights() == 1
+    run_jobs()
+    clock.travel_to(slot.starts_at - meetings.URL_LEAD)
+    outbox.send_due()
+    outbox.send_due()  # anything written while the URL emails were rendered
+    [alert] = trouble_alerts(smtp, "障害レッスン")
+    assert "Zoomが応答しなかったため" in body_text(alert)
+    assert db.session.query(Delivery).filter_by(kind="zoom_trouble").count() == 1
+    for guest in guests:
+        [mail] = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加方法のご案内】障害レッスン"]
+        assert "ホストから参加URLをお送りします" in body_text(mail)
+
+
+def test_issuing_that_runs_out_of_retries_ends_failed_and_a_later_attempt_issues_it(
+        client, zoom_host, make_service, make_slot, make_booking, run_jobs, smtp, zoom):
+    host = zoom_host()
+    service = make_service(host, title="朝ヨガ")
+    slot = make_slot(service, starts_in=timedelta(days=3))
+    zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
+    make_booking(slot)
+    run_jobs_and_retries(run_jobs)
+    meeting = meetings.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.FAILED and meeting.failure == MeetingFailure.ZOOM_UNAVAILABLE
+    assert "HTTP 500" in meeting.error_detail  # what Zoom said, for staff
+    state = zoom_state(client.get(f"/services/{service.id}").get_data(as_text=True))
+    assert "URL未発行" in state and "Zoomが応答しなかったため、発行できていません。" in state and "発行中" not in state
+
+    zoom.clear_faults()
+    clock.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
+    meetings.run_preflights()  # the pre-flight issues it
+    db.session.rollback()
+    meeting = meetings.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.ISSUED and meeting.failure is None
+    assert len([m for m in zoom.meetings() if not m["deleted"]]) == 1
+    assert "Zoom発行済み" in zoom_state(client.get(f"/services/{service.id}").get_data(as_text=True))
+    clock.travel_to(slot.starts_at - meetings.URL_LEAD)
+    outbox.send_due()
+    assert "【ZoomのURLのお知らせ】朝ヨガ" in subjects(smtp)
+
+
+def test_a_new_cause_or_the_same_one_after_issuing_alerts_the_host_again(
+        zoom_host, make_service, make_slot, make_booking, run_jobs, smtp, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host, title="夕方クラス", capacity=5), starts_in=timedelta(days=3))
+    zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
+    make_booking(slot, email="g1@example.com")
+    make_booking(slot, email="g2@example.com")
+    run_jobs_and_retries(run_jobs)  # alert 1
+    zoom.clear_faults()
+    clock.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
+    meetings.run_preflights()  # issued: the trouble is over
+    db.session.rollback()
+    zoom.delete_meeting_out_of_band(meetings.meeting_for(slot.id).zoom_meeting_id)
+    zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
+    clock.travel_to(slot.starts_at - meetings.URL_LEAD)
+    outbox.send_due()  # both URL emails find it gone and cannot re-issue it: alert 2, once
+    outbox.send_due()
+    assert len(trouble_alerts(smtp, "夕方クラス")) == 2
+
+    db.session.rollback()
+    assert meetings.alert_host(slot, MeetingFailure.ZOOM_UNAVAILABLE) is None  # still the same trouble
+    assert meetings.alert_host(slot, MeetingFailure.LINK_BROKEN) is not None  # a new cause
+
+
+def test_an_english_host_reads_why_in_english(client, make_host, link_zoom, make_service, make_slot, make_booking,
+                                               run_jobs, smtp):
+    host = make_host(name="Alex Smith")
+    host.locale = "en"
+    db.session.commit()
+    link_zoom(host)
+    service = make_service(host, title="Morning English")
+    slot = make_slot(service)
+    conn = link.connection_for(host)
+    conn.status = LinkStatus.NEEDS_RELINK  # the grant died before the first booking
+    db.session.commit()
+    make_booking(slot)
+    run_jobs()
+    assert meetings.meeting_for(slot.id).failure == MeetingFailure.LINK_BROKEN
+    [alert] = [m for m in smtp.to(host.email) if m["Subject"] == "[Action required] Could not prepare a Zoom link "
+                                                                  "(Morning English)"]
+    english = "The Zoom connection is broken. Until you reconnect, your guests will not receive their links."
+    assert english in body_text(alert) and english in body_html(alert)
+    refresh()  # the test's one app context would keep the locale of the earlier (Japanese) requests
+    state = zoom_state(client.get(f"/services/{service.id}").get_data(as_text=True))
+    assert "No link yet" in state and english in state and "Zoomとの連携" not in state
 
 
 def test_daily_limit_defers_to_after_0900_jst(zoom_host, make_service, make_slot, make_booking, zoom):
@@ -272,4 +402,6 @@ def test_host_start_link_fetches_a_fresh_start_url(client, zoom_host, make_servi
     assert response.status_code == 302 and "zak=" in response.headers["Location"]
     assert len(zoom.calls("/v2/meetings/", method="GET")) == 1
     page = client.get(f"/services/{slot.service_id}").get_data(as_text=True)
+    assert "Zoom発行済み" in page and "Zoomミーティングを確認" in page
+    page = client.get(f"/slots/{slot.id}").get_data(as_text=True)  # the slot's own page: its guests too
     assert "Zoom発行済み" in page and "Zoomミーティングを確認" in page and "URLを再送" in page

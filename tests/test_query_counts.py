@@ -12,7 +12,8 @@ from sqlalchemy import event
 
 from app.extensions import db
 
-PAGES = ("/dashboard", "/services/{service_id}", "/settings/zoom")
+PAGES = ("/dashboard", "/dashboard/upcoming", "/services/{service_id}", "/services/{service_id}?tab=past",
+         "/slots/{slot_id}", "/slots/{slot_id}?q=%40example", "/settings/zoom")
 
 
 @pytest.fixture
@@ -39,7 +40,9 @@ def count_queries(app, client):
 
 @pytest.fixture
 def host_with_data(client, make_host, make_service, make_slot, make_booking, link_zoom, zoom, run_jobs):
-    """A host with ``k`` Zoom services × ``2k`` slots × ``2k`` bookings, logged in; returns a service id.
+    """A host with ``k`` Zoom services × ``2k`` slots × ``2k`` bookings, logged in.
+
+    Returns the URL arguments of its first service and that service's first slot.
 
     Half of each slot's bookings are made before the host links Zoom (listed on the settings
     page as not covered), half after (their meetings are issued and URL emails planned).
@@ -59,17 +62,17 @@ def host_with_data(client, make_host, make_service, make_slot, make_booking, lin
             for _ in range(k):
                 make_booking(slot)
         run_jobs()  # meetings issued, confirmations sent
-        return services[0].id
+        return {"service_id": services[0].id, "slot_id": slots[0].id}
 
     return build
 
 
 def test_host_pages_cost_the_same_queries_for_three_times_the_data(client, host_with_data, count_queries):
-    small_service = host_with_data(1, "small@zoom.test")
-    small = {page: count_queries(page.format(service_id=small_service)) for page in PAGES}
+    small_ids = host_with_data(1, "small@zoom.test")
+    small = {page: count_queries(page.format(**small_ids)) for page in PAGES}
     client.post("/logout", form_url="/dashboard")
-    big_service = host_with_data(3, "big@zoom.test")
-    big = {page: count_queries(page.format(service_id=big_service)) for page in PAGES}
+    big_ids = host_with_data(3, "big@zoom.test")
+    big = {page: count_queries(page.format(**big_ids)) for page in PAGES}
     grown = {page: (len(small[page]), len(big[page])) for page in PAGES if len(big[page]) != len(small[page])}
     assert not grown, f"queries (small, 3× data) per page: {grown}\n" + "\n\n".join(
         f"{page}:\n" + "\n".join(big[page]) for page in grown)

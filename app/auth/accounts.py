@@ -5,6 +5,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db, login_manager
 from app.mail.outbox import queue_email
@@ -113,5 +114,9 @@ def _password_reset_context(delivery: Delivery) -> dict:
 
 @login_manager.user_loader
 def load_user(session_token: str) -> User | None:
-    """Flask-Login: the account whose current session token the cookie carries (None once rotated)."""
-    return db.session.scalar(select(User).where(User.session_token == session_token))
+    """Flask-Login: the account whose current session token the cookie carries (None once rotated).
+
+    Its Zoom links come in the same query: every host page shows their state (the banners).
+    """
+    return db.session.scalar(select(User).where(User.session_token == session_token)
+                             .options(joinedload(User.zoom_connection), joinedload(User.legacy_zoom_link)))

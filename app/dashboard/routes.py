@@ -1,14 +1,18 @@
-"""Dashboard home."""
-from flask import jsonify, redirect, render_template, url_for
+"""Dashboard home, and the list of every upcoming slot it links to."""
+from flask import jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import text
 
+from app.dashboard import bp
 from app.extensions import db
 from app.queue import get_redis
-from flask_login import current_user, login_required
-
-from app.dashboard import bp
 from app.services.catalog import has_services
-from app.services.slots import upcoming_slots
+from app.services.guests import first_guests
+from app.services.slots import next_slots, upcoming_slots
+
+#: The dashboard shows the next few slots, each with its first few guests; the rest is a link away.
+DASHBOARD_SLOTS = 10
+DASHBOARD_GUESTS = 5
 
 
 @bp.route("/")
@@ -41,5 +45,16 @@ def healthz():
 @bp.route("/dashboard")
 @login_required
 def home():
-    return render_template("dashboard/home.html", slots=upcoming_slots(current_user),
-                           has_services=has_services(current_user))
+    """The next slots with their first guests, and links to the rest."""
+    shown, more = next_slots(current_user, DASHBOARD_SLOTS)
+    return render_template("dashboard/home.html", slots=shown, more=more,
+                           guests=first_guests([s.id for s in shown], DASHBOARD_GUESTS),
+                           has_services=bool(shown) or has_services(current_user))
+
+
+@bp.route("/dashboard/upcoming")
+@login_required
+def upcoming():
+    """Every upcoming slot of every service, a page at a time (the dashboard's もっと見る)."""
+    return render_template("dashboard/upcoming.html",
+                           upcoming=upcoming_slots(current_user, request.args.get("page", 1, type=int)))

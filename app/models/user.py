@@ -37,6 +37,10 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     services = relationship("Service", back_populates="host", order_by="Service.id")
+    #: The host's own Zoom link and old platform link, if any. Read-only here (``app.zoom`` owns
+    #: them); loaded with the user on each request, since every host page shows their state.
+    zoom_connection = relationship("ZoomConnection", uselist=False, viewonly=True)
+    legacy_zoom_link = relationship("LegacyZoomLink", uselist=False, viewonly=True)
 
     def set_password(self, password: str, method: str | None = None) -> None:
         """Store a salted hash of ``password``."""

@@ -1,9 +1,14 @@
 """A host's services: creating, editing and the owner-checked lookups every view uses."""
 from flask import abort
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Booking, Service, ServiceKind, Slot, User, Venue
+from app.pagination import Page, paginate
+
+#: Services per page on the list of services.
+SERVICES_PER_PAGE = 20
 
 
 def get_own_service_or_404(service_id: int, host: User) -> Service:
@@ -15,8 +20,8 @@ def get_own_service_or_404(service_id: int, host: User) -> Service:
 
 
 def get_own_slot_or_404(slot_id: int, host: User) -> Slot:
-    """The host's own slot; 404 for anybody else's."""
-    slot = db.session.get(Slot, slot_id)
+    """The host's own slot (its service loaded in the same query); 404 for anybody else's."""
+    slot = db.session.get(Slot, slot_id, options=[joinedload(Slot.service)])
     if slot is None or slot.service.host_id != host.id:
         abort(404)
     return slot
@@ -37,7 +42,16 @@ def has_services(host: User) -> bool:
 
 def host_services(host: User) -> list[Service]:
     """All services of a host, newest first."""
-    return db.session.scalars(select(Service).where(Service.host_id == host.id).order_by(Service.id.desc())).all()
+    return db.session.scalars(_host_services(host)).all()
+
+
+def services_page(host: User, page: int, per_page: int = SERVICES_PER_PAGE) -> Page:
+    """A page of the host's services, newest first."""
+    return paginate(_host_services(host), page, per_page)
+
+
+def _host_services(host: User):
+    return select(Service).where(Service.host_id == host.id).order_by(Service.id.desc())
 
 
 def save_service(service: Service, *, kind: str, title: str, description: str, duration_minutes: int,

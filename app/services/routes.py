@@ -1,14 +1,18 @@
 """Host pages for services and slots. Every lookup goes through the owner-checking helpers."""
-from flask import flash, jsonify, redirect, render_template, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import clock
 from app.extensions import db
 from app.forms import EmptyForm
-from app.services import bp, catalog, notes, slots
+from app.models import Venue
+from app.services import bp, catalog, guests, notes, slots
 from app.services.forms import KIND_LABELS, VENUE_LABELS, NotesForm, ServiceForm, SlotForm
 from app.zoom import link, meetings
+
+#: Guests named on the page that asks before a slot is cancelled (the rest are counted).
+CANCEL_PAGE_GUESTS = 20
 
 
 def _service_values(form: ServiceForm) -> dict:
@@ -28,7 +32,8 @@ def _slot_error(form: SlotForm, exc: Exception) -> None:
 @bp.route("/services")
 @login_required
 def index():
-    return render_template("services/index.html", services=catalog.host_services(current_user),
+    return render_template("services/index.html",
+                           services=catalog.services_page(current_user, request.args.get("page", 1, type=int)),
                            kind_labels=KIND_LABELS, venue_labels=VENUE_LABELS)
 
 
@@ -63,7 +68,7 @@ def edit(service_id):
 @bp.route("/services/<int:service_id>", methods=["GET", "POST"])
 @login_required
 def detail(service_id):
-    """The service with its slots; the form here adds a slot."""
+    """The service with its slots, a page of one tab at a time; the form here adds a slot."""
     service = catalog.get_own_service_or_404(service_id, current_user)
     form = SlotForm()
     if form.validate_on_submit():
@@ -74,14 +79,37 @@ def detail(service_id):
         else:
             db.session.commit()
             flash(_("開催日時を追加しました。"), "success")
-            return redirect(url_for("services.detail", service_id=service.id, _anchor=f"slot-{slot.id}"))
-    # One query each for every slot on the page (never one per slot: a service may have hundreds).
-    shown = slots.page_slots(service)
-    booked = [s.id for s in shown if slots.confirmed_bookings(s)]
-    return render_template("services/detail.html", service=service, form=form, action_form=EmptyForm(),
-                           kind_labels=KIND_LABELS, venue_labels=VENUE_LABELS, slots=shown,
-                           meetings=meetings.meetings_by_slot([s.id for s in shown]),
-                           timelines=meetings.delivery_timelines(booked), connection=link.connection_for(current_user))
+            page = slots.upcoming_page_of(slot)
+            return redirect(url_for("services.detail", service_id=service.id, page=page if page > 1 else None,
+                                    _anchor=f"slot-{slot.id}"))
+    tab = request.args.get("tab") if request.args.get("tab") in slots.TABS else "upcoming"
+    shown, counts = slots.service_slots(service, tab, request.args.get("page", 1, type=int))
+    return render_template("services/detail.html", service=service, form=form, kind_labels=KIND_LABELS,
+                           venue_labels=VENUE_LABELS, tab=tab, counts=counts, slots=shown,
+                           meetings=(meetings.meetings_by_slot([s.id for s in shown.items])
+                                     if service.venue == Venue.ZOOM else {}),
+                           connection=link.shown_connection(current_user))
+
+
+@bp.route("/slots/<int:slot_id>")
+@login_required
+def slot_detail(slot_id):
+    """One slot: its Zoom meeting and its guests, a page at a time, searchable by name or email."""
+    slot = catalog.get_own_slot_or_404(slot_id, current_user)
+    search = (request.args.get("q") or "").strip()[:guests.SEARCH_MAX]
+    page = guests.guest_page(slot, request.args.get("page", 1, type=int), search)
+    return render_template("services/slot.html", slot=slot, service=slot.service, guests=page, q=search,
+                           states=guests.email_states(slot.id, [g.id for g in page.items]),
+                           meeting=meetings.meeting_for(slot.id) if slot.service.venue == Venue.ZOOM else None,
+                           connection=link.shown_connection(current_user),
+                           action_form=EmptyForm())
+
+
+def _back_to_guests(slot_id: int, anchor: str):
+    """Back to the slot's page (and guest page and search the action was made from)."""
+    page = request.args.get("page", 1, type=int)
+    return redirect(url_for("services.slot_detail", slot_id=slot_id, page=page if page > 1 else None,
+                            q=request.args.get("q") or None, _anchor=anchor))
 
 
 @bp.route("/slots/<int:slot_id>/zoom/start")
@@ -93,7 +121,7 @@ def start_meeting(slot_id):
         return redirect(meetings.fresh_start_url(slot))
     except meetings.NoMeeting as exc:
         flash(str(exc), "error")
-        return redirect(url_for("services.detail", service_id=slot.service_id, _anchor=f"slot-{slot.id}"))
+        return _back_to_guests(slot.id, f"slot-{slot.id}")
 
 
 @bp.route("/bookings/<int:booking_id>/resend-url", methods=["POST"])
@@ -104,7 +132,7 @@ def resend_url(booking_id):
         meetings.resend_url(booking)
         db.session.commit()
         flash(_("%(name)s様にURLのお知らせを再送します。", name=booking.guest_name), "success")
-    return redirect(url_for("services.detail", service_id=booking.slot.service_id, _anchor=f"slot-{booking.slot_id}"))
+    return _back_to_guests(booking.slot_id, f"booking-{booking.id}")
 
 
 @bp.route("/services/<int:service_id>/notes", methods=["GET", "POST"])
@@ -121,7 +149,7 @@ def edit_notes(service_id):
     text = form.host_notes.data or ""
     return render_template("services/notes.html", service=service, form=form,
                            preview=notes.preview_confirmation(service, text),
-                           hint=notes.needs_url_hint(service, text, link.connection_for(current_user)))
+                           hint=notes.needs_url_hint(service, text, link.shown_connection(current_user)))
 
 
 @bp.route("/services/<int:service_id>/notes/preview", methods=["POST"])
@@ -135,7 +163,7 @@ def preview_notes(service_id):
     text = form.host_notes.data or ""
     rendered = notes.preview_confirmation(service, text)
     return jsonify(subject=rendered.subject, text=rendered.text, html=rendered.html,
-                   hint=notes.needs_url_hint(service, text, link.connection_for(current_user)))
+                   hint=notes.needs_url_hint(service, text, link.shown_connection(current_user)))
 
 
 @bp.route("/slots/<int:slot_id>/move", methods=["GET", "POST"])
@@ -154,8 +182,7 @@ def move_slot(slot_id):
             db.session.commit()
             flash(_("開催日時を変更しました。予約者に変更のお知らせを送ります。"), "success")
             return redirect(url_for("services.detail", service_id=slot.service_id))
-    return render_template("services/move_slot.html", slot=slot, form=form,
-                           bookings=slots.confirmed_bookings(slot))
+    return render_template("services/move_slot.html", slot=slot, form=form)
 
 
 @bp.route("/slots/<int:slot_id>/cancel", methods=["GET", "POST"])
@@ -174,4 +201,4 @@ def cancel_slot(slot_id):
             flash(_("開催日時を中止しました。予約者%(count)d名に中止のお知らせを送ります。", count=told), "success")
         return redirect(url_for("services.detail", service_id=slot.service_id))
     return render_template("services/cancel_slot.html", slot=slot, form=form,
-                           bookings=slots.confirmed_bookings(slot))
+                           guests=guests.first_guests([slot.id], CANCEL_PAGE_GUESTS).get(slot.id, []))

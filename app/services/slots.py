@@ -2,15 +2,20 @@
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import and_, case, func, or_, select
 
 from app import clock
 from app.extensions import db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus, User
+from app.pagination import Page, paginate
 from app.urls import external_url
+
+#: Slots per page on a service page and on the list of all upcoming slots.
+SLOTS_PER_PAGE = 20
+#: The tabs of a service page: slots still to come (cancelled ones too), and past open ones.
+TABS = ("upcoming", "past")
 
 
 class SlotInPast(Exception):
@@ -90,27 +95,68 @@ def cancel_slot(slot: Slot) -> int:
     return told
 
 
-def upcoming_slots(host: User, limit: int = 50) -> list[Slot]:
-    """The host's open future slots, soonest first, with services and bookings loaded."""
-    return db.session.scalars(
-        select(Slot).join(Slot.service)
-        .where(Service.host_id == host.id, Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now())
-        .options(selectinload(Slot.bookings), selectinload(Slot.service))
-        .order_by(Slot.starts_at).limit(limit)
-    ).all()
+def _in_tab(tab: str, now: datetime):
+    if tab == "past":
+        return and_(Slot.starts_at <= now, Slot.status == SlotStatus.OPEN)
+    return Slot.starts_at > now
 
 
-def page_slots(service: Service) -> list[Slot]:
-    """The slots the service page lists, latest first, with their bookings loaded in one query.
+def tab_counts(service: Service, now: datetime) -> dict[str, int]:
+    """How many slots each tab of the service page lists at ``now``, counted in one query."""
+    row = db.session.execute(
+        select(*(func.count(case((_in_tab(tab, now), 1))) for tab in TABS)).where(Slot.service_id == service.id)
+    ).one()
+    return dict(zip(TABS, row))
 
-    Open slots (past ones too, until cancelled) and cancelled slots still in the future.
+
+def service_slots(service: Service, tab: str, page: int, per_page: int = SLOTS_PER_PAGE) -> tuple[Page, dict]:
+    """One page of a tab of the service page, and the slot count of every tab.
+
+    ``upcoming``: slots still to come, open or cancelled, soonest first. ``past``: slots that have
+    started and were not cancelled, latest first.
     """
-    return db.session.scalars(
-        select(Slot)
-        .where(Slot.service_id == service.id, or_(Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now()))
-        .options(selectinload(Slot.bookings))
-        .order_by(Slot.starts_at.desc(), Slot.id.desc())
-    ).all()
+    now = clock.now()
+    counts = tab_counts(service, now)
+    order = (Slot.starts_at.desc(), Slot.id.desc()) if tab == "past" else (Slot.starts_at, Slot.id)
+    statement = select(Slot).where(Slot.service_id == service.id, _in_tab(tab, now)).order_by(*order)
+    return paginate(statement, page, per_page, total=counts[tab]), counts
+
+
+def upcoming_page_of(slot: Slot, per_page: int = SLOTS_PER_PAGE) -> int:
+    """The page of the ``upcoming`` tab that lists ``slot`` (a slot just added, say)."""
+    before = db.session.scalar(
+        select(func.count()).select_from(Slot)
+        .where(Slot.service_id == slot.service_id, Slot.starts_at > clock.now(),
+               or_(Slot.starts_at < slot.starts_at, and_(Slot.starts_at == slot.starts_at, Slot.id < slot.id))))
+    return before // per_page + 1
+
+
+def _upcoming(host: User):
+    return (
+        select(Slot.id, Slot.starts_at, Slot.capacity, Slot.booked_count, Slot.service_id,
+               Service.title.label("service_title"))
+        .join(Slot.service)
+        .where(Service.host_id == host.id, Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now())
+        .order_by(Slot.starts_at, Slot.id)
+    )
+
+
+def upcoming_slots(host: User, page: int, per_page: int = SLOTS_PER_PAGE) -> Page:
+    """A page of the host's open future slots across services, soonest first, as narrow rows.
+
+    Each row has ``id``, ``starts_at``, ``capacity``, ``booked_count``, ``service_id`` and
+    ``service_title``: the lists of slots need nothing more.
+    """
+    return paginate(_upcoming(host), page, per_page, scalars=False)
+
+
+def next_slots(host: User, limit: int) -> tuple[list, bool]:
+    """The host's next ``limit`` open slots (rows as in ``upcoming_slots``), and whether more follow.
+
+    One query and no COUNT: the dashboard only links to the rest.
+    """
+    rows = db.session.execute(_upcoming(host).limit(limit + 1)).all()
+    return rows[:limit], len(rows) > limit
 
 
 def guest_email_context(delivery: Delivery) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import clock
 from app.extensions import begin_write, db
@@ -40,6 +40,12 @@ def legacy_meetings(host_id: int) -> list[ZoomMeeting]:
     return db.session.scalars(select(ZoomMeeting).where(
         ZoomMeeting.host_id == host_id, ZoomMeeting.legacy.is_(True),
         ZoomMeeting.status == MeetingStatus.ISSUED)).all()
+
+
+def legacy_meeting_count(host_id: int) -> int:
+    """How many legacy-issued URLs of a host are still handed out (``legacy_meetings``, counted in SQL)."""
+    return db.session.scalar(select(func.count()).select_from(ZoomMeeting).where(
+        ZoomMeeting.host_id == host_id, ZoomMeeting.legacy.is_(True), ZoomMeeting.status == MeetingStatus.ISSUED))
 
 
 def upcoming_bookings(host_id: int) -> list[Booking]:
@@ -131,9 +137,11 @@ def release() -> list[Released]:
 
 def banner_for(host: User) -> dict | None:
     """The countdown banner for a host still affected by the announced change."""
+    legacy = host.legacy_zoom_link  # loaded with the request's user (``auth.accounts.load_user``)
+    if legacy is None or legacy.status == LegacyStatus.RELEASED:
+        return None  # most hosts: no need to look for the announcement
     notice = current_notice()
-    legacy = legacy_link_for(host)
-    if notice is None or legacy is None or legacy.status == LegacyStatus.RELEASED or notice.released_at:
+    if notice is None or notice.released_at:
         return None
     days = (clock.to_local(notice.deadline).date() - clock.to_local(clock.now()).date()).days
     return {"deadline": notice.deadline, "days_left": max(days, 0), "legacy_active": legacy.is_active}

@@ -24,6 +24,7 @@ from app.mail.render import SkipDelivery, email_kind
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
                         SlotStatus, User, Venue, ZoomConnection, ZoomMeeting)
 from app.models.zoom import LinkStatus
+from app.pagination import Page, first_page
 from app.queue import get_redis
 from app.urls import external_url
 from app.zoom.client import (DAILY_CREATE_UPDATE_LIMIT, TokenSet, ZoomApi, ZoomAuthError, ZoomError,
@@ -33,6 +34,8 @@ from app.zoom.client import (DAILY_CREATE_UPDATE_LIMIT, TokenSet, ZoomApi, ZoomA
 REFRESH_AHEAD = timedelta(minutes=5)
 #: Emails that carry or depend on the Zoom URL; cancelled when the link goes OFF.
 ZOOM_EMAIL_KINDS = ("zoom_url", "zoom_host_notice")
+#: Meetings of a free (Basic) account end after this many minutes (zoom-facts §2).
+BASIC_MEETING_MINUTES = 40
 
 
 class ZoomAccountTaken(Exception):
@@ -77,6 +80,50 @@ def _token_endpoint() -> ZoomOAuth:
 def connection_for(host: User) -> ZoomConnection | None:
     """The host's Zoom link, if any (None means OFF)."""
     return db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host.id))
+
+
+def shown_connection(host: User) -> ZoomConnection | None:
+    """The host's Zoom link as the pages that show it read it: loaded with the request's user.
+
+    Every host page shows it in the relink banner, and the Zoom-aware pages show it again:
+    ``auth.accounts.load_user`` loads it in the user's query. Code that changes the link reads
+    ``connection_for``.
+    """
+    return host.zoom_connection
+
+
+def services_cut_on_basic(host: User, limit: int) -> Page:
+    """The host's Zoom services longer than a Basic meeting: the first ``limit`` by id, and how many.
+
+    Rows with ``id``, ``title`` and ``duration_minutes``.
+    """
+    return first_page(select(Service.id, Service.title, Service.duration_minutes)
+                      .where(Service.host_id == host.id, Service.venue == Venue.ZOOM,
+                             Service.duration_minutes > BASIC_MEETING_MINUTES)
+                      .order_by(Service.id), limit)
+
+
+def before_link_criteria(connection: ZoomConnection) -> tuple:
+    """Where-clauses (over bookings joined to slots and services) of the upcoming Zoom bookings
+    the link does not cover: confirmed, and made before it was turned ON.
+
+    ``meetings.bookings_before_link`` applies the same rule to load them all for the backfill.
+    """
+    return (Service.host_id == connection.host_id, Service.venue == Venue.ZOOM, Slot.status == SlotStatus.OPEN,
+            Slot.starts_at > clock.now(), Booking.status == BookingStatus.CONFIRMED,
+            Booking.created_at < connection.applies_from)
+
+
+def not_covered_preview(connection: ZoomConnection, limit: int) -> Page:
+    """The first ``limit`` bookings the link does not cover (soonest first), and how many there are.
+
+    Rows with ``id``, ``starts_at``, ``title`` (the service's) and ``guest_name``.
+    """
+    # Finding them means looking at every upcoming Zoom slot of the host: once for rows and count.
+    return first_page(select(Booking.id, Slot.starts_at, Service.title, Booking.guest_name)
+                      .join(Booking.slot).join(Slot.service)
+                      .where(*before_link_criteria(connection))
+                      .order_by(Slot.starts_at, Booking.id), limit)
 
 
 def budget_key(connection_id: int, day: date) -> str:

@@ -10,7 +10,6 @@ from flask_login import current_user, login_required
 
 from app import jobs
 from app.extensions import csrf, db
-from app.models import Venue
 from app.queue import get_queue
 from app.zoom import bp, legacy, link, meetings, webhook
 from app.zoom.client import ZoomError
@@ -24,29 +23,31 @@ def zoom_banners():
     """Every host page knows whether the Zoom link needs relinking, and the migration countdown."""
     banners = {}
     if current_user and current_user.is_authenticated and not current_user.is_staff:
-        connection = link.connection_for(current_user)
+        connection = link.shown_connection(current_user)
         if connection is not None and not connection.is_active:
             banners["zoom_needs_relink"] = connection
         banners["migration_banner"] = legacy.banner_for(current_user)
     return banners
 
 
-def _long_basic_services(connection):
-    if connection is None or not connection.is_basic:
-        return []
-    return [s for s in current_user.services if s.venue == Venue.ZOOM and s.duration_minutes > 40]
+#: Services and bookings the settings page names; it counts the rest.
+SETTINGS_LIST_LIMIT = 20
 
 
 @bp.route("/settings/zoom")
 @login_required
 def settings():
-    connection = link.connection_for(current_user)
-    budget = link.budget_left(connection.id) if connection is not None else None
-    not_covered = meetings.bookings_before_link(connection) if connection is not None else []
-    return render_template("zoom/settings.html", connection=connection, budget=budget, form=LinkForm(),
-                           long_services=_long_basic_services(connection),
-                           not_covered=not_covered, legacy_link=legacy.legacy_link_for(current_user),
-                           legacy_meetings=legacy.legacy_meetings(current_user.id))
+    connection = link.shown_connection(current_user)
+    legacy_link = current_user.legacy_zoom_link  # both loaded with the user
+    active = connection is not None and connection.is_active
+    return render_template(
+        "zoom/settings.html", connection=connection, form=LinkForm(), legacy_link=legacy_link,
+        budget=link.budget_left(connection.id) if connection is not None else None,
+        long_services=(link.services_cut_on_basic(current_user, SETTINGS_LIST_LIMIT)
+                       if connection is not None and connection.is_basic else None),
+        not_covered=link.not_covered_preview(connection, SETTINGS_LIST_LIMIT) if active else None,
+        legacy_issued=(legacy.legacy_meeting_count(current_user.id)
+                       if legacy_link is not None and legacy_link.is_active else 0))
 
 
 @bp.route("/settings/zoom/legacy-off", methods=["POST"])
