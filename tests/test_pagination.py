@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app import clock
 from app.extensions import db
-from app.models import Slot, SlotStatus
+from app.models import Delivery, Slot, SlotStatus
 from app.zoom import link, meetings
 
 
@@ -89,10 +89,28 @@ def test_resending_a_url_from_a_later_page_comes_back_to_that_page(client, link_
     bookings = book_many(make_booking, slot, 55)
     run_jobs()
     page = client.get(f"/slots/{slot.id}?page=2").get_data(as_text=True)
-    action = f"/bookings/{bookings[52].id}/resend-url?page=2"
+    action = f"/slots/{slot.id}/resend-url?page=2"
     assert f'action="{action}"' in page and page.count("URLを再送") == 5
-    response = client.post(action, form_url=f"/slots/{slot.id}?page=2")
+    assert f'name="booking_id" value="{bookings[52].id}"' in page
+    response = client.post(action, {"booking_id": str(bookings[52].id)}, form_url=f"/slots/{slot.id}?page=2")
     assert response.headers["Location"] == f"/slots/{slot.id}?page=2#booking-{bookings[52].id}"
+    resent = db.session.query(Delivery).filter_by(booking_id=bookings[52].id, kind="zoom_url").count()
+    assert resent == 2  # the planned one and the resend
+
+
+def test_resend_refuses_a_booking_of_another_slot_or_host(client, link_zoom, make_host, make_service, make_slot,
+                                                          make_booking):
+    other, host = make_host(), make_host()
+    link_zoom(host)  # signed in as the host
+    service = make_service(host)
+    slot, second = make_slot(service), make_slot(service, starts_in=timedelta(days=3))
+    theirs = make_booking(make_slot(make_service(other)), email="theirs@example.com")
+    mine_elsewhere = make_booking(second, email="second@example.com")
+    for booking in (theirs, mine_elsewhere):
+        response = client.post(f"/slots/{slot.id}/resend-url", {"booking_id": str(booking.id)},
+                               form_url=f"/slots/{slot.id}")
+        assert response.status_code == 404
+    assert client.post(f"/slots/{slot.id}/resend-url", {}, form_url=f"/slots/{slot.id}").status_code == 404
 
 
 # --- a service's slots -------------------------------------------------------------------------------

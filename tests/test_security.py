@@ -103,7 +103,6 @@ def url_arguments(rule) -> list[tuple[str, str]]:
 HOST_OBJECT_ARGUMENTS = {
     ("int", "service_id"): "service",
     ("int", "slot_id"): "slot",
-    ("int", "booking_id"): "booking",
     ("int", "message_id"): "message",
     ("int", "delivery_id"): "delivery",
 }
@@ -114,6 +113,8 @@ NOT_HOST_OWNED_ARGUMENTS = {("string", "public_id"), ("string", "token"), ("stri
                             ("path", "filename")}
 #: Routes that take a host-owned id from the query string instead of the path.
 QUERY_ID_ROUTES = {"/messages/new?service_id={service}"}
+#: Booking ids arrive only in form bodies (「URLを再送」 on a slot page): every attacking POST
+#: carries A's booking id too; test_pagination checks A's booking sent to B's own slot is refused.
 #: Form fields that would make any host form valid if its owner check were missing.
 TAKEOVER_FORM = {"kind": "class_event", "venue": "manual_url", "title": "乗っ取り", "description": "乗っ取り",
                  "duration_minutes": "30", "capacity": "2", "host_notes": "乗っ取り", "subject": "乗っ取り",
@@ -147,7 +148,8 @@ def test_host_b_reaches_none_of_host_a_objects_on_any_route(app, client, login, 
             if method == "GET":
                 response = client.get(url)
             else:  # a valid CSRF token of B's own session: only the owner check can refuse this
-                response = client.post(url, {**TAKEOVER_FORM, "slot_ids": str(ids["slot"])}, form_url="/dashboard")
+                response = client.post(url, {**TAKEOVER_FORM, "slot_ids": str(ids["slot"]),
+                                             "booking_id": str(ids["booking"])}, form_url="/dashboard")
             assert response.status_code in allowed, (method, url, response.status_code)
             page = response.get_data(as_text=True)
             assert not [s for s in secrets if s in page], (method, url)

@@ -1,5 +1,5 @@
 """Host pages for services and slots. Every lookup goes through the owner-checking helpers."""
-from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -124,15 +124,19 @@ def start_meeting(slot_id):
         return _back_to_guests(slot.id, f"slot-{slot.id}")
 
 
-@bp.route("/bookings/<int:booking_id>/resend-url", methods=["POST"])
+@bp.route("/slots/<int:slot_id>/resend-url", methods=["POST"])
 @login_required
-def resend_url(booking_id):
-    booking = catalog.get_own_booking_or_404(booking_id, current_user)
+def resend_url(slot_id):
+    """「URLを再送」: the guest list is one form, each row's button sends its booking id."""
+    slot = catalog.get_own_slot_or_404(slot_id, current_user)
+    booking = catalog.get_own_booking_or_404(request.form.get("booking_id", 0, type=int), current_user)
+    if booking.slot_id != slot.id:
+        abort(404)
     if EmptyForm().validate_on_submit():
         meetings.resend_url(booking)
         db.session.commit()
         flash(_("%(name)s様にURLのお知らせを再送します。", name=booking.guest_name), "success")
-    return _back_to_guests(booking.slot_id, f"booking-{booking.id}")
+    return _back_to_guests(slot.id, f"booking-{booking.id}")
 
 
 @bp.route("/services/<int:service_id>/notes", methods=["GET", "POST"])
