@@ -7,12 +7,14 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from flask_babel import refresh
 
 from app import clock, crypto
 from app.extensions import db
 from app.models import MeetingStatus, ZoomConnection, ZoomMeeting
-from app.models.zoom import LinkStatus
+from app.models.zoom import LinkBreak, LinkStatus
 from app.zoom import link, webhook
+
 from tests.conftest import body_text
 
 
@@ -158,7 +160,7 @@ def test_dead_refresh_token_marks_link_broken_emails_host_and_shows_banner(
     with pytest.raises(link.ZoomAuthError):
         link.access_token(conn.id, force_refresh=True)
     conn = connection(host)
-    assert conn.status == LinkStatus.NEEDS_RELINK and "連携が切れました" in conn.broken_reason
+    assert conn.status == LinkStatus.NEEDS_RELINK and "連携が切れました" in conn.broken_reason_text
     run_jobs()
     [alert] = smtp.wait_for(1)
     assert alert["Subject"] == "【要対応】Zoom連携の再設定をお願いします"
@@ -251,3 +253,20 @@ def test_meeting_deleted_webhook_marks_meeting_gone(client, app, link_zoom, make
     run_jobs()
     db.session.rollback()
     assert db.session.get(ZoomMeeting, meeting.id).status == MeetingStatus.DELETED
+
+
+def test_an_english_host_reads_why_the_link_broke_in_english(client, link_zoom, make_host, run_jobs, smtp):
+    host = make_host(name="Alex Smith")
+    host.locale = "en"
+    db.session.commit()
+    link_zoom(host)
+    link.mark_broken(connection(host).id, LinkBreak.GRANT_LOST)
+    assert connection(host).broken_reason == "grant_lost"  # a code, not a sentence in one language
+    run_jobs()
+    [alert] = smtp.wait_for(1)
+    english = "The Zoom connection was lost (the authorization expired or was revoked on the Zoom side)."
+    assert alert["Subject"] == "[Action required] Please reconnect your Zoom integration"
+    assert english in body_text(alert)
+    refresh()  # the test's one app context would keep the locale of the earlier (Japanese) requests
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert english in page and "Zoomとの連携が切れました" not in page

@@ -7,7 +7,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 from app import clock
-from app.models.zoom import MeetingFailure
+from app.models.zoom import LinkBreak, MeetingFailure
 from app.urls import external_url
 
 
@@ -72,7 +72,8 @@ SAMPLES = {
     "zoom_trouble": {"連携切れ": _with(reason=MeetingFailure.LINK_BROKEN.text),
                      "1日の上限": _with(reason=MeetingFailure.DAILY_LIMIT.text),
                      "Zoomが応答しない": _with(reason=MeetingFailure.ZOOM_UNAVAILABLE.text)},
-    "zoom_relink_needed": {"標準": _with(reason="Zoomとの連携が切れました（認可の有効期限切れ、またはZoom側で取り消されました）。")},
+    "zoom_relink_needed": {"認可切れ": _with(reason=LinkBreak.text_of(LinkBreak.GRANT_LOST)),
+                           "別のホストで連携": _with(reason=LinkBreak.text_of(LinkBreak.TAKEN_OVER))},
     "zoom_deauthorized": {"標準": _with()},
     "bulk_message": {"標準": _with(message=_message, subject_text="佐藤 一郎さん、持ち物のご案内",
                                   body_text="はじめてのオンライン書道は{日時}からです。\n筆ペンをお持ちください。")},

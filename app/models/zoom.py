@@ -22,6 +22,29 @@ class LinkStatus(str, enum.Enum):
     NEEDS_RELINK = "needs_relink"
 
 
+class LinkBreak(str, enum.Enum):
+    """Why a link needs relinking: stored as a code, shown in the reader's language."""
+
+    #: Refreshing the grant failed: it expired, or was revoked on Zoom's side.
+    GRANT_LOST = "grant_lost"
+    #: The same Zoom account was linked by another host account (Zoom keeps only the newest grant).
+    TAKEN_OVER = "taken_over"
+
+    @classmethod
+    def text_of(cls, stored: str) -> LazyString | str:
+        """The text of a stored code, translated when rendered; a sentence stored before the codes, as it is."""
+        try:
+            return _BREAK_TEXTS[cls(stored)]
+        except ValueError:
+            return stored
+
+
+_BREAK_TEXTS = {
+    LinkBreak.GRANT_LOST: _l("Zoomとの連携が切れました（認可の有効期限切れ、またはZoom側で取り消されました）。"),
+    LinkBreak.TAKEN_OVER: _l("同じZoomアカウントが別のホストアカウントで連携されたため、連携が解除されました。"),
+}
+
+
 class ZoomConnection(db.Model):
     """A host's link to their own Zoom account (at most one per host; absent = OFF)."""
 
@@ -31,7 +54,8 @@ class ZoomConnection(db.Model):
     host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     status: Mapped[LinkStatus] = mapped_column(Enum(LinkStatus, native_enum=False, length=20),
                                                default=LinkStatus.ACTIVE)
-    #: Why the link needs relinking, in the host's words (shown on the settings page).
+    #: Why the link needs relinking: a ``LinkBreak`` code (rows from before the codes hold a
+    #: Japanese sentence); read ``broken_reason_text``.
     broken_reason: Mapped[str] = mapped_column(String(300), default="")
     #: Zoom's user id; unique so one Zoom account can never be linked to two hosts.
     zoom_user_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -55,6 +79,11 @@ class ZoomConnection(db.Model):
     @property
     def is_active(self) -> bool:
         return self.status == LinkStatus.ACTIVE
+
+    @property
+    def broken_reason_text(self) -> LazyString | str:
+        """Why the link needs relinking, in the reader's language."""
+        return LinkBreak.text_of(self.broken_reason)
 
     @property
     def is_basic(self) -> bool:

@@ -23,7 +23,7 @@ from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
                         SlotStatus, User, Venue, ZoomConnection, ZoomMeeting)
-from app.models.zoom import LinkStatus
+from app.models.zoom import LinkBreak, LinkStatus
 from app.pagination import Page, first_page
 from app.queue import get_redis
 from app.urls import external_url
@@ -178,7 +178,7 @@ def complete_link(host: User, token: dict) -> ZoomConnection:
         except ZoomError:
             pass
         # Zoom keeps only the newest grant of a user (4741): the other host's tokens are dead now.
-        mark_broken(other_id, _("同じZoomアカウントが別のホストアカウントで連携されたため、連携が解除されました。"))
+        mark_broken(other_id, LinkBreak.TAKEN_OVER)
         raise ZoomAccountTaken(me.email)
     connection = connection_for(host)
     if connection is None:
@@ -242,7 +242,7 @@ def access_token(connection_id: int, force_refresh: bool = False) -> str:
                 if connection is not None and connection.refresh_token_enc != used_refresh and connection.is_active:
                     return crypto.decrypt(connection.access_token_enc)  # rotated elsewhere meanwhile
                 session.close()
-                mark_broken(connection_id, _("Zoomとの連携が切れました（認可の有効期限切れ、またはZoom側で取り消されました）。"))
+                mark_broken(connection_id, LinkBreak.GRANT_LOST)
                 raise
             _store_tokens(connection, tokens)
             session.commit()  # persist the rotated pair before the new access token is used
@@ -267,7 +267,7 @@ def refresh_plan(connection_id: int) -> ZoomUser:
     return me
 
 
-def mark_broken(connection_id: int, reason: str) -> None:
+def mark_broken(connection_id: int, reason: LinkBreak) -> None:
     """Mark the link as needing relinking and email the host (once per breakage); own transaction."""
     with _independent_session() as session:
         session.connection(execution_options={"sqlite_immediate": True})
@@ -275,10 +275,10 @@ def mark_broken(connection_id: int, reason: str) -> None:
         if connection is None or connection.status == LinkStatus.NEEDS_RELINK:
             return
         connection.status = LinkStatus.NEEDS_RELINK
-        connection.broken_reason = reason[:300]
+        connection.broken_reason = reason.value
         host = session.get(User, connection.host_id)
         queue_email("zoom_relink_needed", to_email=host.email, to_name=host.display_name, locale=host.locale,
-                    host_id=host.id, payload={"reason": connection.broken_reason}, session=session)
+                    host_id=host.id, payload={"reason": reason.value}, session=session)
         session.commit()
 
 
@@ -446,7 +446,8 @@ def _host_context(delivery: Delivery) -> dict:
 
 @email_kind("zoom_relink_needed", subject=lambda ctx: _("【要対応】Zoom連携の再設定をお願いします"))
 def _relink_context(delivery: Delivery) -> dict:
-    return _host_context(delivery)
+    ctx = _host_context(delivery)
+    return {**ctx, "reason": LinkBreak.text_of(ctx["reason"])}
 
 
 @email_kind("zoom_deauthorized", subject=lambda ctx: _("Zoom連携が解除されました"))
