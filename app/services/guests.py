@@ -16,6 +16,8 @@ from app.pagination import Page, paginate
 GUESTS_PER_PAGE = 50
 #: The longest search the slot page accepts (names are 80 characters, emails 254).
 SEARCH_MAX = 100
+#: The emails whose state the host sees per guest.
+TIMELINE_KINDS = ("booking_confirmation", "zoom_url")
 
 
 def guest_page(slot: Slot, page: int, search: str = "", per_page: int = GUESTS_PER_PAGE) -> Page:
@@ -43,8 +45,6 @@ def guest_page(slot: Slot, page: int, search: str = "", per_page: int = GUESTS_P
 def _states_statement():
     # Built once, run with ``slot_id`` and ``booking_ids``: building a statement costs more than
     # running this one. Plain table columns: no ORM entities to load.
-    from app.zoom.meetings import TIMELINE_KINDS  # zoom.meetings builds on services.slots
-
     columns = Delivery.__table__.c
     return (select(columns.booking_id, columns.kind, columns.status, columns.due_at, columns.sent_at,
                    columns.last_error)

@@ -603,32 +603,8 @@ def _trouble_context(delivery: Delivery) -> dict:
 
 # --- what the host sees -------------------------------------------------------------------------------
 
-#: The emails whose state the host sees per booking on the service page.
-TIMELINE_KINDS = ("booking_confirmation", "zoom_url")
-
-
 def meetings_by_slot(slot_ids: list[int]) -> dict[int, ZoomMeeting]:
     """The meeting rows of these slots, by slot id, in one query (slots without one are absent)."""
     if not slot_ids:
         return {}
     return {m.slot_id: m for m in db.session.scalars(select(ZoomMeeting).where(ZoomMeeting.slot_id.in_(slot_ids)))}
-
-
-def delivery_timelines(slot_ids: list[int]) -> dict[int, dict[int, dict[str, Delivery]]]:
-    """Per slot, per booking, its latest confirmation and URL email rows (the timeline), in one query.
-
-    ``{slot_id: {booking_id: {kind: Delivery}}}``. The rows are found through the slots' bookings:
-    ``deliveries.booking_id`` is indexed, ``deliveries.slot_id`` is not (a booking's emails carry
-    its slot's id).
-    """
-    if not slot_ids:
-        return {}
-    rows = db.session.scalars(
-        select(Delivery).join(Booking, Delivery.booking_id == Booking.id)
-        .where(Booking.slot_id.in_(slot_ids), Delivery.slot_id == Booking.slot_id,
-               Delivery.kind.in_(TIMELINE_KINDS))
-        .order_by(Delivery.id)).all()
-    timelines: dict[int, dict[int, dict[str, Delivery]]] = {}
-    for row in rows:  # by id, so the latest row of a kind wins
-        timelines.setdefault(row.slot_id, {}).setdefault(row.booking_id, {})[row.kind] = row
-    return timelines
