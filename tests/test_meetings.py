@@ -115,12 +115,18 @@ def test_late_booking_gets_the_url_at_once(zoom_host, make_service, make_slot, m
 
 def test_ten_guests_share_one_meeting(zoom_host, make_service, make_slot, make_booking, run_jobs, zoom):
     host = zoom_host()
-    slot = make_slot(make_service(host, capacity=10))
+    slot = make_slot(make_service(host, capacity=13))
     for n in range(10):
         make_booking(slot, email=f"g{n}@example.com")
     run_jobs()
     assert len(creates(zoom)) == 1
     assert db.session.query(ZoomMeeting).count() == 1
+    # Once it is issued, later guests queue no issue job at all.
+    for n in range(10, 13):
+        make_booking(slot, email=f"g{n}@example.com")
+    assert [job for job in get_queue().get_jobs() if job.func_name == "app.jobs.issue_meeting"] == []
+    run_jobs()
+    assert len(creates(zoom)) == 1
 
 
 def test_meeting_deleted_on_zoom_is_reissued_before_the_url_email(client, zoom_host, make_service, make_slot,

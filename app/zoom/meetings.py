@@ -81,7 +81,9 @@ def plan_url_delivery(booking: Booking) -> bool:
     if covering_connection(booking) is None:
         return False
     slot = booking.slot
-    enqueue_after_commit(_issue_job(), slot.id, retry=ISSUE_RETRY)
+    meeting = meeting_for(slot.id)
+    if meeting is None or meeting.status != MeetingStatus.ISSUED:  # later guests share the issued one
+        enqueue_after_commit(_issue_job(), slot.id, retry=ISSUE_RETRY)
     due = url_due_at(slot)
     queue_email("zoom_url", to_email=booking.guest_email, to_name=booking.guest_name, host_id=slot.service.host_id,
                 booking_id=booking.id, slot_id=slot.id, due_at=due, dedupe_key=f"zoom_url:{booking.id}")
