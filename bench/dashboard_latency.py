@@ -33,14 +33,13 @@ import re
 import resource
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +58,8 @@ from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Meetin
                         ServiceKind, Slot, SlotStatus, Venue, ZoomConnection, ZoomMeeting)
 from app.models.zoom import PLAN_BASIC  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import Processes, children, free_port, percentile, start_redis, wait_for  # noqa: E402
+from outbox_delivery import (Processes, children, free_port, percentile, run_and_report, start_redis,  # noqa: E402
+                             wait_for)
 
 #: The issue's target, per page, with 16 clients on this 2-core machine.
 TARGET_P95_MS = 50.0
@@ -483,10 +483,6 @@ def _mean_client_cpu(r: dict) -> float:
     return sum(m["client_cpu"] for m in pages) / len(pages)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so `run` stops every subprocess
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0,
@@ -501,14 +497,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="the load generator: ApacheBench (default when installed) or Python threads")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = datetime.now(timezone.utc)
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        sys.exit("interrupted; every subprocess was stopped")
-    report(result, args)
-    print(f"total {(datetime.now(timezone.utc) - started).total_seconds():.0f} s")
+    run_and_report(run, lambda result: report(result, args), args)
 
 
 if __name__ == "__main__":

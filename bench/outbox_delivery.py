@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -475,6 +475,19 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def run_and_report(run, report, args) -> None:
+    """``report(run(args))`` and the total time; on Ctrl-C or SIGTERM, exit once ``run`` has
+    stopped every subprocess (the benchmarks' common ``main`` ending)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        sys.exit("interrupted; every subprocess was stopped")
+    report(result)
+    print(f"total {time.monotonic() - started:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=5000, help="emails due at the same moment (default 5000)")
@@ -493,14 +506,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.lead is None:
         args.lead = 3 + args.n / 2000  # writing 5,000 rows through queue_email takes ~2 s here
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = datetime.now(timezone.utc)
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        sys.exit("interrupted; every subprocess was stopped")
-    report(result)
-    print(f"total {(datetime.now(timezone.utc) - started).total_seconds():.0f} s")
+    run_and_report(run, report, args)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,10 @@ or Ctrl-C.
 import argparse
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +44,7 @@ from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Servic
                         SlotStatus, User, Venue)
 from app.queue import enqueue_batch_after_commit  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import Processes, children, free_port, start_redis, wait_for  # noqa: E402
+from outbox_delivery import Processes, children, free_port, run_and_report, start_redis, wait_for  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -241,10 +240,6 @@ def report(r: dict) -> None:
         print(f"subprocess logs kept in {r['logs']}")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so `run` stops every subprocess
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="emails to send (default 100000)")
@@ -257,14 +252,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="an empty database to use instead of a temporary SQLite file (e.g. PostgreSQL)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = datetime.now(timezone.utc)
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        sys.exit("interrupted; every subprocess was stopped")
-    report(result)
-    print(f"total {(datetime.now(timezone.utc) - started).total_seconds():.0f} s")
+    run_and_report(run, report, args)
 
 
 if __name__ == "__main__":

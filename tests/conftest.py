@@ -9,9 +9,10 @@ import socket
 import subprocess
 import threading
 import time
-from urllib.parse import parse_qs, urlsplit
+from datetime import timedelta
 from email import policy
 from email.parser import BytesParser
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -23,6 +24,7 @@ from werkzeug.serving import make_server
 
 from app import clock, create_app
 from app.extensions import db
+from app.mail import outbox
 from app.queue import QUEUE_NAMES, get_queue, get_redis
 from config import TestConfig
 from tests import factories
@@ -106,6 +108,17 @@ class Inbox:
     def to(self, address: str) -> list:
         """Messages whose To header contains ``address``."""
         return [m for m in self.messages if address in str(m["To"])]
+
+
+def send_with_smtp_down_until_given_up(app) -> None:
+    """Sweep the outbox MAIL_MAX_ATTEMPTS times, an hour apart (past every backoff), with no SMTP server."""
+    app.config["SMTP_PORT"], real_port = 1, app.config["SMTP_PORT"]
+    try:
+        for _ in range(app.config["MAIL_MAX_ATTEMPTS"]):
+            outbox.send_due()
+            clock.advance(timedelta(hours=1))
+    finally:
+        app.config["SMTP_PORT"] = real_port
 
 
 def body_text(message) -> str:

@@ -688,7 +688,7 @@ def zoom_driver(app, zoom, monkeypatch):
     from rq.registry import ScheduledJobRegistry
 
     from app.queue import QUEUE_NAMES, get_queue, get_redis
-    from app.zoom import link
+    from app.zoom import link, meetings
 
     real_api_for = link.api_for
 
@@ -738,6 +738,14 @@ def zoom_driver(app, zoom, monkeypatch):
         def travel_to(self, moment) -> None:
             clock.travel_to(moment)
             zoom.set_clock(moment)  # tokens, Retry-After and daily budgets on the same clock
+
+        def through_url_time(self, slot) -> None:
+            """The slot's pre-flight, then its URL-email moment, with what runs after each."""
+            self.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
+            meetings.run_preflights()
+            self.pump()
+            self.travel_to(slot.starts_at - meetings.URL_LEAD)
+            self.pump()
 
     yield Driver()
     zoom.set_clock(None)  # the emulator is shared by the session
@@ -806,11 +814,7 @@ def test_zoom_fault_never_leaves_a_booking_silently_without_url(
     host, slot, bookings = book_two_guests_of_a_linked_host(make_host, link_zoom, make_service, make_slot,
                                                             make_booking, title)
     zoom_driver.pump()  # the issue job and its retries
-    zoom_driver.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
-    meetings.run_preflights()
-    zoom_driver.pump()
-    zoom_driver.travel_to(slot.starts_at - meetings.URL_LEAD)
-    zoom_driver.pump()
+    zoom_driver.through_url_time(slot)
     case = f"{kind}-{'persistent' if persistent else 'once'}"
     result = assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host, case)
     creates = zoom.calls("/v2/users/me/meetings", method="POST")
@@ -849,11 +853,7 @@ def test_dead_refresh_token_never_leaves_a_booking_silently_without_url(
     if when == "after_issue":
         assert meetings.meeting_for(slot.id).status.value == "issued"
         rotate_behind_our_back()
-    zoom_driver.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
-    meetings.run_preflights()
-    zoom_driver.pump()
-    zoom_driver.travel_to(slot.starts_at - meetings.URL_LEAD)
-    zoom_driver.pump()
+    zoom_driver.through_url_time(slot)
     case = f"invalid_grant-{when}"
     result = assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host, case)
     figures(f"zoom {case}", guests=sorted(result["guests"].values()), host_alerts=result["alerts"])

@@ -8,7 +8,7 @@ from app.extensions import db
 from app.mail import outbox
 from app.messages import bulk
 from app.models import Delivery, DeliveryStatus, Message, MessageStatus
-from tests.conftest import body_text
+from tests.conftest import body_text, send_with_smtp_down_until_given_up
 
 
 @pytest.fixture
@@ -136,18 +136,11 @@ def test_scheduled_message_is_held_when_its_slot_is_cancelled(client, login, boo
 def test_crash_mid_send_then_resend_failed_only(app, client, login, booked_service, run_jobs, smtp):
     host, service, first, second, guests = booked_service
     login(host)
-    real_port = app.config["SMTP_PORT"]
     client.post(f"/messages/new?service_id={service.id}", {**compose_form([first.id, second.id]), "action": "send"})
     message = db.session.query(Message).one()
     rows = bulk.recipients(message)
     outbox.send_deliveries([rows[0].id])  # one guest served, then the SMTP server "goes away"
-    app.config["SMTP_PORT"] = 1
-    try:
-        for _ in range(app.config["MAIL_MAX_ATTEMPTS"]):
-            outbox.send_due()
-            clock.advance(timedelta(hours=1))
-    finally:
-        app.config["SMTP_PORT"] = real_port
+    send_with_smtp_down_until_given_up(app)
     assert bulk.progress(message).failed == 2
     page = client.get(f"/messages/{message.id}").get_data(as_text=True)
     assert "失敗した2件だけ再送する" in page

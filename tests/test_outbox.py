@@ -13,6 +13,7 @@ from app.extensions import db
 from app.mail import outbox
 from app.models import Delivery, DeliveryStatus
 from app.queue import get_queue, get_redis
+from tests.conftest import send_with_smtp_down_until_given_up
 
 
 def queue_resets(hosts, n_each=1):
@@ -88,13 +89,7 @@ def test_smtp_down_is_retried_with_backoff(app, make_host, smtp):
 
 def test_gives_up_after_max_attempts(app, make_host, smtp):
     queue_resets([make_host()])
-    app.config["SMTP_PORT"], real_port = 1, app.config["SMTP_PORT"]
-    try:
-        for _ in range(app.config["MAIL_MAX_ATTEMPTS"]):
-            outbox.send_due()
-            clock.advance(timedelta(hours=1))
-    finally:
-        app.config["SMTP_PORT"] = real_port
+    send_with_smtp_down_until_given_up(app)
     db.session.rollback()
     assert db.session.query(Delivery).one().status == DeliveryStatus.FAILED
 
