@@ -441,8 +441,7 @@ def run(args) -> dict:
         return {"hosts": hosts, "queries": queries, "latency": latency, "logs": workdir, "load": load_before,
                 "database": "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"}
     except BaseException:
-        if any(name == "gunicorn" for name, _ in procs.procs):
-            print(f"--- gunicorn (last lines) ---\n{procs.tail('gunicorn')}", file=sys.stderr)
+        procs.print_tails()
         raise
     finally:
         procs.stop()

@@ -211,6 +211,12 @@ class Processes:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
 
+    def print_tails(self) -> None:
+        """On the way out of a failed run: the last lines of every log but Redis's, to stderr."""
+        for name, _ in self.procs:
+            if name != "redis":
+                print(f"--- {name} (last lines) ---\n{self.tail(name)}", file=sys.stderr)
+
     def tail(self, name: str, lines: int = 20) -> str:
         text = (self.logdir / f"{name}.log").read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
@@ -417,9 +423,7 @@ def run(args) -> dict:
             "logs": workdir,
         }
     except BaseException:
-        for name, _ in procs.procs:
-            if name != "redis":
-                print(f"--- {name} (last lines) ---\n{procs.tail(name)}", file=sys.stderr)
+        procs.print_tails()
         raise
     finally:
         procs.stop()

@@ -202,9 +202,7 @@ def run(args) -> dict:
         return {"samples": samples, "received": sink.received, "statuses": statuses, "n": args.n,
                 "started_rss": started_rss, "logs": workdir}
     except BaseException:
-        for name, _ in procs.procs:
-            if name != "redis":
-                print(f"--- {name} (last lines) ---\n{procs.tail(name)}", file=sys.stderr)
+        procs.print_tails()
         raise
     finally:
         procs.stop()
