@@ -116,8 +116,10 @@ class Config:
     #: Bulk message recipients a host may write per UTC day (abuse guard).
     BULK_DAILY_LIMIT = env_int("BULK_DAILY_LIMIT", 1000)
 
-    #: Outbox: how many due emails one claim takes (sent over one SMTP connection).
+    #: Outbox: how many due emails one claim takes.
     MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 200)
+    #: SMTP connections each sending worker keeps open and uses at once.
+    MAIL_SMTP_CONNECTIONS = env_int("MAIL_SMTP_CONNECTIONS", 2)
     #: A claim older than this is considered abandoned by a dead worker and is retried.
     MAIL_CLAIM_TIMEOUT = env_int("MAIL_CLAIM_TIMEOUT", 300)
     MAIL_MAX_ATTEMPTS = env_int("MAIL_MAX_ATTEMPTS", 5)

@@ -164,17 +164,19 @@ def raw_smtp_loop(port: int, n: int, message: bytes, flatten: bool, result) -> N
                 conn.sendmail("no-reply@booking.test", [f"raw{i}@bench.test"], message)
     finally:
         conn.quit()
-    result.put(started)
+    cpu = os.times()
+    result.put((started, cpu.user + cpu.system))
 
 
-def measure_raw_rate(sink, n: int, message: bytes, flatten: bool) -> float:
-    """Run one raw loop in a spawned process; return its rate (mails/s) as seen by the sink."""
+def measure_raw_rate(sink, n: int, message: bytes, flatten: bool) -> tuple[float, float]:
+    """Run one raw loop in a spawned process; return its rate (mails/s) as seen by the sink,
+    and the CPU seconds the loop's process spent."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs the sink's thread
     result = ctx.Queue()
     proc = ctx.Process(target=raw_smtp_loop, args=(sink.port, n, message, flatten, result), daemon=True)
     proc.start()
     try:
-        started = wait_for(lambda: None if result.empty() else result.get(), 120, "raw loop",
+        started, client_cpu = wait_for(lambda: None if result.empty() else result.get(), 120, "raw loop",
                            alive=lambda: proc.is_alive() or not result.empty())
         proc.join(timeout=30)
     finally:
@@ -184,7 +186,7 @@ def measure_raw_rate(sink, n: int, message: bytes, flatten: bool) -> float:
     arrivals = sink.take()
     if len(arrivals) != n:
         raise RuntimeError(f"raw loop: the sink received {len(arrivals)} of {n} messages")
-    return n / (max(t for t, _ in arrivals) - started)
+    return n / (max(t for t, _ in arrivals) - started), client_cpu
 
 
 # --- subprocesses -------------------------------------------------------------------------------
@@ -220,6 +222,10 @@ class Processes:
     def tail(self, name: str, lines: int = 20) -> str:
         text = (self.logdir / f"{name}.log").read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds each subprocess has used so far, its work horses included."""
+        return {name: cpu_seconds(proc.pid) for name, proc in self.procs if proc.poll() is None}
 
     def stop(self) -> None:
         """SIGTERM every group, wait a little, then SIGKILL what is left (by our own pids only).
@@ -280,6 +286,21 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid``, of its children it reaped (finished work horses) and of
+    those still running, in seconds."""
+    def times(stat_pid: int, reaped: bool) -> int:
+        fields = Path(f"/proc/{stat_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(f) for f in fields[11:15 if reaped else 13])  # utime stime [cutime cstime]
+    ticks = times(pid, reaped=True)
+    for child in children(pid):
+        try:
+            ticks += times(child, reaped=False)
+        except OSError:
+            pass  # it ended meanwhile: its time is in the parent's cutime at the next reading
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def start_redis(procs: "Processes", workdir: Path) -> str:
@@ -380,10 +401,14 @@ def run(args) -> dict:
 
         # 1. The ceiling: a plain smtplib loop to the same sink, with the same message; and the
         #    same loop flattening an EmailMessage on every send (what any EmailMessage sender pays).
-        raw_rate = measure_raw_rate(sink, args.n, message, flatten=False)
-        flatten_rate = measure_raw_rate(sink, args.n, message, flatten=True)
+        cpu_before_raw = procs.cpu()
+        raw_rate, raw_client_cpu = measure_raw_rate(sink, args.n, message, flatten=False)
+        raw_cpu = _spent(cpu_before_raw, procs.cpu())
+        raw_cpu["raw client"] = raw_client_cpu
+        flatten_rate, _ = measure_raw_rate(sink, args.n, message, flatten=True)
 
         # 2. The outbox: N rows due at T, then hands off.
+        cpu_before_outbox = procs.cpu()
         write_started = time.time()
         due_at = clock.now() + timedelta(seconds=args.lead)
         with app.app_context():
@@ -402,6 +427,7 @@ def run(args) -> dict:
             timed_out = True
         time.sleep(0.5)  # a duplicate would arrive right behind the last mail
         arrivals = sink.take()
+        outbox_cpu = _spent(cpu_before_outbox, procs.cpu())
 
         with app.app_context():
             statuses = dict(db.session.execute(
@@ -420,7 +446,7 @@ def run(args) -> dict:
             "first_late": first - due, "last_late": last - due,
             "p50": percentile(lateness, 50) if lateness else float("nan"),
             "p95": percentile(lateness, 95) if lateness else float("nan"),
-            "logs": workdir,
+            "raw_cpu": raw_cpu, "outbox_cpu": outbox_cpu, "logs": workdir,
         }
     except BaseException:
         procs.print_tails()
@@ -431,6 +457,20 @@ def run(args) -> dict:
             sink.close()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per process between two ``Processes.cpu`` readings, the workers summed."""
+    spent: dict[str, float] = {}
+    for name, seconds in after.items():
+        key = "workers" if name.startswith("worker") else name
+        spent[key] = spent.get(key, 0.0) + seconds - before.get(name, seconds)
+    return spent
+
+
+def _cpu_per_mail(spent: dict[str, float], n: int) -> str:
+    return ", ".join(f"{name} {1000 * seconds / n:.2f}" for name, seconds in spent.items() if name != "redis"
+                     ) + f", redis {1000 * spent.get('redis', 0.0) / n:.2f}"
 
 
 def report(r: dict) -> None:
@@ -468,6 +508,9 @@ def report(r: dict) -> None:
     print(f"\n{'':{widths[0]}}  {'figure':{widths[1]}}  {'target':{widths[2]}}  met")
     for label, value, target, ok in rows:
         print(f"{label:{widths[0]}}  {value:{widths[1]}}  {target:{widths[2]}}  {ok}".rstrip())
+    print(f"\nCPU per mail (ms), raw loop: {_cpu_per_mail(r['raw_cpu'], n)}")
+    print(f"CPU per mail (ms), outbox:   {_cpu_per_mail(r['outbox_cpu'], r['received'] or 1)}"
+          + ("" if r["sink"] == "maildir" else " (the counting server runs in this script, not counted)"))
     print(f"\nrows written in {r['write_seconds']:.1f} s, {r['lead']:.1f} s before they were due"
           + ("; TIMED OUT before every mail arrived" if r["timed_out"] else ""))
     if r["logs"].exists():

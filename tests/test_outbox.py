@@ -1,8 +1,10 @@
 """The outbox delivery engine: atomic claims, retries, crash recovery, the Redis-independent sweep."""
+import asyncio
 import threading
 from datetime import timedelta
 
 import pytest
+from aiosmtpd.controller import Controller
 from rq import Worker
 from rq.job import Job, JobStatus
 from sqlalchemy import event
@@ -13,7 +15,7 @@ from app.extensions import db
 from app.mail import outbox
 from app.models import Delivery, DeliveryStatus
 from app.queue import get_queue, get_redis
-from tests.conftest import send_with_smtp_down_until_given_up
+from tests.conftest import free_port, send_with_smtp_down_until_given_up
 
 
 def queue_resets(hosts, n_each=1):
@@ -303,3 +305,43 @@ def test_scheduler_pass_enqueues_the_preflight_once_a_minute(app):
     assert last == 1000.0
     assert Job.fetch(worker.PREFLIGHT_JOB_ID, connection=get_queue().connection).get_status() == "queued"
     assert worker.scheduler_pass(1030.0, last) == 1000.0  # not again within the minute
+
+
+class SlowServer:
+    """An SMTP server that takes a while to accept each message (like a busy relay) and records
+    how many messages it was receiving at the same time, and over which connections."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.receiving = 0
+        self.most_at_once = 0
+        self.recipients = []
+        self.peers = set()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.receiving += 1  # the handlers run on the server's one event loop: no lock needed
+        self.most_at_once = max(self.most_at_once, self.receiving)
+        await asyncio.sleep(self.seconds)
+        self.receiving -= 1
+        self.recipients.extend(envelope.rcpt_tos)
+        self.peers.add(session.peer)
+        return "250 OK"
+
+
+def test_a_sweep_sends_over_several_connections_at_once_and_marks_each_row_once(app, make_host, monkeypatch):
+    server = SlowServer(seconds=0.2)
+    controller = Controller(server, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    monkeypatch.setitem(app.config, "SMTP_PORT", controller.port)
+    monkeypatch.setitem(app.config, "MAIL_SMTP_CONNECTIONS", 3)
+    try:
+        hosts = [make_host() for _ in range(9)]
+        queue_resets(hosts)
+        assert outbox.send_due() == 9
+    finally:
+        controller.stop()
+    assert sorted(server.recipients) == sorted(h.email for h in hosts)  # each exactly once
+    assert server.most_at_once == 3  # while one server reply was slow, the other lanes went on
+    assert len(server.peers) == 3  # one connection per lane, reused for its messages
+    db.session.rollback()
+    assert db.session.query(Delivery).filter_by(status=DeliveryStatus.SENT).count() == 9

@@ -5,9 +5,9 @@
 2. A worker ``claim``s due rows atomically — ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on
    SQLite the single ``UPDATE … WHERE id IN (SELECT …)`` runs under the database write lock —
    so two workers never take the same row.
-3. ``send_claimed`` renders each row from current data, sends it over one reused SMTP
-   connection and marks it in its own transaction, so a crash or a retry never re-sends to a
-   recipient already served.
+3. ``send_claimed`` renders each row from current data, sends it over reused SMTP connections
+   (``MAIL_SMTP_CONNECTIONS`` at once, while the next rows render) and marks it in its own
+   transaction, so a crash or a retry never re-sends to a recipient already served.
 
 The scheduler's sweep (``send_due``) finds due rows by the indexed (status, due_at) query, so
 a lost Redis message only delays an email, never loses it. The scheduler wakes up at
@@ -26,7 +26,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from app import clock
 from app.extensions import begin_write, db
 from app.mail.render import SkipDelivery, build_message, envelope_address, render_delivery
-from app.mail.smtp import SmtpSender
+from app.mail.smtp import SmtpLanes
 from app.models import Delivery, DeliveryStatus
 from app.queue import enqueue_batch_after_commit
 
@@ -170,16 +170,24 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(minutes=2 ** max(attempts - 1, 0))
 
 
-def send_claimed(token: str, smtp: SmtpSender | None = None) -> int:
+def send_claimed(token: str, lanes: SmtpLanes | None = None) -> int:
     """Render and send the rows claimed with ``token``; return how many were sent.
 
-    :param smtp: an open sender to reuse (a sweep keeps one for all its batches); by default
-        one connection is opened for this batch and closed after it.
+    :param lanes: open SMTP lanes to reuse (a sweep keeps them for all its batches); by default
+        lanes are opened for this batch and closed after it.
     """
-    if smtp is None:
-        with SmtpSender(current_app.config) as smtp:
-            return send_claimed(token, smtp)
     rows = db.session.scalars(select(Delivery).where(Delivery.claim_token == token).order_by(Delivery.id)).all()
+    if lanes is None:
+        if not rows:
+            return 0
+        size = min(len(rows), current_app.config["MAIL_SMTP_CONNECTIONS"])
+        with SmtpLanes(current_app.config, size) as lanes:
+            return _send_rows(token, rows, lanes)
+    return _send_rows(token, rows, lanes)
+
+
+def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
+    """Render each row and hand it to the lanes; mark each row as its result comes back."""
     # The rows are ours until the claim expires: read them once and detach them, so a context
     # builder that commits (a Zoom re-issue) does not expire them. Builders load what they need
     # by id, from one read snapshot per batch (a batch renders in well under a second; a fresh
@@ -188,28 +196,42 @@ def send_claimed(token: str, smtp: SmtpSender | None = None) -> int:
         db.session.expunge(delivery)
     sent = 0
     with _Marks(token) as marks:
-        for delivery in rows:
-            delivery.message_id = delivery.message_id or message_id_for(delivery)  # detached: not written
-            try:
-                message = build_message(delivery, render_delivery(delivery))
-            except SkipDelivery as why:
-                marks.mark(delivery, status=DeliveryStatus.CANCELLED, last_error=str(why))
-                continue
-            except Exception as exc:  # one broken row must not hold its whole batch hostage
-                log.exception("delivery %s could not be rendered", delivery.id)
-                db.session.rollback()
-                marks.failed(delivery, f"render: {type(exc).__name__}: {exc}")
-                continue
-            try:
-                smtp.send(message, envelope_address(delivery.to_email))
-            except (smtplib.SMTPException, OSError) as exc:
-                marks.failed(delivery, f"{type(exc).__name__}: {exc}", permanent=_is_permanent(exc))
-                smtp.close()
-                continue
-            marks.sent(delivery, message["Message-ID"])
-            sent += 1
+
+        def mark(results) -> None:
+            nonlocal sent
+            for delivery, error in results:
+                if error is None:
+                    marks.sent(delivery, delivery.message_id)
+                    sent += 1
+                else:
+                    marks.failed(delivery, f"{type(error).__name__}: {error}", permanent=_is_permanent(error))
+
+        try:
+            for delivery in rows:
+                message = _build(delivery, marks)
+                if message is not None:
+                    lanes.submit(delivery, message, envelope_address(delivery.to_email))
+                mark(lanes.finished())
+        finally:
+            # Also when rendering crashed: what the lanes were given is sent, so mark it.
+            mark(lanes.finished(wait=True))
     db.session.rollback()  # end the batch's read snapshot
     return sent
+
+
+def _build(delivery: Delivery, marks: _Marks):
+    """The row's email, rendered from current data; ``None`` (and the row marked) when it no
+    longer applies or could not be rendered."""
+    delivery.message_id = delivery.message_id or message_id_for(delivery)  # detached: not written
+    try:
+        return build_message(delivery, render_delivery(delivery))
+    except SkipDelivery as why:
+        marks.mark(delivery, status=DeliveryStatus.CANCELLED, last_error=str(why))
+    except Exception as exc:  # one broken row must not hold its whole batch hostage
+        log.exception("delivery %s could not be rendered", delivery.id)
+        db.session.rollback()
+        marks.failed(delivery, f"render: {type(exc).__name__}: {exc}")
+    return None
 
 
 def message_id_for(delivery: Delivery) -> str:
@@ -248,9 +270,9 @@ def send_due(batch_size: int | None = None) -> int:
     batch_size = batch_size or config["MAIL_BATCH_SIZE"]
     deadline = time.monotonic() + config["MAIL_SWEEP_SECONDS"]  # real time, not the (test) clock
     sent = 0
-    with SmtpSender(config) as smtp:  # one connection for every batch of this sweep
+    with SmtpLanes(config, config["MAIL_SMTP_CONNECTIONS"]) as lanes:  # for every batch of this sweep
         while time.monotonic() < deadline and (token := claim(batch_size)):
-            sent += send_claimed(token, smtp)
+            sent += send_claimed(token, lanes)
     return sent
 
 
