@@ -273,7 +273,13 @@ def count_statements(app, host: SeededHost, repeat: int = 10) -> dict[str, tuple
 # --- over HTTP: gunicorn under load ----------------------------------------------------------
 
 def login_cookies(base_url: str, host: SeededHost) -> requests.cookies.RequestsCookieJar:
-    """Log in through the login page (CSRF token from the form); return the session cookies."""
+    """Log in through the login page (CSRF token from the form); return the session cookies.
+
+    They are the cookies a browser holds after it followed the login's redirect: the first page
+    after login puts a new CSRF token in the session (login starts a new session) and sends
+    the cookie again. ``ab`` never stores cookies, so with the login's own cookie every request
+    would make a CSRF token and sign a new session cookie, which no browser makes a page do.
+    """
     with requests.Session() as session:
         page = session.get(f"{base_url}/login", timeout=30)
         token = _CSRF.search(page.text).group(1)
@@ -281,6 +287,9 @@ def login_cookies(base_url: str, host: SeededHost) -> requests.cookies.RequestsC
                                 data={"email": host.email, "password": host.password, "csrf_token": token})
         if response.status_code != 302 or "/login" in response.headers.get("Location", ""):
             raise RuntimeError(f"login as {host.email} failed ({response.status_code})")
+        landing = session.get(f"{base_url}/dashboard", allow_redirects=False, timeout=30)
+        if landing.status_code != 200:
+            raise RuntimeError(f"/dashboard after login as {host.email} answered {landing.status_code}")
         return session.cookies
 
 
@@ -296,7 +305,30 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def load(url: str, cookies, clients: int, total: int, duration: float, server_pids: list[int]) -> dict:
+def database_pids(database_url: str) -> list[int]:
+    """PostgreSQL on this machine: the pids of the backends serving this database's clients.
+
+    Their CPU is the database's share of each request (it runs on the same two cores). Empty on
+    SQLite, which runs inside the gunicorn workers, and for a server whose processes are not here.
+    """
+    if not database_url.startswith("postgresql"):
+        return []
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            pids = connection.scalars(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()")).all()
+    finally:
+        engine.dispose()
+    return [pid for pid in pids if Path(f"/proc/{pid}/stat").exists()]
+
+
+def load(url: str, cookies, clients: int, total: int, duration: float, server_pids: list[int],
+         database: list[int]) -> dict:
     """``clients`` threads GET ``url`` until ``total`` requests or ``duration`` s; latencies in ms.
 
     Also the CPU time the server processes and this process spent per request.
@@ -329,6 +361,7 @@ def load(url: str, cookies, clients: int, total: int, duration: float, server_pi
                 latencies.append(elapsed)  # list.append is atomic under the GIL
 
     started, server_cpu, own_cpu = time.perf_counter(), _cpu_seconds(server_pids), time.process_time()
+    database_cpu = _cpu_seconds(database)
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for thread in threads:
         thread.start()
@@ -336,15 +369,18 @@ def load(url: str, cookies, clients: int, total: int, duration: float, server_pi
         thread.join()
     wall = time.perf_counter() - started
     server_cpu, own_cpu = _cpu_seconds(server_pids) - server_cpu, time.process_time() - own_cpu
+    database_cpu = _cpu_seconds(database) - database_cpu
     if not latencies:
         raise RuntimeError(f"{url}: no successful request ({len(errors)} errors: {sorted(set(errors))})")
     return {"n": len(latencies), "errors": len(errors), "error_kinds": sorted(set(errors)),
             "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "max": max(latencies),
             "rate": len(latencies) / wall, "server_cpu": server_cpu * 1000 / (len(latencies) + len(errors)),
+            "database_cpu": database_cpu * 1000 / (len(latencies) + len(errors)),
             "client_cpu": own_cpu * 1000 / (len(latencies) + len(errors)), "bytes": len(requests.get(url, cookies=cookies, timeout=60).content)}
 
 
-def load_ab(url: str, cookies, clients: int, total: int, duration: float, server_pids: list[int]) -> dict:
+def load_ab(url: str, cookies, clients: int, total: int, duration: float, server_pids: list[int],
+            database: list[int]) -> dict:
     """The same measure as ``load``, with ApacheBench (``ab``, apt ``apache2-utils``) as the clients.
 
     ``ab`` is C: about a tenth of the CPU per request of 16 Python threads, and no GIL between a
@@ -354,6 +390,7 @@ def load_ab(url: str, cookies, clients: int, total: int, duration: float, server
     csv_path = Path(tempfile.mkstemp(suffix=".csv")[1])
     cookie = "; ".join(f"{c.name}={c.value}" for c in cookies)
     before, server_cpu = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_seconds(server_pids)
+    database_cpu = _cpu_seconds(database)
     try:
         out = subprocess.run(["ab", "-q", "-t", str(int(duration)), "-n", str(total), "-c", str(clients),
                               "-H", f"Cookie: {cookie}", "-e", str(csv_path),
@@ -364,6 +401,7 @@ def load_ab(url: str, cookies, clients: int, total: int, duration: float, server
     finally:
         csv_path.unlink(missing_ok=True)
     after, server_cpu = resource.getrusage(resource.RUSAGE_CHILDREN), _cpu_seconds(server_pids) - server_cpu
+    database_cpu = _cpu_seconds(database) - database_cpu
 
     def field(name: str) -> float:
         found = re.search(rf"^{name}:\s+([0-9.]+)", out, re.M)
@@ -375,6 +413,7 @@ def load_ab(url: str, cookies, clients: int, total: int, duration: float, server
             "error_kinds": ["failed"] * bool(failed) + ["non-2xx"] * bool(non_2xx),
             "p50": float(percent["50"]), "p95": float(percent["95"]), "max": float(percent["100"]),
             "rate": field("Requests per second"), "server_cpu": server_cpu * 1000 / max(done, 1),
+            "database_cpu": database_cpu * 1000 / max(done, 1),
             "client_cpu": client_cpu * 1000 / max(done, 1),
             "bytes": len(requests.get(url, cookies=cookies, timeout=60).content)}
 
@@ -433,9 +472,9 @@ def run(args) -> dict:
             for page, path in host.urls().items():
                 url = f"{base_url}{path}"
                 measure = load_ab if args.client == "ab" else load
-                measure(url, cookies, args.clients, 2 * args.clients, 30, server_pids)  # warm both workers
+                measure(url, cookies, args.clients, 2 * args.clients, 30, server_pids, [])  # warm both workers
                 latency[host.label][page] = measure(url, cookies, args.clients, args.requests, args.duration,
-                                                    server_pids)
+                                                    server_pids, database_pids(database_url))
                 procs.check_alive()
                 print(f"  {host.label} {page}: {latency[host.label][page]['n']} requests", flush=True)
         return {"hosts": hosts, "queries": queries, "latency": latency, "logs": workdir, "load": load_before,
@@ -455,7 +494,7 @@ def report(r: dict, args) -> None:
     print(f"\n{r['database']}, gunicorn --workers 2, {args.clients} concurrent clients ({args.client}) on loopback, "
           f"{os.cpu_count()} CPUs, load average {r['load'][0]:.1f} before / {os.getloadavg()[0]:.1f} after")
     header = (f"{'host':6} {'page':14} {'requests':>8} {'err':>4} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} "
-              f"{'req/s':>6} {'KiB':>5} {'1 req ms':>8} {'srv CPU':>7} {'queries':>7}  p95 ≤ {TARGET_P95_MS:.0f} ms")
+              f"{'req/s':>6} {'KiB':>5} {'1 req ms':>8} {'srv CPU':>7} {'db CPU':>6} {'queries':>7}  p95 ≤ {TARGET_P95_MS:.0f} ms")
     print(header)
     for host in (large, small):
         for page in PAGES:
@@ -463,6 +502,7 @@ def report(r: dict, args) -> None:
             count, alone = r["queries"][host.label][page]
             print(f"{host.label:6} {page:14} {m['n']:8d} {m['errors']:4d} {m['p50']:7.1f} {m['p95']:7.1f} "
                   f"{m['max']:7.1f} {m['rate']:6.0f} {m['bytes'] / 1024:5.0f} {alone:8.1f} {m['server_cpu']:7.1f} "
+                  f"{m['database_cpu']:6.1f} "
                   f"{count:7d}  "
                   f"{'yes' if m['p95'] <= TARGET_P95_MS else 'NO'}"
                   + (f"  errors: {m['error_kinds']}" if m["errors"] else ""))
@@ -472,7 +512,8 @@ def report(r: dict, args) -> None:
         print(f"  {page:14} {a:3d} / {b:3d}  {'equal' if a == b else 'DIFFERENT: a query per row somewhere'}")
     print("\n'1 req ms': one request at a time in this process (test client, no HTTP), the page's own time "
           "without queueing.\n'srv CPU': CPU ms the gunicorn processes spent per request under load "
-          f"(the clients: {_mean_client_cpu(r):.1f} ms per request).")
+          f"(the clients: {_mean_client_cpu(r):.1f} ms per request); 'db CPU': the PostgreSQL backends' "
+          "(0 on SQLite, which runs in the gunicorn workers).")
     if r["logs"].exists():
         print(f"logs and database kept in {r['logs']}")
 

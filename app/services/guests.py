@@ -2,15 +2,16 @@
 
 A slot may have a thousand guests, so nothing here loads a slot's whole guest list: pages are
 LIMIT/OFFSET queries of the few columns the pages show, and email states are read for the
-guests on the page only.
+guests on the page only, in the same statement.
 """
+from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import Row, bindparam, func, or_, select
+from sqlalchemy import Row, and_, bindparam, func, or_, select
 
 from app.extensions import db
 from app.models import Booking, BookingStatus, Delivery, Slot
-from app.pagination import Page, paginate
+from app.pagination import Page
 
 #: Guests per page on a slot's page.
 GUESTS_PER_PAGE = 50
@@ -20,51 +21,87 @@ SEARCH_MAX = 100
 TIMELINE_KINDS = ("booking_confirmation", "zoom_url")
 
 
-def guest_page(slot: Slot, page: int, search: str = "", per_page: int = GUESTS_PER_PAGE) -> Page:
-    """One page of the slot's confirmed guests in booking order, as rows.
+@dataclass(slots=True)
+class Guest:
+    """A guest on a slot's page, with the state of the emails the host sees per guest."""
 
-    Each row has ``id``, ``guest_name`` and ``guest_email``.
+    id: int
+    guest_name: str
+    guest_email: str
+    #: The latest email of each ``TIMELINE_KINDS`` kind about this booking (a row with
+    #: ``status``, ``due_at``, ``sent_at`` and ``last_error``), or None.
+    booking_confirmation: Row | None = None
+    zoom_url: Row | None = None
+
+
+def _confirmed_guests(search: str = ""):
+    """The slot's (``slot_id``) confirmed bookings in booking order, searched if ``search`` is given."""
+    columns = Booking.__table__.c
+    statement = (select(columns.id, columns.guest_name, columns.guest_email)
+                 .where(columns.slot_id == bindparam("slot_id"), columns.status == BookingStatus.CONFIRMED)
+                 .order_by(columns.id))
+    if search:
+        statement = statement.where(or_(columns.guest_name.icontains(search, autoescape=True),
+                                        columns.guest_email.icontains(search, autoescape=True)))
+    return statement
+
+
+def _with_email_states(guests):
+    """A page of guests (``limit``, ``offset``) and their ``TIMELINE_KINDS`` emails, a row per email.
+
+    One statement instead of a page and then its states: on PostgreSQL each statement is a round
+    trip and work for the database backend on the same cores.
+    """
+    page = guests.limit(bindparam("limit")).offset(bindparam("offset")).subquery()
+    deliveries = Delivery.__table__.c
+    return (select(page, deliveries.kind, deliveries.status, deliveries.due_at, deliveries.sent_at,
+                   deliveries.last_error)
+            .outerjoin_from(page, Delivery.__table__,
+                            and_(deliveries.booking_id == page.c.id, deliveries.slot_id == bindparam("slot_id"),
+                                 deliveries.kind.in_(TIMELINE_KINDS)))
+            .order_by(page.c.id, deliveries.id))
+
+
+@cache
+def _unsearched_page_statement():
+    # Built once, run with ``slot_id``, ``limit`` and ``offset``: building it costs more than
+    # running it. A search builds its own (its text is escaped into the statement).
+    return _with_email_states(_confirmed_guests())
+
+
+def guest_page(slot: Slot, page: int, search: str = "", per_page: int = GUESTS_PER_PAGE) -> Page:
+    """One page of the slot's confirmed guests in booking order, each a ``Guest`` with its email states.
+
+    Only emails about this slot count (a booking's emails carry its slot's id); of several of a
+    kind, the latest.
 
     :param search: keep only guests whose name or email contains it (case-insensitive; ``%``
         and ``_`` are matched literally).
     """
-    statement = (select(Booking.id, Booking.guest_name, Booking.guest_email)
-                 .where(Booking.slot_id == slot.id, Booking.status == BookingStatus.CONFIRMED)
-                 .order_by(Booking.id))
     search = search.strip()[:SEARCH_MAX]
+    params = {"slot_id": slot.id}
     if search:
-        statement = statement.where(or_(Booking.guest_name.icontains(search, autoescape=True),
-                                        Booking.guest_email.icontains(search, autoescape=True)))
-    # Unsearched, the list is the slot's confirmed bookings, which ``booked_count`` counts (it
-    # moves with every booking and cancellation, in the same transaction): no COUNT needed.
-    total = None if search else slot.booked_count
-    return paginate(statement, page, per_page, total=total, scalars=False)
-
-
-@cache
-def _states_statement():
-    # Built once, run with ``slot_id`` and ``booking_ids``: building a statement costs more than
-    # running this one. Plain table columns: no ORM entities to load.
-    columns = Delivery.__table__.c
-    return (select(columns.booking_id, columns.kind, columns.status, columns.due_at, columns.sent_at,
-                   columns.last_error)
-            .where(columns.booking_id.in_(bindparam("booking_ids", expanding=True)),
-                   columns.slot_id == bindparam("slot_id"), columns.kind.in_(TIMELINE_KINDS))
-            .order_by(columns.id))
-
-
-def email_states(slot_id: int, booking_ids: list[int]) -> dict[int, dict[str, Row]]:
-    """The latest confirmation and URL email of each of these bookings, in one query.
-
-    ``{booking_id: {kind: row}}``; a row has ``status``, ``due_at``, ``sent_at`` and
-    ``last_error``. Only rows about this slot count (a booking's emails carry its slot's id).
-    """
-    if not booking_ids:
-        return {}
-    states: dict[int, dict[str, Row]] = {}
-    for row in db.session.execute(_states_statement(), {"slot_id": slot_id, "booking_ids": booking_ids}):
-        states.setdefault(row.booking_id, {})[row.kind] = row  # by id, so the latest row of a kind wins
-    return states
+        guests = _confirmed_guests(search)
+        total = db.session.scalar(select(func.count()).select_from(guests.order_by(None).subquery()), params)
+        statement = _with_email_states(guests)
+    else:
+        # Unsearched, the list is the slot's confirmed bookings, which ``booked_count`` counts (it
+        # moves with every booking and cancellation, in the same transaction): no COUNT needed.
+        total = slot.booked_count
+        statement = _unsearched_page_statement()
+    shown = Page(items=[], number=page, per_page=per_page, total=total)
+    shown.number = min(max(page, 1), shown.pages)  # as ``paginate`` clamps it
+    if total:
+        by_id: dict[int, Guest] = {}
+        for row in db.session.execute(statement, {**params, "limit": per_page,
+                                                  "offset": (shown.number - 1) * per_page}):
+            guest = by_id.get(row.id)
+            if guest is None:
+                guest = by_id[row.id] = Guest(row.id, row.guest_name, row.guest_email)
+            if row.kind is not None:
+                setattr(guest, row.kind, row)  # in id order, so the latest email of a kind wins
+        shown.items = list(by_id.values())
+    return shown
 
 
 @cache
@@ -82,8 +119,8 @@ def _first_guests_statement():
 def first_guests(slot_ids: list[int], limit: int) -> dict[int, list[Row]]:
     """The first ``limit`` confirmed guests of each of these slots, in one query (a window function).
 
-    ``{slot_id: [row, …]}``; rows as in ``guest_page``, with ``created_at``. Slots without guests
-    are absent.
+    ``{slot_id: [row, …]}``; rows with ``id``, ``guest_name``, ``guest_email`` and ``created_at``.
+    Slots without guests are absent.
     """
     if not slot_ids:
         return {}

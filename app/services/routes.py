@@ -83,11 +83,10 @@ def detail(service_id):
             return redirect(url_for("services.detail", service_id=service.id, page=page if page > 1 else None,
                                     _anchor=f"slot-{slot.id}"))
     tab = request.args.get("tab") if request.args.get("tab") in slots.TABS else "upcoming"
-    shown, counts = slots.service_slots(service, tab, request.args.get("page", 1, type=int))
+    shown, counts, slot_meetings = slots.service_slots(service, tab, request.args.get("page", 1, type=int))
     return render_template("services/detail.html", service=service, form=form, kind_labels=KIND_LABELS,
                            venue_labels=VENUE_LABELS, tab=tab, counts=counts, slots=shown,
-                           meetings=(meetings.meetings_by_slot([s.id for s in shown.items])
-                                     if service.venue == Venue.ZOOM else {}),
+                           meetings=slot_meetings if service.venue == Venue.ZOOM else {},
                            connection=link.shown_connection(current_user))
 
 
@@ -95,12 +94,11 @@ def detail(service_id):
 @login_required
 def slot_detail(slot_id):
     """One slot: its Zoom meeting and its guests, a page at a time, searchable by name or email."""
-    slot = catalog.get_own_slot_or_404(slot_id, current_user)
+    slot, meeting = catalog.get_own_slot_and_meeting_or_404(slot_id, current_user)
     search = (request.args.get("q") or "").strip()[:guests.SEARCH_MAX]
-    page = guests.guest_page(slot, request.args.get("page", 1, type=int), search)
-    return render_template("services/slot.html", slot=slot, service=slot.service, guests=page, q=search,
-                           states=guests.email_states(slot.id, [g.id for g in page.items]),
-                           meeting=meetings.meeting_for(slot.id) if slot.service.venue == Venue.ZOOM else None,
+    return render_template("services/slot.html", slot=slot, service=slot.service, q=search,
+                           guests=guests.guest_page(slot, request.args.get("page", 1, type=int), search),
+                           meeting=meeting if slot.service.venue == Venue.ZOOM else None,
                            connection=link.shown_connection(current_user),
                            action_form=EmptyForm())
 

@@ -1,14 +1,15 @@
 """Slots (開催日時): add, move and cancel, telling booked guests what changed."""
 from datetime import datetime
+from functools import cache
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 
 from app import clock
 from app.extensions import db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
-from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus, User
+from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus, User, ZoomMeeting
 from app.pagination import Page, paginate
 from app.urls import external_url
 
@@ -101,25 +102,53 @@ def _in_tab(tab: str, now: datetime):
     return Slot.starts_at > now
 
 
+@cache
+def _tab_counts_statement():
+    # Built once, run with ``service_id`` and ``now`` (as the page's other hot statements are:
+    # building a statement and its cache key costs about as much as running it).
+    now = bindparam("now", type_=Slot.starts_at.type)
+    return (select(*(func.count(case((_in_tab(tab, now), 1))) for tab in TABS))
+            .where(Slot.service_id == bindparam("service_id")))
+
+
 def tab_counts(service: Service, now: datetime) -> dict[str, int]:
     """How many slots each tab of the service page lists at ``now``, counted in one query."""
-    row = db.session.execute(
-        select(*(func.count(case((_in_tab(tab, now), 1))) for tab in TABS)).where(Slot.service_id == service.id)
-    ).one()
+    row = db.session.execute(_tab_counts_statement(), {"service_id": service.id, "now": now}).one()
     return dict(zip(TABS, row))
 
 
-def service_slots(service: Service, tab: str, page: int, per_page: int = SLOTS_PER_PAGE) -> tuple[Page, dict]:
-    """One page of a tab of the service page, and the slot count of every tab.
+@cache
+def _tab_page_statement(tab: str):
+    # Built once per tab, run with ``service_id``, ``now``, ``limit`` and ``offset``. Each slot
+    # comes with its Zoom meeting row (at most one: ``zoom_meetings.slot_id`` is unique).
+    order = (Slot.starts_at.desc(), Slot.id.desc()) if tab == "past" else (Slot.starts_at, Slot.id)
+    return (select(Slot, ZoomMeeting).outerjoin(ZoomMeeting, ZoomMeeting.slot_id == Slot.id)
+            .where(Slot.service_id == bindparam("service_id"),
+                   _in_tab(tab, bindparam("now", type_=Slot.starts_at.type)))
+            .order_by(*order).limit(bindparam("limit")).offset(bindparam("offset")))
+
+
+def service_slots(service: Service, tab: str, page: int,
+                  per_page: int = SLOTS_PER_PAGE) -> tuple[Page, dict[str, int], dict[int, ZoomMeeting]]:
+    """One page of a tab of the service page, the slot count of every tab, and the Zoom meetings
+    of the page's slots by slot id (slots without one are absent), in two queries.
 
     ``upcoming``: slots still to come, open or cancelled, soonest first. ``past``: slots that have
     started and were not cancelled, latest first.
     """
     now = clock.now()
     counts = tab_counts(service, now)
-    order = (Slot.starts_at.desc(), Slot.id.desc()) if tab == "past" else (Slot.starts_at, Slot.id)
-    statement = select(Slot).where(Slot.service_id == service.id, _in_tab(tab, now)).order_by(*order)
-    return paginate(statement, page, per_page, total=counts[tab]), counts
+    shown = Page(items=[], number=page, per_page=per_page, total=counts[tab])
+    shown.number = min(max(page, 1), shown.pages)  # as ``paginate`` clamps it
+    meetings = {}
+    if shown.total:
+        rows = db.session.execute(_tab_page_statement(tab), {
+            "service_id": service.id, "now": now, "limit": per_page, "offset": (shown.number - 1) * per_page})
+        for slot, meeting in rows:
+            shown.items.append(slot)
+            if meeting is not None:
+                meetings[slot.id] = meeting
+    return shown, counts, meetings
 
 
 def upcoming_page_of(slot: Slot, per_page: int = SLOTS_PER_PAGE) -> int:
@@ -131,14 +160,21 @@ def upcoming_page_of(slot: Slot, per_page: int = SLOTS_PER_PAGE) -> int:
     return before // per_page + 1
 
 
-def _upcoming(host: User):
+def _upcoming(host_id, now):
+    """The host's open future slots, soonest first (``host_id`` and ``now``: values or bind parameters)."""
     return (
         select(Slot.id, Slot.starts_at, Slot.capacity, Slot.booked_count, Slot.service_id,
                Service.title.label("service_title"))
         .join(Slot.service)
-        .where(Service.host_id == host.id, Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now())
+        .where(Service.host_id == host_id, Slot.status == SlotStatus.OPEN, Slot.starts_at > now)
         .order_by(Slot.starts_at, Slot.id)
     )
+
+
+@cache
+def _next_slots_statement():
+    # Built once, run with ``host_id``, ``now`` and ``limit``: the dashboard runs it on every view.
+    return _upcoming(bindparam("host_id"), bindparam("now", type_=Slot.starts_at.type)).limit(bindparam("limit"))
 
 
 def upcoming_slots(host: User, page: int, per_page: int = SLOTS_PER_PAGE) -> Page:
@@ -147,7 +183,7 @@ def upcoming_slots(host: User, page: int, per_page: int = SLOTS_PER_PAGE) -> Pag
     Each row has ``id``, ``starts_at``, ``capacity``, ``booked_count``, ``service_id`` and
     ``service_title``: the lists of slots need nothing more.
     """
-    return paginate(_upcoming(host), page, per_page, scalars=False)
+    return paginate(_upcoming(host.id, clock.now()), page, per_page, scalars=False)
 
 
 def next_slots(host: User, limit: int) -> tuple[list, bool]:
@@ -155,7 +191,8 @@ def next_slots(host: User, limit: int) -> tuple[list, bool]:
 
     One query and no COUNT: the dashboard only links to the rest.
     """
-    rows = db.session.execute(_upcoming(host).limit(limit + 1)).all()
+    rows = db.session.execute(_next_slots_statement(),
+                              {"host_id": host.id, "now": clock.now(), "limit": limit + 1}).all()
     return rows[:limit], len(rows) > limit
 
 
