@@ -30,7 +30,8 @@ from app.messages import bulk  # noqa: E402
 from app.models import Booking, Delivery, DeliveryStatus, Message, Service, Slot  # noqa: E402
 from app.services.catalog import create_service  # noqa: E402
 from config import Config  # noqa: E402
-from outbox_delivery import SINKS, Processes, measure_raw_rate, start_redis, wait_for  # noqa: E402
+from outbox_delivery import (SINKS, Processes, cpu_per_mail, spent_cpu, measure_raw_rate, start_redis,  # noqa: E402
+                             wait_for)
 
 
 def seed(n: int):
@@ -95,7 +96,8 @@ def main() -> None:
             from app.mail.smtp import WIRE
             row = db.session.scalars(select(Delivery).where(Delivery.bulk_message_id == message_id).limit(1)).one()
             sample = build_message(row, render_delivery(row)).as_bytes(policy=WIRE)
-        raw_rate = measure_raw_rate(sink, min(args.n, 2000), sample, flatten=False)
+        raw_rate, _ = measure_raw_rate(sink, min(args.n, 2000), sample, flatten=False)
+        cpu_before = procs.cpu()
 
         python = sys.executable
         t0 = time.time()
@@ -104,6 +106,7 @@ def main() -> None:
         wait_for(lambda: Worker.count(connection=redis) >= args.workers, 30, "workers registered", procs)
         wait_for(lambda: sink.count() >= written, args.timeout, "all delivered", procs, interval=0.2)
         arrivals = sorted(t for t, _ in sink.take())
+        spent = spent_cpu(cpu_before, procs.cpu())
         first, last = arrivals[0], arrivals[-1]
         rate = written / max(last - first, 1e-6)
         with app.app_context():
@@ -114,6 +117,7 @@ def main() -> None:
         print(f"delivery rate         {rate:.0f} mails/s   (workers started → last mail {last - t0:.1f} s)")
         print(f"raw smtplib rate      {raw_rate:.0f} mails/s   (SMTP server: --sink {args.sink})")
         print(f"ratio                 {rate / raw_rate:.2f}   target ≥ 0.8")
+        print(f"CPU per mail (ms)     {cpu_per_mail(spent, written)}")
         print(f"rows sent / received  {sent} / {len(arrivals)}   message status {status.value}")
     finally:
         procs.stop()

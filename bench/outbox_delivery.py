@@ -403,7 +403,7 @@ def run(args) -> dict:
         #    same loop flattening an EmailMessage on every send (what any EmailMessage sender pays).
         cpu_before_raw = procs.cpu()
         raw_rate, raw_client_cpu = measure_raw_rate(sink, args.n, message, flatten=False)
-        raw_cpu = _spent(cpu_before_raw, procs.cpu())
+        raw_cpu = spent_cpu(cpu_before_raw, procs.cpu())
         raw_cpu["raw client"] = raw_client_cpu
         flatten_rate, _ = measure_raw_rate(sink, args.n, message, flatten=True)
 
@@ -427,7 +427,7 @@ def run(args) -> dict:
             timed_out = True
         time.sleep(0.5)  # a duplicate would arrive right behind the last mail
         arrivals = sink.take()
-        outbox_cpu = _spent(cpu_before_outbox, procs.cpu())
+        outbox_cpu = spent_cpu(cpu_before_outbox, procs.cpu())
 
         with app.app_context():
             statuses = dict(db.session.execute(
@@ -459,16 +459,17 @@ def run(args) -> dict:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """CPU seconds per process between two ``Processes.cpu`` readings, the workers summed."""
+def spent_cpu(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per process between two ``Processes.cpu`` readings (all of it for a process
+    started in between), the workers summed."""
     spent: dict[str, float] = {}
     for name, seconds in after.items():
         key = "workers" if name.startswith("worker") else name
-        spent[key] = spent.get(key, 0.0) + seconds - before.get(name, seconds)
+        spent[key] = spent.get(key, 0.0) + seconds - before.get(name, 0.0)
     return spent
 
 
-def _cpu_per_mail(spent: dict[str, float], n: int) -> str:
+def cpu_per_mail(spent: dict[str, float], n: int) -> str:
     return ", ".join(f"{name} {1000 * seconds / n:.2f}" for name, seconds in spent.items() if name != "redis"
                      ) + f", redis {1000 * spent.get('redis', 0.0) / n:.2f}"
 
@@ -508,8 +509,8 @@ def report(r: dict) -> None:
     print(f"\n{'':{widths[0]}}  {'figure':{widths[1]}}  {'target':{widths[2]}}  met")
     for label, value, target, ok in rows:
         print(f"{label:{widths[0]}}  {value:{widths[1]}}  {target:{widths[2]}}  {ok}".rstrip())
-    print(f"\nCPU per mail (ms), raw loop: {_cpu_per_mail(r['raw_cpu'], n)}")
-    print(f"CPU per mail (ms), outbox:   {_cpu_per_mail(r['outbox_cpu'], r['received'] or 1)}"
+    print(f"\nCPU per mail (ms), raw loop: {cpu_per_mail(r['raw_cpu'], n)}")
+    print(f"CPU per mail (ms), outbox:   {cpu_per_mail(r['outbox_cpu'], r['received'] or 1)}"
           + ("" if r["sink"] == "maildir" else " (the counting server runs in this script, not counted)"))
     print(f"\nrows written in {r['write_seconds']:.1f} s, {r['lead']:.1f} s before they were due"
           + ("; TIMED OUT before every mail arrived" if r["timed_out"] else ""))

@@ -18,10 +18,11 @@ import logging
 import smtplib
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, event, func, or_, select, update
 
 from app import clock
 from app.extensions import begin_write, db
@@ -195,7 +196,7 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
     for delivery in rows:
         db.session.expunge(delivery)
     sent = 0
-    with _Marks(token) as marks:
+    with _Marks(token) as marks, _holding_loaded_objects(db.session()):
 
         def mark(results) -> None:
             nonlocal sent
@@ -217,6 +218,27 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
             mark(lanes.finished(wait=True))
     db.session.rollback()  # end the batch's read snapshot
     return sent
+
+
+@contextmanager
+def _holding_loaded_objects(session):
+    """Keep every object the batch loads until the batch ends.
+
+    The session's identity map holds objects weakly: once a row's email is rendered, the slot,
+    service and host it loaded are garbage, and the next guest of the same slot loaded them
+    again (a query per row). Held, they come from the identity map, as of the batch's one
+    read snapshot.
+    """
+    held = []
+
+    def hold(session, instance) -> None:
+        held.append(instance)
+
+    event.listen(session, "loaded_as_persistent", hold)
+    try:
+        yield
+    finally:
+        event.remove(session, "loaded_as_persistent", hold)
 
 
 def _build(delivery: Delivery, marks: _Marks):
