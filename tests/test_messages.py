@@ -2,6 +2,7 @@
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from app import clock
 from app.extensions import db
@@ -179,3 +180,33 @@ def test_notes_preview_is_the_real_confirmation_and_plain_text(client, login, ma
     client.post(f"/services/{service.id}/notes", {"host_notes": "新しいURL https://meet.example.com/new"})
     db.session.rollback()
     assert db.session.get(type(service), service.id).host_notes.endswith("/new")
+
+
+def test_a_batch_of_bulk_emails_reads_the_same_statements_for_four_times_the_guests(app, make_host, make_service,
+                                                                                    make_slot, make_booking, smtp):
+    """No query per recipient: the batch's bookings are read in one query, and the slot, its
+    service, host and meeting once (a behaviour test: an N+1 shows as a count that grows)."""
+
+    def selects_to_send_a_message_to(guests: int) -> int:
+        host = make_host()
+        service = make_service(host, title="ピアノ教室", venue="manual_url", kind="class_event", capacity=20)
+        slot = make_slot(service, timedelta(days=2))
+        for i in range(guests):
+            make_booking(slot, f"ゲスト{i}", f"guest{i}.{slot.id}@example.com")
+        outbox.send_due()  # the confirmations: out of the way
+        bulk.compose(host, service, slot_ids=[slot.id], all_upcoming=False, subject="{guest_name}様",
+                     body="{slot_datetime}", scheduled_at=None)
+        statements = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        with app.app_context():  # a fresh session, as in a work horse
+            event.listen(db.engine, "before_cursor_execute", record)
+            try:
+                assert outbox.send_due() == guests
+            finally:
+                event.remove(db.engine, "before_cursor_execute", record)
+        return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+
+    assert selects_to_send_a_message_to(3) == selects_to_send_a_message_to(12)

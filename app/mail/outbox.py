@@ -26,9 +26,9 @@ from sqlalchemy import and_, bindparam, event, func, or_, select, update
 
 from app import clock
 from app.extensions import begin_write, db
-from app.mail.render import SkipDelivery, build_message, envelope_address, render_delivery
+from app.mail.render import BATCH_MEMO, SkipDelivery, build_message, envelope_address, render_delivery
 from app.mail.smtp import SmtpLanes
-from app.models import Delivery, DeliveryStatus
+from app.models import Booking, Delivery, DeliveryStatus
 from app.queue import enqueue_batch_after_commit
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
     for delivery in rows:
         db.session.expunge(delivery)
     sent = 0
-    with _Marks(token) as marks, _holding_loaded_objects(db.session()):
+    with _Marks(token) as marks, _batch_session(db.session(), rows):
 
         def mark(results) -> None:
             nonlocal sent
@@ -221,23 +221,34 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
 
 
 @contextmanager
-def _holding_loaded_objects(session):
-    """Keep every object the batch loads until the batch ends.
+def _batch_session(session, rows: list[Delivery]):
+    """Render a batch from one set of loaded objects: its bookings in one query, and every
+    object it loads held until it ends, with a memo for the context builders (``render.per_batch``).
 
-    The session's identity map holds objects weakly: once a row's email is rendered, the slot,
-    service and host it loaded are garbage, and the next guest of the same slot loaded them
+    The session's identity map holds objects weakly: once a row's email was rendered, the slot,
+    service and host it loaded were garbage, and the next guest of the same slot loaded them
     again (a query per row). Held, they come from the identity map, as of the batch's one
-    read snapshot.
+    read snapshot. A commit during the batch (a Zoom re-issue) empties the memo.
     """
     held = []
 
     def hold(session, instance) -> None:
         held.append(instance)
 
+    def forget(session) -> None:
+        session.info[BATCH_MEMO].clear()
+
     event.listen(session, "loaded_as_persistent", hold)
+    event.listen(session, "after_commit", forget)
+    session.info[BATCH_MEMO] = {}
     try:
+        booking_ids = {delivery.booking_id for delivery in rows if delivery.booking_id}
+        if booking_ids:
+            session.scalars(select(Booking).where(Booking.id.in_(booking_ids))).all()
         yield
     finally:
+        del session.info[BATCH_MEMO]
+        event.remove(session, "after_commit", forget)
         event.remove(session, "loaded_as_persistent", hold)
 
 

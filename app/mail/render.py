@@ -22,6 +22,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 
 from app import clock
+from app.extensions import db
 from app.models import Delivery
 
 
@@ -71,6 +72,22 @@ def render_kind(name: str, context: dict, locale: str) -> RenderedEmail:
         text = render_template(f"email/{name}.txt", subject=subject, **context)
         html = render_template(f"email/{name}.html", subject=subject, **context)
     return RenderedEmail(subject, text, html, tuple(context.get("attachments", ())))
+
+
+#: ``session.info`` key of the memo of the outbox batch being rendered (see ``per_batch``).
+BATCH_MEMO = "outbox_batch_memo"
+
+
+def per_batch(key, compute: Callable):
+    """``compute()``, remembered for the rest of the outbox batch being rendered, which reads one
+    snapshot (forgotten at the batch's end and at any commit during it); outside a batch (a
+    preview), ``compute()`` every time."""
+    memo = db.session.info.get(BATCH_MEMO)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def render_delivery(delivery: Delivery) -> RenderedEmail:

@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select, update
 from app import clock
 from app.extensions import begin_write, db
 from app.mail.outbox import queue_email
-from app.mail.render import SkipDelivery, email_kind
+from app.mail.render import SkipDelivery, email_kind, per_batch
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Message, MessageStatus,
                         Service, Slot, SlotStatus, User)
 from app.queue import enqueue_after_commit
@@ -54,7 +54,8 @@ def fill(text: str, values: dict[str, str]) -> str:
 def placeholder_values(booking: Booking) -> dict[str, str]:
     """The values for one recipient, from current data (a moved slot shows its new time)."""
     slot, service = booking.slot, booking.slot.service
-    meeting = meetings.meeting_for(slot.id)
+    # The same for every guest of the slot: one query per batch, not per email.
+    meeting = per_batch(("meeting", slot.id), lambda: meetings.meeting_for(slot.id))
     has_zoom = meeting is not None and meeting.status == MeetingStatus.ISSUED
     return {
         "guest_name": booking.guest_name,
