@@ -460,10 +460,11 @@ def run(args) -> dict:
                    APP_BASE_URL=f"http://127.0.0.1:{port}", PYTHONUNBUFFERED="1")
         env.pop("APP_ENV", None)  # production config would set secure cookies, which plain HTTP never returns
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        server = procs.start("gunicorn", [gunicorn, "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"], env)
+        server = procs.start("gunicorn", [gunicorn, "--workers", str(args.web_workers), "--bind", f"127.0.0.1:{port}",
+                                          "wsgi:app"], env)
         base_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(f"{base_url}/healthz"), 30, "gunicorn", procs, interval=0.2)
-        server_pids = [server.pid, *children(server.pid)]  # the master and its 2 workers
+        server_pids = [server.pid, *children(server.pid)]  # the master and its workers
 
         latency = {}
         for host in hosts:
@@ -491,7 +492,7 @@ def run(args) -> dict:
 def report(r: dict, args) -> None:
     """One table per host, and the query counts of both hosts side by side."""
     large, small = r["hosts"]
-    print(f"\n{r['database']}, gunicorn --workers 2, {args.clients} concurrent clients ({args.client}) on loopback, "
+    print(f"\n{r['database']}, gunicorn --workers {args.web_workers}, {args.clients} concurrent clients ({args.client}) on loopback, "
           f"{os.cpu_count()} CPUs, load average {r['load'][0]:.1f} before / {os.getloadavg()[0]:.1f} after")
     header = (f"{'host':6} {'page':14} {'requests':>8} {'err':>4} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} "
               f"{'req/s':>6} {'KiB':>5} {'1 req ms':>8} {'srv CPU':>7} {'db CPU':>6} {'queries':>7}  p95 ≤ {TARGET_P95_MS:.0f} ms")
@@ -535,6 +536,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="an empty database to use instead of a temporary SQLite file (e.g. PostgreSQL)")
     parser.add_argument("--client", choices=["ab", "python"], default="ab" if shutil.which("ab") else "python",
                         help="the load generator: ApacheBench (default when installed) or Python threads")
+    parser.add_argument("--web-workers", type=int, default=2,
+                        help="gunicorn sync workers (default 2; Procfile.production runs WEB_CONCURRENCY=4)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
     run_and_report(run, lambda result: report(result, args), args)
