@@ -228,7 +228,8 @@ def _batch_session(session, rows: list[Delivery]):
     The session's identity map holds objects weakly: once a row's email was rendered, the slot,
     service and host it loaded were garbage, and the next guest of the same slot loaded them
     again (a query per row). Held, they come from the identity map, as of the batch's one
-    read snapshot. A commit during the batch (a Zoom re-issue) empties the memo.
+    read snapshot. A commit or rollback during the batch (a Zoom re-issue, a row that failed to
+    render) ends that snapshot and empties the memo.
     """
     held = []
 
@@ -240,6 +241,7 @@ def _batch_session(session, rows: list[Delivery]):
 
     event.listen(session, "loaded_as_persistent", hold)
     event.listen(session, "after_commit", forget)
+    event.listen(session, "after_rollback", forget)
     session.info[BATCH_MEMO] = {}
     try:
         booking_ids = {delivery.booking_id for delivery in rows if delivery.booking_id}
@@ -248,6 +250,7 @@ def _batch_session(session, rows: list[Delivery]):
         yield
     finally:
         del session.info[BATCH_MEMO]
+        event.remove(session, "after_rollback", forget)
         event.remove(session, "after_commit", forget)
         event.remove(session, "loaded_as_persistent", hold)
 

@@ -80,8 +80,8 @@ BATCH_MEMO = "outbox_batch_memo"
 
 def per_batch(key, compute: Callable):
     """``compute()``, remembered for the rest of the outbox batch being rendered, which reads one
-    snapshot (forgotten at the batch's end and at any commit during it); outside a batch (a
-    preview), ``compute()`` every time."""
+    snapshot (forgotten at the batch's end and at any commit or rollback during it); outside a
+    batch (a preview), ``compute()`` every time."""
     memo = db.session.info.get(BATCH_MEMO)
     if memo is None:
         return compute()
