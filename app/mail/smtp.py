@@ -88,8 +88,8 @@ class SmtpLanes:
     the server's four replies (MAIL, RCPT, DATA, end of data). Here the caller ``submit``s
     ready bytes and goes on rendering; a lane thread only does socket I/O, which releases the
     GIL. Results come back to the caller (``finished``), which marks the rows: database work
-    stays in the caller's thread. ``submit`` blocks while every lane is busy and one message
-    waits, so at most ``2 × size`` messages are in flight.
+    stays in the caller's thread. ``submit`` blocks while every lane is busy and ``size``
+    more messages wait, so at most ``2 × size`` messages are in flight.
 
     While lanes are open the interpreter's switch interval is lowered from 5 ms to 0.5 ms: a
     lane whose reply arrived must get the GIL from the rendering thread quickly, or it idles
