@@ -24,6 +24,21 @@ class Page:
     #: Items in the whole list.
     total: int
 
+    @classmethod
+    def at(cls, number: int, per_page: int, total: int) -> Page:
+        """Page ``number`` of a list of ``total`` items, its items still to be read.
+
+        A page past the last one is the last one (a list shrinks while people page through it),
+        and anything below 1 is the first.
+        """
+        return cls(items=[], number=min(max(number, 1), max(ceil(total / per_page), 1)), per_page=per_page,
+                   total=total)
+
+    @property
+    def offset(self) -> int:
+        """How many items of the list come before this page."""
+        return (self.number - 1) * self.per_page
+
     @property
     def pages(self) -> int:
         """How many pages the list has (at least one, even when empty)."""
@@ -40,7 +55,7 @@ class Page:
     @property
     def first(self) -> int:
         """1-based position of the page's first item in the list (0 when the list is empty)."""
-        return (self.number - 1) * self.per_page + 1 if self.total else 0
+        return self.offset + 1 if self.total else 0
 
     @property
     def last(self) -> int:
@@ -50,22 +65,19 @@ class Page:
 
 def paginate(statement: Select, number: int, per_page: int, *, total: int | None = None,
              scalars: bool = True) -> Page:
-    """Page ``number`` of ``statement`` (which must be ordered), ``per_page`` items a page.
-
-    A page past the last one shows the last one (a list shrinks while people page through it),
-    and anything below 1 shows the first.
+    """Page ``number`` of ``statement`` (which must be ordered), ``per_page`` items a page
+    (clamped as ``Page.at`` says).
 
     :param total: the list's length when the caller already counted it (saves the COUNT).
     :param scalars: ``False`` for a statement of several columns: the items are then rows.
     """
     if total is None:
         total = db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
-    number = min(max(number, 1), max(ceil(total / per_page), 1))
-    items = []
+    page = Page.at(number, per_page, total)
     if total:
-        result = db.session.execute(statement.limit(per_page).offset((number - 1) * per_page))
-        items = list(result.scalars() if scalars else result)
-    return Page(items=items, number=number, per_page=per_page, total=total)
+        result = db.session.execute(statement.limit(per_page).offset(page.offset))
+        page.items = list(result.scalars() if scalars else result)
+    return page
 
 
 def first_page(statement: Select, per_page: int) -> Page:

@@ -89,12 +89,10 @@ def guest_page(slot: Slot, page: int, search: str = "", per_page: int = GUESTS_P
         # moves with every booking and cancellation, in the same transaction): no COUNT needed.
         total = slot.booked_count
         statement = _unsearched_page_statement()
-    shown = Page(items=[], number=page, per_page=per_page, total=total)
-    shown.number = min(max(page, 1), shown.pages)  # as ``paginate`` clamps it
+    shown = Page.at(page, per_page, total)
     if total:
         by_id: dict[int, Guest] = {}
-        for row in db.session.execute(statement, {**params, "limit": per_page,
-                                                  "offset": (shown.number - 1) * per_page}):
+        for row in db.session.execute(statement, {**params, "limit": per_page, "offset": shown.offset}):
             guest = by_id.get(row.id)
             if guest is None:
                 guest = by_id[row.id] = Guest(row.id, row.guest_name, row.guest_email)

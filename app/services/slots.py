@@ -138,12 +138,11 @@ def service_slots(service: Service, tab: str, page: int,
     """
     now = clock.now()
     counts = tab_counts(service, now)
-    shown = Page(items=[], number=page, per_page=per_page, total=counts[tab])
-    shown.number = min(max(page, 1), shown.pages)  # as ``paginate`` clamps it
+    shown = Page.at(page, per_page, counts[tab])
     meetings = {}
     if shown.total:
         rows = db.session.execute(_tab_page_statement(tab), {
-            "service_id": service.id, "now": now, "limit": per_page, "offset": (shown.number - 1) * per_page})
+            "service_id": service.id, "now": now, "limit": per_page, "offset": shown.offset})
         for slot, meeting in rows:
             shown.items.append(slot)
             if meeting is not None:
