@@ -59,11 +59,12 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
 
-    from app.extensions import write_requests_take_the_lock
+    from app.extensions import read_views_skip_the_transaction, write_requests_take_the_lock
     from app.queue import init_queue
 
     init_queue(app)
     write_requests_take_the_lock(app)
+    read_views_skip_the_transaction(app)
 
     from app import auth, booking, dashboard, messages, services, staff, zoom
 

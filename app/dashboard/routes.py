@@ -4,7 +4,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import text
 
 from app.dashboard import bp
-from app.extensions import db
+from app.extensions import db, reads_only
 from app.queue import get_redis
 from app.services.catalog import has_services
 from app.services.guests import first_guests
@@ -44,6 +44,7 @@ def healthz():
 
 @bp.route("/dashboard")
 @login_required
+@reads_only
 def home():
     """The next slots with their first guests, and links to the rest."""
     shown, more = next_slots(current_user, DASHBOARD_SLOTS)
@@ -54,6 +55,7 @@ def home():
 
 @bp.route("/dashboard/upcoming")
 @login_required
+@reads_only
 def upcoming():
     """Every upcoming slot of every service, a page at a time (the dashboard's もっと見る)."""
     return render_template("dashboard/upcoming.html",

@@ -4,7 +4,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import clock
-from app.extensions import db
+from app.extensions import db, reads_only
 from app.forms import EmptyForm
 from app.mail.render import render_kind
 from app.messages import bp, bulk
@@ -49,6 +49,7 @@ def _compose_page(form, service, message=None, preview=None):
 
 @bp.route("/messages")
 @login_required
+@reads_only
 def index():
     messages = db.session.query(Message).filter_by(host_id=current_user.id).order_by(Message.id.desc()).all()
     return render_template("messages/index.html", messages=messages, progress=bulk.progress)
@@ -80,6 +81,7 @@ def compose():
 
 @bp.route("/messages/<int:message_id>")
 @login_required
+@reads_only
 def detail(message_id):
     message = _own_message_or_404(message_id)
     return render_template("messages/detail.html", message=message, progress=bulk.progress(message),
@@ -88,6 +90,7 @@ def detail(message_id):
 
 @bp.route("/messages/<int:message_id>/progress.json")
 @login_required
+@reads_only
 def progress(message_id):
     """Polled by the progress bar while the message is being sent."""
     message = _own_message_or_404(message_id)

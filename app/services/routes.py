@@ -4,7 +4,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import clock
-from app.extensions import db
+from app.extensions import db, reads_only
 from app.forms import EmptyForm
 from app.models import Venue
 from app.services import bp, catalog, guests, notes, slots
@@ -31,6 +31,7 @@ def _slot_error(form: SlotForm, exc: Exception) -> None:
 
 @bp.route("/services")
 @login_required
+@reads_only
 def index():
     return render_template("services/index.html",
                            services=catalog.services_page(current_user, request.args.get("page", 1, type=int)),
@@ -67,6 +68,7 @@ def edit(service_id):
 
 @bp.route("/services/<int:service_id>", methods=["GET", "POST"])
 @login_required
+@reads_only
 def detail(service_id):
     """The service with its slots, a page of one tab at a time; the form here adds a slot."""
     service = catalog.get_own_service_or_404(service_id, current_user)
@@ -92,6 +94,7 @@ def detail(service_id):
 
 @bp.route("/slots/<int:slot_id>")
 @login_required
+@reads_only
 def slot_detail(slot_id):
     """One slot: its Zoom meeting and its guests, a page at a time, searchable by name or email."""
     slot, meeting = catalog.get_own_slot_and_meeting_or_404(slot_id, current_user)

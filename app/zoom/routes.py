@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import jobs
-from app.extensions import csrf, db
+from app.extensions import csrf, db, reads_only
 from app.queue import get_queue
 from app.zoom import bp, legacy, link, meetings, webhook
 from app.zoom.client import ZoomError
@@ -36,6 +36,7 @@ SETTINGS_LIST_LIMIT = 20
 
 @bp.route("/settings/zoom")
 @login_required
+@reads_only
 def settings():
     connection = link.shown_connection(current_user)
     legacy_link = current_user.legacy_zoom_link  # both loaded with the user
