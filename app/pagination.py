@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Integer, Select, bindparam, func, select
 
 from app.extensions import db
 
@@ -80,11 +80,17 @@ def paginate(statement: Select, number: int, per_page: int, *, total: int | None
     return page
 
 
-def first_page(statement: Select, per_page: int) -> Page:
-    """The first page of ``statement`` (several columns: rows) and the list's length, in one query.
-
-    For a list that a page only previews, where a COUNT would cost as much as the rows: the
-    count comes with them as a window function (each row also has ``total``).
+def counted(statement: Select) -> Select:
+    """``statement`` for ``first_page``: each row also has the list's length (``total``), and the
+    page size is a bind parameter, so the statement can be built once and kept.
     """
-    rows = db.session.execute(statement.add_columns(func.count().over().label("total")).limit(per_page)).all()
+    return statement.add_columns(func.count().over().label("total")).limit(bindparam("per_page", type_=Integer))
+
+
+def first_page(statement: Select, per_page: int, **params) -> Page:
+    """The first page of a ``counted`` statement (rows) and the list's length, in one query.
+
+    For a list that a page only previews, where a COUNT would cost as much as the rows.
+    """
+    rows = db.session.execute(statement, {"per_page": per_page, **params}).all()
     return Page(items=rows, number=1, per_page=per_page, total=rows[0].total if rows else 0)

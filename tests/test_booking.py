@@ -2,6 +2,7 @@
 import threading
 from datetime import timedelta
 
+from app import clock
 from app.booking import booking as bookings
 from app.extensions import db
 from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot
@@ -159,3 +160,19 @@ def test_header_injection_in_guest_name_is_refused(client, make_host, make_servi
         "slot_id": slot.id, "guest_name": "太郎\r\nBcc: victim@example.com", "guest_email": "t@example.com"})
     assert "改行や制御文字は使えません" in response.get_data(as_text=True)
     assert db.session.query(Booking).count() == 0
+
+
+def test_a_slot_keeps_when_its_earliest_booking_was_made(make_host, make_service, make_slot, make_booking):
+    slot = make_slot(make_service(make_host()))
+    assert slot.first_booked_at is None
+    first = make_booking(slot)
+    clock.advance(timedelta(hours=1))
+    bookings.cancel_booking(first)
+    db.session.commit()
+    make_booking(slot)
+    db.session.refresh(slot)
+    assert slot.first_booked_at == first.created_at  # a later booking, or a cancellation, leaves it
+    clock.travel_to(first.created_at - timedelta(minutes=5))  # a clock stepped back
+    earlier = make_booking(slot)
+    db.session.refresh(slot)
+    assert slot.first_booked_at == earlier.created_at < first.created_at

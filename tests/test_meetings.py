@@ -7,6 +7,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from app import clock
+from app.booking import booking as bookings
 from app.extensions import db
 from app.mail import outbox
 from app.models import Delivery, DeliveryStatus, MeetingStatus, ZoomConnection, ZoomMeeting
@@ -395,6 +396,24 @@ def test_backfill_covers_bookings_made_before_linking(client, make_host, link_zo
     run_jobs()
     assert len(creates(zoom)) == 1
     assert db.session.query(Delivery).filter_by(kind="zoom_url").count() == 1
+
+
+def test_settings_list_exactly_the_bookings_made_before_linking(client, make_host, link_zoom, make_service,
+                                                                make_slot, make_booking):
+    host = make_host()
+    service = make_service(host, capacity=5)
+    mixed, cancelled_first, later = (make_slot(service, starts_in=timedelta(days=d)) for d in (2, 3, 4))
+    make_booking(mixed, name="連携前 花子")
+    bookings.cancel_booking(make_booking(cancelled_first, name="取消 次郎"))
+    db.session.commit()
+    clock.advance(timedelta(minutes=1))
+    link_zoom(host)
+    clock.advance(timedelta(minutes=1))
+    for slot in (mixed, cancelled_first, later):
+        make_booking(slot, name="連携後 三郎")
+    page = client.get("/settings/zoom").get_data(as_text=True)
+    assert "連携前のご予約（1件）" in page and "連携前 花子" in page
+    assert "取消 次郎" not in page and "連携後 三郎" not in page
 
 
 def test_host_start_link_fetches_a_fresh_start_url(client, zoom_host, make_service, make_slot, make_booking,

@@ -5,7 +5,7 @@ booked_count < capacity``: the database decides who gets it, so two guests racin
 can never both win, on SQLite or PostgreSQL.
 """
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
@@ -45,11 +45,14 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
     """
     email = normalize_email(guest_email)
     begin_write()
+    now = clock.now()
     taken = db.session.execute(
         update(Slot)
         .where(Slot.id == slot_id, Slot.service_id == service.id, Slot.status == SlotStatus.OPEN,
-               Slot.starts_at > clock.now(), Slot.booked_count < Slot.capacity)
-        .values(booked_count=Slot.booked_count + 1)
+               Slot.starts_at > now, Slot.booked_count < Slot.capacity)
+        .values(booked_count=Slot.booked_count + 1,
+                first_booked_at=case((Slot.first_booked_at.is_(None) | (Slot.first_booked_at > now), now),
+                                     else_=Slot.first_booked_at))
         .execution_options(synchronize_session=False)
     ).rowcount
     if not taken:
@@ -58,7 +61,7 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
         if slot is None or slot.service_id != service.id or not slot.is_open or slot.starts_at <= clock.now():
             raise SlotUnavailable()
         raise SlotFull()
-    booking = Booking(slot_id=slot_id, guest_name=guest_name.strip(), guest_email=email)
+    booking = Booking(slot_id=slot_id, guest_name=guest_name.strip(), guest_email=email, created_at=now)
     db.session.add(booking)
     try:
         db.session.flush()

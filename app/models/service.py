@@ -93,6 +93,9 @@ class Slot(db.Model):
         Enum(SlotStatus, native_enum=False, length=20), default=SlotStatus.OPEN
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    #: When the earliest of its bookings (cancelled ones too) was made; never later than any of
+    #: them. A slot booked only after a host linked Zoom has no booking the link misses.
+    first_booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     service = relationship("Service", back_populates="slots")
     bookings = relationship("Booking", back_populates="slot", order_by="Booking.id")

@@ -9,12 +9,13 @@ process holds a database write lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import date, datetime, timedelta
 
 from authlib.integrations.flask_client import OAuth
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import any_, func, select
+from sqlalchemy import any_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app import clock, crypto
@@ -24,7 +25,7 @@ from app.mail.render import SkipDelivery, email_kind
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
                         SlotStatus, User, Venue, ZoomConnection, ZoomMeeting)
 from app.models.zoom import LinkBreak, LinkStatus
-from app.pagination import Page, first_page
+from app.pagination import Page, counted, first_page
 from app.queue import get_redis
 from app.urls import external_url
 from app.zoom.client import (DAILY_CREATE_UPDATE_LIMIT, TokenSet, ZoomApi, ZoomAuthError, ZoomError,
@@ -97,30 +98,39 @@ def services_cut_on_basic(host: User, limit: int) -> Page:
 
     Rows with ``id``, ``title`` and ``duration_minutes``.
     """
-    return first_page(select(Service.id, Service.title, Service.duration_minutes)
-                      .where(Service.host_id == host.id, Service.venue == Venue.ZOOM,
-                             Service.duration_minutes > BASIC_MEETING_MINUTES)
-                      .order_by(Service.id), limit)
+    return first_page(_services_cut_statement(), limit, host_id=host.id)
 
 
-def before_link_criteria(connection: ZoomConnection) -> tuple:
+@cache
+def _services_cut_statement():
+    # Built once, run with ``host_id`` (as the settings page's other statement: building a
+    # statement and its cache key costs about as much as running it).
+    return counted(select(Service.id, Service.title, Service.duration_minutes)
+                   .where(Service.host_id == bindparam("host_id"), Service.venue == Venue.ZOOM,
+                          Service.duration_minutes > BASIC_MEETING_MINUTES)
+                   .order_by(Service.id))
+
+
+def before_link_criteria(host_id, now, applies_from) -> tuple:
     """Where-clauses (over bookings joined to slots and services) of the upcoming Zoom bookings
-    the link does not cover: confirmed, and made before it was turned ON.
+    a link does not cover: confirmed, and made before it was turned ON (``applies_from``).
 
-    ``meetings.bookings_before_link`` applies the same rule to load them all for the backfill.
+    ``meetings.bookings_before_link`` applies them to load those bookings for the backfill.
     """
-    upcoming_zoom_slot = (Service.host_id == connection.host_id, Service.venue == Venue.ZOOM,
-                          Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now())
-    criteria = (*upcoming_zoom_slot, Booking.status == BookingStatus.CONFIRMED,
-                Booking.created_at < connection.applies_from)
+    # Only a slot booked before the link can hold such a booking: the index of bookings is then
+    # probed for those slots only, not for every upcoming Zoom slot of the host.
+    slots_booked_before = (Service.host_id == host_id, Service.venue == Venue.ZOOM, Slot.status == SlotStatus.OPEN,
+                           Slot.starts_at > now, Slot.first_booked_at < applies_from)
+    criteria = (*slots_booked_before, Booking.status == BookingStatus.CONFIRMED,
+                Booking.created_at < applies_from)
     if db.engine.dialect.name != "postgresql":
         return criteria  # SQLite goes services → slots → one range of ix_bookings_slot_created per slot
-    # PostgreSQL costs those ~1,100 index ranges (default random_page_cost) above reading every
-    # booking of the platform, and hashes a sequential scan of them instead: 4.7 ms for 30,000,
-    # growing with every host's bookings. Given the slot ids as an array read first, whose length
-    # the planner does not know, it takes the index ranges: the work grows with this host's
-    # upcoming slots only. The clause restates the slot conditions above (same rows).
-    slot_ids = select(Slot.id).join(Slot.service).where(*upcoming_zoom_slot).scalar_subquery()
+    # PostgreSQL costs those index ranges (default random_page_cost) above reading every booking
+    # of the platform, and hashes a sequential scan of them instead: 4.7 ms for 30,000, growing
+    # with every host's bookings. Given the slot ids as an array read first, whose length the
+    # planner does not know, it takes the index ranges: the work grows with this host's slots
+    # booked before the link only. The clause restates the slot conditions above (same rows).
+    slot_ids = select(Slot.id).join(Slot.service).where(*slots_booked_before).scalar_subquery()
     return (*criteria, Booking.slot_id == any_(func.array(slot_ids)))
 
 
@@ -130,10 +140,20 @@ def not_covered_preview(connection: ZoomConnection, limit: int) -> Page:
     Rows with ``id``, ``starts_at``, ``title`` (the service's) and ``guest_name``.
     """
     # Finding them means looking at every upcoming Zoom slot of the host: once for rows and count.
-    return first_page(select(Booking.id, Slot.starts_at, Service.title, Booking.guest_name)
-                      .join(Booking.slot).join(Slot.service)
-                      .where(*before_link_criteria(connection))
-                      .order_by(Slot.starts_at, Booking.id), limit)
+    return first_page(_not_covered_statement(db.engine.dialect.name), limit, host_id=connection.host_id,
+                      now=clock.now(), applies_from=connection.applies_from)
+
+
+@cache
+def _not_covered_statement(dialect: str):
+    # Built once per dialect (``before_link_criteria`` differs), run with ``host_id``, ``now``
+    # and ``applies_from``.
+    when = Slot.starts_at.type
+    return counted(select(Booking.id, Slot.starts_at, Service.title, Booking.guest_name)
+                   .join(Booking.slot).join(Slot.service)
+                   .where(*before_link_criteria(bindparam("host_id"), bindparam("now", type_=when),
+                                                bindparam("applies_from", type_=when)))
+                   .order_by(Slot.starts_at, Booking.id))
 
 
 def budget_key(connection_id: int, day: date) -> str:

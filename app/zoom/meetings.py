@@ -31,7 +31,7 @@ from app import clock
 from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
-from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
+from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Slot,
                         SlotStatus, Venue, ZoomConnection, ZoomMeeting)
 from app.models.zoom import MeetingFailure
 from app.queue import enqueue_after_commit, get_queue, get_redis
@@ -437,9 +437,7 @@ def bookings_before_link(connection: ZoomConnection) -> list[Booking]:
     """Upcoming Zoom bookings the link does not cover (made before it was turned ON), slots and services loaded."""
     return db.session.scalars(
         select(Booking).join(Booking.slot).join(Slot.service)
-        .where(Service.host_id == connection.host_id, Service.venue == Venue.ZOOM, Slot.status == SlotStatus.OPEN,
-               Slot.starts_at > clock.now(), Booking.status == BookingStatus.CONFIRMED,
-               Booking.created_at < connection.applies_from)
+        .where(*link.before_link_criteria(connection.host_id, clock.now(), connection.applies_from))
         .options(contains_eager(Booking.slot).contains_eager(Slot.service))
         .order_by(Slot.starts_at, Booking.id)
     ).all()
