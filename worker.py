@@ -17,20 +17,19 @@ import time
 from datetime import datetime, timezone
 
 from flask import current_app
-from flask_babel import force_locale, get_translations
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy.orm import configure_mappers
 
 from app import clock, create_app, jobs
 from app.extensions import db
 from app.mail import outbox
 from app.messages import bulk
 from app.queue import QUEUE_NAMES, get_queue, get_redis
+from app.warmup import warm_up
 from config import Config, ProductionConfig
 
 log = logging.getLogger("worker")
@@ -59,25 +58,10 @@ class AppWorker(Worker):
 def build_app():
     """The app for background processes, warmed up before any fork."""
     app = create_app(ProductionConfig if os.environ.get("APP_ENV") == "production" else Config)
-    configure_mappers()
+    warm_up(app, templates="email/")
     with app.app_context():
-        warm_up(app)
         db.engine.dispose()  # never share pooled connections with forked work horses
     return app
-
-
-def warm_up(app) -> None:
-    """Compile every email template and load every catalog once, in the parent.
-
-    Each job runs in a freshly forked work horse, which inherits what the parent has in memory:
-    without this, every horse compiled the templates and loaded the catalogs it needed again
-    (about 18 ms of CPU before a job's first email).
-    """
-    for name in app.jinja_env.list_templates(filter_func=lambda name: name.startswith("email/")):
-        app.jinja_env.get_template(name)
-    for locale in app.config["LANGUAGES"]:
-        with force_locale(locale):
-            get_translations()
 
 
 def wait_for_redis(app, seconds: float = 30) -> None:
