@@ -4,15 +4,18 @@ what they say for every string, not just the examples we thought of.
 """
 import re
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from email.utils import format_datetime
 
 import pytest
+from flask import render_template_string
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 from wtforms.validators import ValidationError
 
 from app.forms import SingleLine
+from app.models import DeliveryStatus
 from app.messages.bulk import PLACEHOLDERS, fill, unknown_placeholders
 from app.templating import linkify
 from app.zoom.client import parse_retry_after
@@ -158,3 +161,23 @@ def test_parse_retry_after_never_raises(value):
 def test_parse_retry_after_survives_absurd_numbers(value):
     moment = parse_retry_after(value, now=NOW)
     assert moment is None or moment.tzinfo is not None
+
+
+_MOMENTS = [datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc), datetime(2026, 11, 27, 1, 0, 30, tzinfo=timezone.utc),
+            datetime(2026, 12, 1, 9, 15, tzinfo=timezone.utc)]
+_deliveries = st.builds(
+    lambda status, due_at, sent_at, last_error: SimpleNamespace(
+        status=status, due_at=due_at, sent_at=sent_at if status == DeliveryStatus.SENT else None, last_error=last_error),
+    st.sampled_from(list(DeliveryStatus)), st.sampled_from(_MOMENTS), st.sampled_from(_MOMENTS),
+    st.sampled_from(["", "421 try again", "<b>550</b> & no"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.none(), _deliveries), max_size=12))
+def test_a_page_shows_each_email_state_as_it_would_alone(app, deliveries):
+    """``delivery_state`` remembers states within a render: never one row's state for another's."""
+    template = "{% for d in rows %}{{ d|delivery_state }}|{% endfor %}"
+    with app.test_request_context("/"):
+        together = render_template_string(template, rows=deliveries).split("|")[:-1]
+        alone = [render_template_string(template, rows=[d])[:-1] for d in deliveries]
+    assert together == alone
