@@ -92,7 +92,7 @@ def guest_page(slot: Slot, page: int, search: str = "", per_page: int = GUESTS_P
     shown = Page.at(page, per_page, total)
     if total:
         by_id: dict[int, Guest] = {}
-        for row in db.session.execute(statement, {**params, "limit": per_page, "offset": shown.offset}):
+        for row in db.session.execute(statement, {**params, "limit": per_page, "offset": shown.offset}).all():
             guest = by_id.get(row.id)
             if guest is None:
                 guest = by_id[row.id] = Guest(row.id, row.guest_name, row.guest_email)
@@ -123,6 +123,6 @@ def first_guests(slot_ids: list[int], limit: int) -> dict[int, list[Row]]:
     if not slot_ids:
         return {}
     guests: dict[int, list[Row]] = {}
-    for row in db.session.execute(_first_guests_statement(), {"slot_ids": slot_ids, "limit": limit}):
+    for row in db.session.execute(_first_guests_statement(), {"slot_ids": slot_ids, "limit": limit}).all():
         guests.setdefault(row.slot_id, []).append(row)
     return guests
