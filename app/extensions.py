@@ -82,7 +82,7 @@ def reads_only(view):
     PostgreSQL's READ COMMITTED gives every statement its own snapshot inside a transaction too,
     so a read-only page sees the same rows either way; what the transaction adds is a BEGIN and
     a ROLLBACK, about 0.5 ms of the server's and the app's CPU per page. A marked view that
-    tries to write fails (``_no_writes_in_read_views``). SQLite keeps its transaction: there it
+    tries to write fails (``_refuse_writes``). SQLite keeps its transaction: there it
     is one snapshot for the whole page and costs nothing measurable.
     """
     view.reads_only = True
@@ -110,10 +110,20 @@ def read_views_skip_the_transaction(app) -> None:
             session.rollback()  # gives the connection back to the pool, which restores its isolation
 
 
-@event.listens_for(Session, "before_flush")
-def _no_writes_in_read_views(session, flush_context, instances):
+def _refuse_writes(session) -> None:
     if session.info.get("reads_only"):
         raise RuntimeError("a view marked reads_only tried to write; remove the mark")
+
+
+@event.listens_for(Session, "before_flush")
+def _no_flush_in_read_views(session, flush_context, instances):
+    _refuse_writes(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _no_write_statements_in_read_views(state):
+    if state.is_insert or state.is_update or state.is_delete:
+        _refuse_writes(state.session)
 
 
 def begin_write() -> None:

@@ -1,6 +1,6 @@
 """Views marked ``reads_only``: on PostgreSQL their GETs run without a transaction, and never write."""
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from app.extensions import db
 from app.models import Slot, User
@@ -65,13 +65,17 @@ def test_a_form_posted_to_a_read_view_still_writes_in_a_transaction(
     assert db.session.scalar(select(func.count()).select_from(Slot).where(Slot.service_id == service.id)) == 1
 
 
-def test_a_read_view_that_writes_fails_and_writes_nothing(app, make_host):
+@pytest.mark.parametrize("write", ["flush", "statement"])
+def test_a_read_view_that_writes_fails_and_writes_nothing(app, make_host, write):
     host = make_host()
     with app.test_request_context("/dashboard"):
         app.preprocess_request()  # the app's before_request hooks, as for a real GET /dashboard
-        db.session.get(User, host.id).display_name = "書いてはいけない"
         with pytest.raises(RuntimeError, match="reads_only"):
-            db.session.flush()
+            if write == "flush":
+                db.session.get(User, host.id).display_name = "書いてはいけない"
+                db.session.flush()
+            else:
+                db.session.execute(update(User).where(User.id == host.id).values(display_name="書いてはいけない"))
         app.do_teardown_request()
     db.session.rollback()
     assert db.session.scalar(select(User.display_name).where(User.id == host.id)) != "書いてはいけない"

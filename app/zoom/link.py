@@ -9,8 +9,8 @@ process holds a database write lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 from datetime import date, datetime, timedelta
+from functools import cache
 
 from authlib.integrations.flask_client import OAuth
 from flask import current_app
