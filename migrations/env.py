@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from flask import current_app
@@ -108,8 +109,33 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        with sqlite_foreign_keys_off(connection):
+            with context.begin_transaction():
+                context.run_migrations()
+
+
+@contextmanager
+def sqlite_foreign_keys_off(connection):
+    """SQLite: migrate with foreign keys off, then check them all.
+
+    A batch migration rebuilds a table on SQLite (copy, drop, rename); with the foreign keys
+    the app turns on, dropping a table that other rows reference fails. Alembic's documented
+    way is to turn them off around it; ``foreign_key_check`` then refuses any dangling
+    reference the migration could have left. The pragma only works outside a transaction, so
+    it goes to the driver's connection before SQLAlchemy begins one.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        problems = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise RuntimeError(f"the migration left rows referencing missing rows: {problems[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -1,0 +1,74 @@
+"""Upgrading a database that already holds data: rows kept, new columns filled."""
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.extensions import db
+from config import TestConfig
+
+#: The revision before ``session tokens``, whose batch migration rebuilds ``users`` on SQLite.
+BEFORE_USERS_REBUILD = "ccebce1282d7"
+
+
+@pytest.fixture
+def empty_database_url(database_url, tmp_path):
+    """A new empty database of the suite's kind (its own SQLite file, or a new PostgreSQL database)."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'upgrade.db'}"
+        return
+    name = f"upgrade_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_upgrading_a_database_with_data_keeps_its_rows_and_fills_new_columns(empty_database_url, redis_url):
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=empty_database_url, REDIS_URL=redis_url)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    sqlite = empty_database_url.startswith("sqlite")
+
+    def at(moment):  # as the app stores it (``UTCDateTime``): SQLite keeps naive UTC
+        return moment.replace(tzinfo=None) if sqlite else moment
+
+    with app.app_context():
+        upgrade(revision=BEFORE_USERS_REBUILD)
+        tables = sa.MetaData()
+        tables.reflect(bind=db.engine, only=["users", "services", "slots", "bookings"])
+        users, services, slots, bookings = (tables.tables[n] for n in ("users", "services", "slots", "bookings"))
+        with db.engine.begin() as connection:
+            connection.execute(users.insert(), [{
+                "id": 1, "email": "host@example.com", "password_hash": "x", "display_name": "ホスト",
+                "timezone": "Asia/Tokyo", "locale": "ja", "is_staff": False, "created_at": at(now)}])
+            connection.execute(services.insert(), [{
+                "id": 1, "host_id": 1, "public_id": "p1", "kind": "ONLINE", "title": "講座", "description": "",
+                "duration_minutes": 60, "capacity": 5, "venue": "ZOOM", "host_notes": "", "created_at": at(now)}])
+            connection.execute(slots.insert(), [
+                {"id": slot_id, "service_id": 1, "starts_at": at(now + timedelta(days=3)), "capacity": 5,
+                 "booked_count": booked, "status": "OPEN", "created_at": at(now - timedelta(days=9))}
+                for slot_id, booked in ((1, 2), (2, 0))])
+            connection.execute(bookings.insert(), [
+                {"id": n, "slot_id": 1, "guest_name": f"予約者 {n}", "guest_email": f"g{n}@example.com",
+                 "status": "CONFIRMED", "cancel_token": f"c{n}", "join_token": f"j{n}",
+                 "created_at": at(now - timedelta(days=n))} for n in (1, 2)])
+        db.engine.dispose()
+
+        upgrade()  # to the newest revision
+
+        with db.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM bookings")).scalar() == 2
+            token = connection.execute(sa.text("SELECT session_token FROM users WHERE id = 1")).scalar()
+            first_booked = dict(connection.execute(sa.text("SELECT id, first_booked_at FROM slots")).all())
+        db.engine.dispose()
+    assert token  # every existing account got one
+    assert first_booked[2] is None  # never booked
+    earliest = first_booked[1]
+    earliest = datetime.fromisoformat(earliest) if isinstance(earliest, str) else earliest
+    assert at(earliest) == at(now - timedelta(days=2))  # the earlier of its two bookings
