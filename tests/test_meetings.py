@@ -10,7 +10,7 @@ from app import clock
 from app.booking import booking as bookings
 from app.extensions import db
 from app.mail import outbox
-from app.models import Delivery, DeliveryStatus, MeetingStatus, ZoomConnection, ZoomMeeting
+from app.models import Delivery, DeliveryStatus, MeetingStatus, ZoomMeeting
 from app.models.zoom import LinkStatus, MeetingFailure
 from app.queue import get_queue
 from app.zoom import link, meetings
@@ -157,8 +157,6 @@ def test_crashed_attempt_is_reconciled_not_duplicated(zoom_host, make_service, m
     db.session.add(row)
     db.session.commit()
     created = link.api_for(conn.id).create_meeting(meetings.meeting_body(slot, conn, "k" * 32))
-    from tests.factories import make_booking
-    from app.booking import booking as bookings
     bookings.book(service, slot.id, "客", "c@example.com")
     zoom.clear_calls()
     meeting = meetings.issue_meeting(slot.id)

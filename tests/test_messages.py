@@ -8,7 +8,7 @@ from app import clock
 from app.extensions import db
 from app.mail import outbox
 from app.messages import bulk
-from app.models import Delivery, DeliveryStatus, Message, MessageStatus
+from app.models import Delivery, Message, MessageStatus
 from tests.conftest import body_text, send_with_smtp_down_until_given_up
 
 

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 from email.utils import format_datetime
 
-import pytest
 from flask import render_template_string
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st

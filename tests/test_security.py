@@ -588,7 +588,7 @@ def test_a_session_captured_before_logout_is_dead_after_it(app, client, login, m
 
 
 def test_login_throttle_is_not_bypassed_by_spelling_the_email_differently(client, make_host, app):
-    host = make_host(email="throttle@example.com")
+    make_host(email="throttle@example.com")
     variants = ["throttle@example.com", "THROTTLE@example.com", " Throttle@Example.com "]
     for n in range(app.config["LOGIN_THROTTLE_LIMIT"]):
         client.post("/login", {"email": variants[n % len(variants)], "password": "wrong"})
