@@ -6,6 +6,7 @@ succeeds. If Redis is down at that moment nothing is lost: the scheduler's outbo
 finds the due rows (see ``mail.outbox``).
 """
 import logging
+from datetime import timedelta
 
 from flask import current_app
 from redis import Redis
@@ -38,10 +39,15 @@ def get_queue(name: str = "default") -> Queue:
 
 
 def enqueue_after_commit(func, *args, queue: str = "default", job_id: str | None = None, session=None,
-                         **options) -> None:
-    """Enqueue ``func(*args)`` once the transaction of ``session`` (default ``db.session``) commits."""
+                         unless_marked: tuple[str, timedelta] | None = None, **options) -> None:
+    """Enqueue ``func(*args)`` once the transaction of ``session`` (default ``db.session``) commits.
+
+    :param unless_marked: ``(key, ttl)``: enqueue only if that Redis key is not set, and set it
+        for ``ttl``: the job (or whoever settles its work) deletes it. Repeats of the same work
+        queued meanwhile are dropped.
+    """
     pending = (session or db.session).info.setdefault(_PENDING_KEY, [])
-    pending.append((func, args, queue, job_id, options))
+    pending.append((func, args, queue, job_id, unless_marked, options))
 
 
 def enqueue_batch_after_commit(func, item, *, queue: str = "default", session=None) -> None:
@@ -57,8 +63,12 @@ def enqueue_batch_after_commit(func, item, *, queue: str = "default", session=No
 def _run_pending(session) -> None:
     session.info.pop(_BATCH_KEY, None)
     pending = session.info.pop(_PENDING_KEY, [])
-    for func, args, queue, job_id, options in pending:
+    for func, args, queue, job_id, unless_marked, options in pending:
         try:
+            if unless_marked is not None:
+                key, ttl = unless_marked
+                if not get_redis().set(key, 1, nx=True, ex=ttl):
+                    continue
             get_queue(queue).enqueue(func, *args, job_id=job_id, **options)
         except RedisError as exc:  # Redis down: the outbox sweep still delivers; never fail a committed request
             log.warning("could not enqueue %s (%s); the scheduler sweep will pick the work up", func.__name__, exc)

@@ -199,7 +199,7 @@ def test_persistent_fault_alerts_the_host_once_for_the_slot(zoom_host, make_serv
     slot = make_slot(make_service(host, title="障害レッスン", capacity=5), starts_in=timedelta(days=3))
     zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
     guests = [make_booking(slot, email=f"guest{i}@example.com") for i in (1, 2)]
-    run_jobs_and_retries(run_jobs)  # both bookings' issue jobs, until RQ gives up
+    run_jobs_and_retries(run_jobs)  # the slot's issue job, until RQ gives up
     clock.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
     assert meetings.run_preflights() == 1
     run_jobs()
@@ -212,6 +212,43 @@ def test_persistent_fault_alerts_the_host_once_for_the_slot(zoom_host, make_serv
     for guest in guests:
         [mail] = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加方法のご案内】障害レッスン"]
         assert "ホストから参加URLをお送りします" in body_text(mail)
+
+
+def issue_jobs():
+    return [job for job in get_queue().get_jobs() if job.func_name == "app.jobs.issue_meeting"]
+
+
+def test_a_busy_slots_bookings_share_one_issue_job(zoom_host, make_service, make_slot, make_booking, run_jobs,
+                                                   zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host, capacity=5))
+    for i in range(4):
+        make_booking(slot, email=f"guest{i}@example.com")
+    assert len(issue_jobs()) == 1
+    run_jobs()
+    assert meetings.meeting_for(slot.id).status == MeetingStatus.ISSUED and len(creates(zoom)) == 1
+    assert db.session.query(Delivery).filter_by(kind="zoom_url").count() == 4
+
+
+def test_bookings_while_issuing_is_retried_add_no_create_attempts(zoom_host, make_service, make_slot,
+                                                                  make_booking, run_jobs, zoom):
+    host = zoom_host()
+    slot = make_slot(make_service(host, capacity=5), starts_in=timedelta(days=3))
+    zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
+    make_booking(slot, email="first@example.com")
+    run_jobs()
+    assert len(ScheduledJobRegistry(queue=get_queue())) == 1  # ISSUE_RETRY's back-off
+    for i in range(3):
+        make_booking(slot, email=f"later{i}@example.com")
+    assert issue_jobs() == []  # the scheduled retry covers them
+    run_jobs_and_retries(run_jobs)
+    assert len(creates(zoom)) == 1 + meetings.ISSUE_RETRY.max  # one job's attempts, not four jobs'
+    assert meetings.meeting_for(slot.id).status == MeetingStatus.FAILED
+    zoom.clear_faults()
+    make_booking(slot, email="after@example.com")  # given up: a new booking tries again
+    assert len(issue_jobs()) == 1
+    run_jobs()
+    assert meetings.meeting_for(slot.id).status == MeetingStatus.ISSUED
 
 
 def test_issuing_that_runs_out_of_retries_ends_failed_and_a_later_attempt_issues_it(

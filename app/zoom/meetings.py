@@ -53,6 +53,9 @@ MAX_ATTEMPTS = 6
 ISSUE_RETRY = Retry(max=5, interval=[10, 30, 60, 180, 600])
 #: After a create Zoom did not answer, how long to look for it (by its issue key) before creating again.
 UNANSWERED_CREATE_WAIT = timedelta(minutes=1)
+#: How long a slot's queued issue job holds off another (renewed at each attempt): longer than
+#: ISSUE_RETRY's longest back-off. Past it, a lost job no longer stops the next booking's.
+ISSUE_QUEUED_FOR = timedelta(minutes=15)
 
 
 def url_due_at(slot: Slot) -> datetime:
@@ -83,7 +86,7 @@ def plan_url_delivery(booking: Booking) -> bool:
     slot = booking.slot
     meeting = meeting_for(slot.id)
     if meeting is None or meeting.status != MeetingStatus.ISSUED:  # later guests share the issued one
-        enqueue_after_commit(_issue_job(), slot.id, retry=ISSUE_RETRY)
+        queue_issue(slot.id)
     due = url_due_at(slot)
     queue_email("zoom_url", to_email=booking.guest_email, to_name=booking.guest_name, host_id=slot.service.host_id,
                 booking_id=booking.id, slot_id=slot.id, due_at=due, dedupe_key=f"zoom_url:{booking.id}")
@@ -95,6 +98,18 @@ def _issue_job():
     from app import jobs  # jobs import this module
 
     return jobs.issue_meeting
+
+
+def _issue_queued_key(slot_id: int) -> str:
+    return f"meeting-issue-queued:{slot_id}"
+
+
+def queue_issue(slot_id: int) -> None:
+    """Issue the slot's meeting once this transaction commits, unless its issue job is already
+    waiting or will be retried: a busy slot's bookings share one job (each job makes its own
+    create attempts while Zoom fails). ``issue_or_defer`` clears the mark when it is done."""
+    enqueue_after_commit(_issue_job(), slot_id, retry=ISSUE_RETRY,
+                         unless_marked=(_issue_queued_key(slot_id), ISSUE_QUEUED_FOR))
 
 
 def _plan_host_notice(slot: Slot, due: datetime) -> None:
@@ -262,8 +277,19 @@ def issue_or_defer(slot_id: int) -> str:
     Every issuance ends ISSUED or FAILED (``_give_up``): a meeting never stays ISSUING once
     nothing will try it again.
 
-    Returns what happened: ``issued``, ``skipped``, ``retry``, ``deferred`` or ``failed``.
+    Returns what happened: ``issued``, ``skipped``, ``retry``, ``deferred`` or ``failed``. While
+    another attempt will come (``retry``, ``deferred``, or RQ's retry when this raises), the
+    slot's ``queue_issue`` mark stays, so new bookings do not queue jobs of their own.
     """
+    redis, queued = get_redis(), _issue_queued_key(slot_id)
+    redis.expire(queued, ISSUE_QUEUED_FOR)  # this attempt may end in a retry: hold off others as long again
+    outcome = _issue_or_defer(slot_id)
+    if outcome in ("issued", "skipped", "failed"):
+        redis.delete(queued)
+    return outcome
+
+
+def _issue_or_defer(slot_id: int) -> str:
     try:
         return "issued" if issue_meeting(slot_id) is not None else "skipped"
     except ZoomRetryable as exc:
@@ -281,6 +307,7 @@ def issue_or_defer(slot_id: int) -> str:
         if exc.resume_at >= slot.starts_at:
             return _give_up(slot_id, MeetingFailure.DAILY_LIMIT)
         get_queue().enqueue_at(exc.resume_at + timedelta(minutes=1), _issue_job(), slot_id)
+        get_redis().expire(_issue_queued_key(slot_id), exc.resume_at - clock.now() + ISSUE_QUEUED_FOR)
         if exc.resume_at >= url_due_at(slot):  # too late for the URL email: the host may act meanwhile
             begin_write()
             alert_host(db.session.get(Slot, slot_id), MeetingFailure.DAILY_LIMIT)
