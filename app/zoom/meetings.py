@@ -626,12 +626,3 @@ def _trouble_context(delivery: Delivery) -> dict:
     return {"slot": slot, "service": slot.service, "host": slot.service.host, "tz": slot.service.host.timezone,
             "reason": reason, "settings_url": external_url("zoom.settings"),
             "slot_url": external_url("services.detail", service_id=slot.service_id)}
-
-
-# --- what the host sees -------------------------------------------------------------------------------
-
-def meetings_by_slot(slot_ids: list[int]) -> dict[int, ZoomMeeting]:
-    """The meeting rows of these slots, by slot id, in one query (slots without one are absent)."""
-    if not slot_ids:
-        return {}
-    return {m.slot_id: m for m in db.session.scalars(select(ZoomMeeting).where(ZoomMeeting.slot_id.in_(slot_ids)))}
