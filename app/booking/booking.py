@@ -14,7 +14,7 @@ from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus
-from app.services.slots import guest_email_context
+from app.services.slots import guest_email_context, join_url_promise
 from app.zoom import meetings
 
 
@@ -110,6 +110,7 @@ def _confirmation_context(delivery: Delivery) -> dict:
     ctx = guest_email_context(delivery)
     if not ctx["booking"].is_confirmed:
         raise SkipDelivery("booking cancelled before the confirmation was sent")
+    ctx.update(join_url_promise(ctx["booking"]))
     return ctx
 
 

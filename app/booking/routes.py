@@ -45,7 +45,8 @@ def booked(public_id, token):
     booking = bookings.booking_for_cancel_token(token)
     if booking is None or booking.slot.service.public_id != public_id:
         abort(404)
-    return render_template("booking/booked.html", booking=booking, service=booking.slot.service)
+    return render_template("booking/booked.html", booking=booking, service=booking.slot.service,
+                           **bookings.join_url_promise(booking))
 
 
 @bp.route("/c/<token>", methods=["GET", "POST"])

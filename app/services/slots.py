@@ -1,5 +1,5 @@
 """Slots (開催日時): add, move and cancel, telling booked guests what changed."""
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from flask_babel import gettext as _
@@ -9,7 +9,8 @@ from app import clock
 from app.extensions import db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
-from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus, User, ZoomMeeting
+from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Service, Slot, SlotStatus, User,
+                        ZoomMeeting)
 from app.pagination import Page, paginate
 from app.urls import external_url
 
@@ -213,12 +214,38 @@ def guest_email_context(delivery: Delivery) -> dict:
     }
 
 
+def join_url_promise(booking: Booking) -> dict:
+    """What guest emails and pages tell about the join URL of a booking, as template context.
+
+    ``url_promise`` is ``"sent"`` (its URL email went out: the stable ``/j/`` link in it stays
+    valid, a moved meeting keeps it), ``"soon"`` (the lesson starts within the URL lead, so the
+    URL email is due now), ``"ahead"`` (it comes ``url_lead_hours`` before the start), or None
+    when the host's Zoom link does not issue URLs for this booking (no link, not a Zoom service,
+    booked before linking): then nothing is promised.
+    """
+    meetings = _zoom_meetings()
+    hours = int(meetings.URL_LEAD / timedelta(hours=1))
+    if meetings.covering_connection(booking) is None:
+        return {"url_promise": None, "url_lead_hours": hours}
+    sent = db.session.scalar(select(Delivery.id).where(
+        Delivery.booking_id == booking.id, Delivery.kind == "zoom_url", Delivery.status == DeliveryStatus.SENT)
+        .limit(1))
+    if sent is not None:
+        promise = "sent"
+    elif booking.slot.starts_at - meetings.URL_LEAD <= clock.now():
+        promise = "soon"
+    else:
+        promise = "ahead"
+    return {"url_promise": promise, "url_lead_hours": hours}
+
+
 @email_kind("slot_moved", subject=lambda ctx: _("【日時変更】%(title)s", title=ctx["service"].title))
 def _slot_moved_context(delivery: Delivery) -> dict:
     ctx = guest_email_context(delivery)
     if not ctx["booking"].is_confirmed:
         raise SkipDelivery("booking no longer confirmed")
     ctx["previous_starts_at"] = datetime.fromisoformat(delivery.payload["previous_starts_at"])
+    ctx.update(join_url_promise(ctx["booking"]))
     return ctx
 
 
