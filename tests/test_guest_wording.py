@@ -136,3 +136,71 @@ def test_moved_without_auto_issue_says_nothing_of_urls(client, login, make_host,
     run_jobs()
     moved = mail_to(smtp, "c@example.com", "【日時変更】")
     assert "参加URL" not in body_text(moved) and "参加URL" not in body_html(moved)
+
+
+# --- 3. after OFF, a prefilled notice to the guests who hold a URL ---------------------------------
+
+def links_on(page: str, containing: str) -> list[str]:
+    return [unescape(href) for href in re.findall(r'href="([^"]+)"', page) if containing in unescape(href)]
+
+
+def checked_slots(page: str) -> set[int]:
+    return {int(i) for i in re.findall(r'name="slot_ids" value="(\d+)"\s*checked', page)}
+
+
+def test_off_offers_a_prefilled_url_notice_to_exactly_the_guests_holding_a_url(
+        client, linked_host, make_host, make_service, make_slot, make_booking, run_jobs, smtp):
+    other_slot = make_slot(make_service(make_host(), title="他のホストの講座"), starts_in=timedelta(hours=6))
+    make_booking(other_slot, email="stranger@example.com")
+    host = linked_host()
+    yoga, tea = make_service(host, title="朝ヨガ"), make_service(host, title="お茶会")
+    yoga_soon = make_slot(yoga, starts_in=timedelta(hours=5))     # booked late: the URL goes out at once
+    yoga_later = make_slot(yoga, starts_in=timedelta(days=3))     # the URL is not due yet
+    tea_soon = make_slot(tea, starts_in=timedelta(hours=8))
+    make_booking(yoga_soon, email="holder@example.com")
+    make_booking(yoga_later, email="waiting@example.com")
+    make_booking(tea_soon, email="tea@example.com")
+    run_jobs()
+    assert {str(m["To"]) for m in smtp.messages if m["Subject"].startswith("【ZoomのURLのお知らせ】")} == {
+        "予約 太郎 <holder@example.com>", "予約 太郎 <tea@example.com>"}
+
+    done = client.post("/settings/zoom/off").get_data(as_text=True)
+    notices = links_on(done, "template=url_changed")
+    chosen = {parse_qs(urlsplit(href).query)["service_id"][0]: parse_qs(urlsplit(href).query)["slot_ids"]
+              for href in notices}
+    assert chosen == {str(yoga.id): [str(yoga_soon.id)], str(tea.id): [str(tea_soon.id)]}
+    assert "参加URL変更のお知らせを送る" in done
+
+    yoga_notice = next(href for href in notices if f"service_id={yoga.id}" in href)
+    page = client.get(f"{yoga_notice}&slot_ids={other_slot.id}&slot_ids={yoga_later.id + 1000}").get_data(as_text=True)
+    assert re.search(r'name="subject"[^>]*value="参加URL変更のお知らせ"', page)
+    body = re.search(r'<textarea[^>]*name="body"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    assert "使えなくなりました" in unescape(body) and "{guest_name}" in unescape(body)
+    assert checked_slots(page) == {yoga_soon.id}
+    assert "送信先 1名" in page and "holder@example.com" in page
+    assert "stranger@example.com" not in page and "waiting@example.com" not in page
+
+    # Sent as prefilled, it reaches exactly the guest who held the URL.
+    smtp.clear()
+    client.post(f"/messages/new?service_id={yoga.id}", {
+        "service_id": yoga.id, "slot_ids": [yoga_soon.id], "subject": "参加URL変更のお知らせ",
+        "body": unescape(body), "send_mode": "now", "action": "send"}, form_url=yoga_notice)
+    run_jobs()
+    [notice] = [m for m in smtp.messages if m["Subject"] == "参加URL変更のお知らせ"]
+    assert str(notice["To"]) == "予約 太郎 <holder@example.com>"
+    assert "予約 太郎 様" in body_text(notice) and "使えなくなりました" in body_text(notice)
+
+
+def test_composer_ignores_slot_ids_of_other_hosts(client, login, make_host, make_service, make_slot, make_booking):
+    mine = make_service(make_host(), title="朝ヨガ")
+    my_slot = make_slot(mine)
+    make_booking(my_slot, email="mine@example.com")
+    theirs = make_slot(make_service(make_host(), title="他のホストの講座"))
+    make_booking(theirs, email="theirs@example.com")
+    login(mine.host)
+    page = client.get(f"/messages/new?service_id={mine.id}&slot_ids={theirs.id}&slot_ids={my_slot.id}"
+                      "&template=url_changed").get_data(as_text=True)
+    assert checked_slots(page) == {my_slot.id}
+    assert "theirs@example.com" not in page and "送信先 1名" in page
+    unknown = client.get(f"/messages/new?service_id={mine.id}&template=nope").get_data(as_text=True)
+    assert re.search(r'<input[^>]*name="subject"[^>]*value=""', unknown)  # an unknown template prefills nothing

@@ -35,6 +35,22 @@ PLACEHOLDERS = {
 }
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
 
+#: Messages the composer can start from (``/messages/new?template=<key>``): subject and body, in
+#: the host's language, for the host to read and edit before sending.
+PREFILLS = {
+    # Offered after the Zoom link is turned OFF, to the guests who already hold a join URL.
+    "url_changed": (
+        _l("参加URL変更のお知らせ"),
+        _l("{guest_name} 様\n\n"
+           "「{service_title}」（{slot_datetime}）にお申し込みいただき、ありがとうございます。\n\n"
+           "先日メールでお送りしたZoomの参加URLは、使えなくなりました。"
+           "お手数ですが、そのURLからは参加なさらないでください。\n\n"
+           "新しい参加方法は、開催までにあらためてこのメールアドレスにお知らせします。\n\n"
+           "ご不便をおかけして申し訳ございません。当日お会いできるのを楽しみにしております。\n\n"
+           "{host_name}"),
+    ),
+}
+
 
 class MessageError(Exception):
     """A message cannot be sent as composed; the text is for the host."""
@@ -71,6 +87,21 @@ def upcoming_slots(service: Service) -> list[Slot]:
     return db.session.scalars(select(Slot).where(
         Slot.service_id == service.id, Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now())
         .order_by(Slot.starts_at)).all()
+
+
+def prefill(key: str | None) -> tuple[str, str] | None:
+    """The subject and body of the prefilled message ``key`` (``PREFILLS``), or None if there is none."""
+    texts = PREFILLS.get(key or "")
+    return None if texts is None else (str(texts[0]), str(texts[1]))
+
+
+def upcoming_slot_ids(service: Service, slot_ids: list[int]) -> list[int]:
+    """Those of ``slot_ids`` that are upcoming open slots of ``service`` (ids from a link are never trusted)."""
+    if not slot_ids:
+        return []
+    return list(db.session.scalars(select(Slot.id).where(
+        Slot.id.in_(slot_ids), Slot.service_id == service.id, Slot.status == SlotStatus.OPEN,
+        Slot.starts_at > clock.now()).order_by(Slot.starts_at)))
 
 
 def audience(service: Service, slot_ids: list[int], all_upcoming: bool) -> list[Booking]:

@@ -58,12 +58,17 @@ def index():
 @bp.route("/messages/new", methods=["GET", "POST"])
 @login_required
 def compose():
-    """Compose; ``?service_id=&slot_ids=`` prefill (e.g. from the Zoom OFF page)."""
+    """Compose; ``?service_id=&slot_ids=&template=`` prefill (e.g. from the Zoom OFF page): only the
+    service's own upcoming slots are chosen, and ``template`` names one of ``bulk.PREFILLS``."""
     service_id = request.values.get("service_id", type=int)
     service = get_own_service_or_404(service_id, current_user) if service_id else None
     form = MessageForm()
-    if request.method == "GET" and request.args.getlist("slot_ids"):
-        form.slot_ids.data = request.args.getlist("slot_ids", type=int)
+    if request.method == "GET":
+        if service is not None:
+            form.slot_ids.data = bulk.upcoming_slot_ids(service, request.args.getlist("slot_ids", type=int))
+        prefilled = bulk.prefill(request.args.get("template"))
+        if prefilled is not None:
+            form.subject.data, form.body.data = prefilled
     if service is not None and form.validate_on_submit():
         if request.form.get("action") == "send":
             try:

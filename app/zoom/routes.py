@@ -126,8 +126,10 @@ def turn_off():
     form = TurnOffForm()
     if form.validate_on_submit():
         affected = link.affected_slots_by_service(link.upcoming_zoom_bookings(current_user))
+        # Read before OFF: the guests who hold a URL get the prefilled 「参加URL変更のお知らせ」.
+        url_holders = link.affected_slots_by_service([b for b, _sent in link.off_impact(current_user).url_sent])
         result = link.turn_off(current_user)
-        return render_template("zoom/off_done.html", result=result, affected=affected)
+        return render_template("zoom/off_done.html", result=result, affected=affected, url_holders=url_holders)
     return render_template("zoom/off_confirm.html", impact=link.off_impact(current_user), form=form)
 
 
