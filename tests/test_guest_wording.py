@@ -204,3 +204,21 @@ def test_composer_ignores_slot_ids_of_other_hosts(client, login, make_host, make
     assert "theirs@example.com" not in page and "送信先 1名" in page
     unknown = client.get(f"/messages/new?service_id={mine.id}&template=nope").get_data(as_text=True)
     assert re.search(r'<input[^>]*name="subject"[^>]*value=""', unknown)  # an unknown template prefills nothing
+
+
+# --- also seen: a favicon --------------------------------------------------------------------------
+
+def test_favicon_is_served_and_linked_from_host_and_guest_pages(client, make_host, make_service):
+    response = client.get("/favicon.ico")
+    data = response.data
+    response.close()  # a file response: its file stays open until closed
+    assert response.status_code == 200 and response.mimetype in ("image/vnd.microsoft.icon", "image/x-icon")
+    assert data[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    guest_page = client.get(f"/s/{make_service(make_host()).public_id}").get_data(as_text=True)
+    for page in (client.get("/login").get_data(as_text=True), guest_page):
+        icons = re.findall(r'<link rel="icon" href="([^"]+)"', page)
+        assert icons
+        for href in icons:
+            icon = client.get(href)
+            icon.close()
+            assert icon.status_code == 200 and icon.mimetype.startswith("image/"), href

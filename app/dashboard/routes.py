@@ -1,5 +1,5 @@
 """Dashboard home, and the list of every upcoming slot it links to."""
-from flask import jsonify, redirect, render_template, request, url_for
+from flask import current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import text
 
@@ -40,6 +40,12 @@ def healthz():
         checks["redis"] = type(exc).__name__
     healthy = all(value == "ok" for value in checks.values())
     return jsonify(status="ok" if healthy else "unavailable", **checks), 200 if healthy else 503
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on every site; the pages link the SVG too (base.html)."""
+    return current_app.send_static_file("favicon.ico")
 
 
 @bp.route("/dashboard")
