@@ -222,3 +222,43 @@ def test_favicon_is_served_and_linked_from_host_and_guest_pages(client, make_hos
             icon = client.get(href)
             icon.close()
             assert icon.status_code == 200 and icon.mimetype.startswith("image/"), href
+
+
+# --- also seen: English samples in English -----------------------------------------------------------
+
+def test_english_preview_of_the_held_message_email_has_no_japanese(client, login, make_host):
+    login(make_host(email="ops@example.com", name="運営", is_staff=True))
+    page = client.get("/staff/templates?kind=bulk_message_held").get_data(as_text=True)
+    english = re.findall(r'<section class="card template-sample"[^>]*data-lang="en">(.*?)</section>', page, re.S)
+    assert english
+    for section in english:
+        subject = re.search(r"</strong>(.*?)</p>", section, re.S).group(1)
+        text = re.search(r"<pre[^>]*>(.*?)</pre>", section, re.S).group(1)
+        html = re.search(r'srcdoc="([^"]*)"', section).group(1)
+        for part in (subject, text, html):
+            assert not JAPANESE.search(unescape(part)), JAPANESE.findall(unescape(part))
+    japanese = re.search(r'data-lang="ja">(.*?)</section>', page, re.S).group(1)
+    assert "山田 花子" in japanese and "中止" in japanese  # the Japanese sample stays Japanese
+
+
+def test_an_english_host_is_told_in_english_why_a_message_is_held(make_host, make_service, make_slot, make_booking,
+                                                                  run_jobs, smtp):
+    from app.messages import bulk
+    from app.models import Message
+    from app.services.slots import cancel_slot
+
+    host = make_host(name="Alex Smith")
+    host.locale = "en"
+    service = make_service(host, title="Piano class", venue="manual_url", kind="class_event")
+    slot = make_slot(service, starts_in=timedelta(days=2))
+    make_booking(slot, name="Ichiro Sato", email="ichiro@example.com")
+    bulk.compose(host, service, slot_ids=[slot.id], all_upcoming=False, subject="What to bring", body="A pen.",
+                 scheduled_at=clock.now() + timedelta(hours=1))
+    cancel_slot(slot)
+    db.session.commit()
+    clock.advance(timedelta(hours=2))
+    bulk.start_due_messages()
+    run_jobs()
+    [held] = [m for m in smtp.messages if host.email in str(m["To"])]
+    assert not JAPANESE.search(str(held["Subject"]) + body_text(held) + body_html(held)), body_text(held)
+    assert "cancel" in db.session.query(Message).one().held_reason.lower()

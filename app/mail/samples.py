@@ -6,18 +6,44 @@ have samples: the gallery test walks them all, in Japanese and English.
 from datetime import timedelta
 from types import SimpleNamespace
 
+from flask_babel import force_locale
+
 from app import clock
+from app.messages.bulk import held_reason
 from app.models.zoom import LinkBreak, MeetingFailure
 from app.urls import external_url
 
 
-def _base():
+#: The people and texts of the samples, per language: an English preview reads as the email an
+#: English-speaking host or guest gets, with nothing Japanese in it.
+WORDS = {
+    "ja": {"host": "山田 花子", "guest": "佐藤 一郎", "guest2": "鈴木 花",
+           "title": "はじめてのオンライン書道（90分）",
+           "notes": "筆ペンと半紙をご用意ください。\n資料: https://example.com/shodo.pdf",
+           "message_subject": "持ち物のご案内", "bulk_subject": "佐藤 一郎さん、持ち物のご案内",
+           "bulk_body": "はじめてのオンライン書道は{日時}からです。\n筆ペンをお持ちください。"},
+    "en": {"host": "Hanako Yamada", "guest": "Ichiro Sato", "guest2": "Hana Suzuki",
+           "title": "Calligraphy online for beginners (90 min)",
+           "notes": "Please have a brush pen and paper ready.\nHandout: https://example.com/shodo.pdf",
+           "message_subject": "What to bring", "bulk_subject": "Ichiro Sato, what to bring",
+           "bulk_body": "The calligraphy lesson starts soon.\nPlease bring a brush pen."},
+}
+
+
+def _words(ctx) -> dict:
+    """The sample texts in the language of the sample being built."""
+    return WORDS[ctx["host"].locale]
+
+
+def _base(locale="ja"):
+    words = WORDS[locale]
     start = (clock.now() + timedelta(days=3)).replace(hour=1, minute=0, second=0, microsecond=0)
-    host = SimpleNamespace(display_name="山田 花子", email="hanako@example.com", timezone="Asia/Tokyo", locale="ja")
-    service = SimpleNamespace(title="はじめてのオンライン書道（90分）", duration_minutes=90, host=host,
-                              host_notes="筆ペンと半紙をご用意ください。\n資料: https://example.com/shodo.pdf")
+    host = SimpleNamespace(display_name=words["host"], email="hanako@example.com", timezone="Asia/Tokyo",
+                           locale=locale)
+    service = SimpleNamespace(title=words["title"], duration_minutes=90, host=host, host_notes=words["notes"])
     slot = SimpleNamespace(id=1, starts_at=start, ends_at=start + timedelta(minutes=90), service=service)
-    booking = SimpleNamespace(guest_name="佐藤 一郎", guest_email="ichiro@example.com", slot=slot, join_token="sample")
+    booking = SimpleNamespace(guest_name=words["guest"], guest_email="ichiro@example.com", slot=slot,
+                              join_token="sample")
     meeting = SimpleNamespace(password="a1B2c3D4e5", join_url="https://zoom.us/j/81234567890?pwd=sample")
     return {
         "host": host, "service": service, "slot": slot, "booking": booking, "tz": "Asia/Tokyo",
@@ -32,8 +58,8 @@ def _base():
 
 
 def _with(**changes):
-    def build():
-        ctx = _base()
+    def build(locale="ja"):
+        ctx = _base(locale)
         for key, value in changes.items():
             ctx[key] = value(ctx) if callable(value) else value
         return ctx
@@ -46,7 +72,9 @@ def _no_notes(ctx):
 
 
 def _message(ctx):
-    return SimpleNamespace(subject="持ち物のご案内", held_reason="選んだ開催日時が中止されたため、送信を保留しました。")
+    # The held reason as the product stores it: in the host's language.
+    return SimpleNamespace(subject=_words(ctx)["message_subject"],
+                           held_reason=held_reason([ctx["slot"]], ctx["host"]))
 
 
 SAMPLES = {
@@ -68,15 +96,15 @@ SAMPLES = {
         "URLを用意できない（ホストから送ります）": _with(meeting=None, basic_cut=False),
     },
     "zoom_host_notice": {"標準": _with(bookings=lambda ctx: [ctx["booking"], SimpleNamespace(
-        guest_name="鈴木 花", guest_email="hana@example.com")])},
+        guest_name=_words(ctx)["guest2"], guest_email="hana@example.com")])},
     "zoom_trouble": {"連携切れ": _with(reason=MeetingFailure.LINK_BROKEN.text),
                      "1日の上限": _with(reason=MeetingFailure.DAILY_LIMIT.text),
                      "Zoomが応答しない": _with(reason=MeetingFailure.ZOOM_UNAVAILABLE.text)},
     "zoom_relink_needed": {"認可切れ": _with(reason=LinkBreak.text_of(LinkBreak.GRANT_LOST)),
                            "別のホストで連携": _with(reason=LinkBreak.text_of(LinkBreak.TAKEN_OVER))},
     "zoom_deauthorized": {"標準": _with()},
-    "bulk_message": {"標準": _with(message=_message, subject_text="佐藤 一郎さん、持ち物のご案内",
-                                  body_text="はじめてのオンライン書道は{日時}からです。\n筆ペンをお持ちください。")},
+    "bulk_message": {"標準": _with(message=_message, subject_text=lambda ctx: _words(ctx)["bulk_subject"],
+                                  body_text=lambda ctx: _words(ctx)["bulk_body"])},
     "bulk_message_held": {"標準": _with(message=_message,
                                        message_url=lambda ctx: external_url("messages.detail", message_id=1))},
     "migration_notice": {"標準": _with(deadline=lambda ctx: clock.now() + timedelta(days=30), bookings=[],
@@ -87,6 +115,7 @@ SAMPLES = {
 }
 
 
-def sample_contexts(kind: str) -> dict:
-    """Variant name → a fresh sample context for ``kind``."""
-    return {name: build() for name, build in SAMPLES[kind].items()}
+def sample_contexts(kind: str, locale: str = "ja") -> dict:
+    """Variant name → a fresh sample context for ``kind``, its people and texts in ``locale``."""
+    with force_locale(locale):
+        return {name: build(locale) for name, build in SAMPLES[kind].items()}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
@@ -182,6 +183,17 @@ def cancel(message: Message) -> None:
     db.session.commit()
 
 
+def held_reason(cancelled: list[Slot], host: User) -> str:
+    """Why a scheduled message is held, in the host's language and time zone.
+
+    Stored with the message and shown as it is (its page, the held email): the scheduler that
+    writes it has no request, so its locale would otherwise be the default (Japanese) for everyone.
+    """
+    when = ", ".join(clock.format_datetime_local(s.starts_at, host.timezone, host.locale) for s in cancelled)
+    with force_locale(host.locale):
+        return _("選んだ開催日時（%(when)s）が中止されたため、送信を保留しました。", when=when)
+
+
 def fan_out(message_id: int, *, skip_cancelled_slots: bool = False) -> int:
     """Write one outbox row per recipient in one bulk insert, then queue the sends. Commits.
 
@@ -197,10 +209,8 @@ def fan_out(message_id: int, *, skip_cancelled_slots: bool = False) -> int:
         cancelled = db.session.scalars(select(Slot).where(Slot.id.in_(message.slot_ids or [-1]),
                                                           Slot.status == SlotStatus.CANCELLED)).all()
         if cancelled:
-            message.status = MessageStatus.HELD
-            message.held_reason = _("選んだ開催日時（%(when)s）が中止されたため、送信を保留しました。",
-                                    when=", ".join(clock.format_datetime_local(s.starts_at) for s in cancelled))
             host = db.session.get(User, message.host_id)
+            message.status, message.held_reason = MessageStatus.HELD, held_reason(cancelled, host)
             queue_email("bulk_message_held", to_email=host.email, to_name=host.display_name, locale=host.locale,
                         host_id=host.id, payload={"message_id": message.id})
             db.session.commit()

@@ -44,8 +44,10 @@ def templates():
     kind = request.args.get("kind") or next(iter(sorted(registered_kinds())))
     if kind not in registered_kinds():
         abort(404)
-    rendered = [(variant, lang, render_kind(kind, context, lang))
-                for variant, context in sample_contexts(kind).items() for lang in ("ja", "en")]
+    # Sample data per language: the English preview has English names and texts, as a real one would.
+    by_lang = {lang: sample_contexts(kind, lang) for lang in ("ja", "en")}
+    rendered = [(variant, lang, render_kind(kind, by_lang[lang][variant], lang))
+                for variant in by_lang["ja"] for lang in ("ja", "en")]
     return render_template("staff/templates.html", kinds=sorted(registered_kinds()), kind=kind, rendered=rendered)
 
 
