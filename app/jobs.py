@@ -32,9 +32,9 @@ def issue_meeting(slot_id: int) -> str:
     return meetings.issue_or_defer(slot_id)
 
 
-def withdraw_meeting(slot_id: int) -> bool:
-    """Delete the slot's meeting on Zoom (slot cancelled or empty)."""
-    return meetings.withdraw_meeting(slot_id)
+def withdraw_meeting(slot_id: int) -> str:
+    """Delete the slot's meeting on Zoom (slot cancelled or empty, link OFF), or schedule the retry."""
+    return meetings.withdraw_or_retry(slot_id)
 
 
 def move_meeting(slot_id: int) -> bool:

@@ -79,7 +79,9 @@ def test_full_path_url_email_exactly_24h_before(client, zoom_host, make_service,
     clock.travel_to(slot.starts_at - timedelta(hours=24, seconds=1))
     assert outbox.send_due() == 0
     clock.travel_to(slot.starts_at - timedelta(hours=24))
-    assert outbox.send_due() == 2  # the guest's URL email and the host notice
+    assert outbox.send_due() == 1  # the guest's URL email; the host notice waits to tell what became of it
+    clock.advance(timedelta(minutes=1))
+    assert outbox.send_due() == 1
     url_mail = next(m for m in smtp.messages if m["Subject"] == "【ZoomのURLのお知らせ】90分ヨガ")
     text = body_text(url_mail)
     join_link = f"{live_server}/j/{booking.join_token}"
@@ -102,7 +104,7 @@ def test_licensed_host_has_no_40_minute_line(zoom_host, make_service, make_slot,
     slot = make_slot(make_service(host, duration_minutes=90), starts_in=timedelta(hours=3))
     make_booking(slot)
     run_jobs()
-    url_mail = next(m for m in smtp.wait_for(3) if "ZoomのURLのお知らせ" in m["Subject"])
+    url_mail = next(m for m in smtp.wait_for(2) if "ZoomのURLのお知らせ" in m["Subject"])
     assert "40分" not in body_text(url_mail)
 
 
@@ -185,7 +187,7 @@ def test_5xx_is_retried_by_rq_then_succeeds(zoom_host, make_service, make_slot, 
     run_jobs()
     meeting = meetings.meeting_for(slot.id)
     assert meeting.status == MeetingStatus.ISSUING and meeting.failure == MeetingFailure.ZOOM_UNAVAILABLE
-    assert len(ScheduledJobRegistry(queue=get_queue())) == 1  # ISSUE_RETRY's back-off
+    assert len(ScheduledJobRegistry(queue=get_queue())) == 1  # ZOOM_RETRY's back-off
     run_jobs_and_retries(run_jobs)
     meeting = meetings.meeting_for(slot.id)
     assert meeting.status == MeetingStatus.ISSUED and meeting.failure is None and meeting.error_detail == ""
@@ -209,9 +211,11 @@ def test_persistent_fault_alerts_the_host_once_for_the_slot(zoom_host, make_serv
     [alert] = trouble_alerts(smtp, "障害レッスン")
     assert "Zoomが応答しなかったため" in body_text(alert)
     assert db.session.query(Delivery).filter_by(kind="zoom_trouble").count() == 1
-    for guest in guests:
-        [mail] = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加方法のご案内】障害レッスン"]
-        assert "ホストから参加URLをお送りします" in body_text(mail)
+    for guest in guests:  # told it is being prepared, with their page; the URL email waits for a meeting
+        [mail] = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加URLの準備中】障害レッスン"]
+        assert "自動でお送りします" in body_text(mail) and f"/j/{guest.join_token}" in body_text(mail)
+        url = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=guest.id).one()
+        assert url.status == DeliveryStatus.PENDING and url.last_error == "waiting:zoom_unavailable"
 
 
 def issue_jobs():
@@ -237,12 +241,12 @@ def test_bookings_while_issuing_is_retried_add_no_create_attempts(zoom_host, mak
     zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
     make_booking(slot, email="first@example.com")
     run_jobs()
-    assert len(ScheduledJobRegistry(queue=get_queue())) == 1  # ISSUE_RETRY's back-off
+    assert len(ScheduledJobRegistry(queue=get_queue())) == 1  # ZOOM_RETRY's back-off
     for i in range(3):
         make_booking(slot, email=f"later{i}@example.com")
     assert issue_jobs() == []  # the scheduled retry covers them
     run_jobs_and_retries(run_jobs)
-    assert len(creates(zoom)) == 1 + meetings.ISSUE_RETRY.max  # one job's attempts, not four jobs'
+    assert len(creates(zoom)) == 1 + meetings.ZOOM_RETRY.max  # one job's attempts, not four jobs'
     assert meetings.meeting_for(slot.id).status == MeetingStatus.FAILED
     zoom.clear_faults()
     make_booking(slot, email="after@example.com")  # given up: a new booking tries again
@@ -335,7 +339,7 @@ def test_daily_limit_defers_to_after_0900_jst(zoom_host, make_service, make_slot
     assert link.budget_left(link.connection_for(host).id) == 0
 
 
-def test_dead_token_at_send_time_tells_guest_host_will_send_and_alerts_host(
+def test_dead_token_at_send_time_tells_guest_the_url_is_coming_and_alerts_host(
         zoom_host, make_service, make_slot, make_booking, run_jobs, smtp):
     host = zoom_host()
     slot = make_slot(make_service(host, title="朝のレッスン", host_notes="予備URL: https://meet.example.com/z"))
@@ -347,9 +351,9 @@ def test_dead_token_at_send_time_tells_guest_host_will_send_and_alerts_host(
     run_jobs()
     clock.travel_to(slot.starts_at - timedelta(hours=24))
     outbox.send_due()
-    outbox.send_due()  # the host alert written during the first batch
-    guest = next(m for m in smtp.messages if m["Subject"] == "【参加方法のご案内】朝のレッスン")
-    assert "ホストから参加URLをお送りします" in body_text(guest) and "https://meet.example.com/z" in body_text(guest)
+    outbox.send_due()  # the host alert and the guest's notice written during the first batch
+    guest = next(m for m in smtp.messages if m["Subject"] == "【参加URLの準備中】朝のレッスン")
+    assert "自動でお送りします" in body_text(guest) and "https://meet.example.com/z" in body_text(guest)
     assert any("ZoomのURLを用意できませんでした" in s for s in subjects(smtp))
 
 

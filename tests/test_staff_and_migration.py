@@ -46,8 +46,10 @@ def test_every_template_renders_in_both_languages(app, client, login, staff):
 def test_gallery_shows_the_40_minute_line_only_for_basic(app, client, login, staff):
     login(staff)
     page = client.get("/staff/templates?kind=zoom_url").get_data(as_text=True)
-    assert "無料（Basic）ホスト・40分を超えるサービス" in page and "URLを用意できない" in page
+    assert "無料（Basic）ホスト・40分を超えるサービス" in page and "有料（Licensed）ホスト" in page
     assert "40分で一度切れます" in page
+    waiting = client.get("/staff/templates?kind=zoom_url_waiting").get_data(as_text=True)
+    assert "ただいま準備しています" in waiting  # the email a guest gets while the URL cannot be issued
 
 
 def test_deliveries_search_filter_and_resend_failed(app, client, login, staff, make_host, smtp):

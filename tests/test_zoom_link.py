@@ -8,11 +8,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask_babel import refresh
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from app import clock, crypto
 from app.extensions import db
 from app.models import MeetingStatus, ZoomConnection, ZoomMeeting
 from app.models.zoom import LinkBreak, LinkStatus
+from app.queue import get_queue, get_redis
 from app.zoom import link, webhook
 
 from tests.conftest import body_text
@@ -183,7 +186,7 @@ def issue_meeting(host, slot, conn):
 
 
 def test_turn_off_deletes_meetings_in_each_zoom_case(client, link_zoom, make_host, make_service, make_slot,
-                                                     make_booking, zoom):
+                                                     make_booking, zoom, run_jobs):
     host = make_host()
     service = make_service(host)
     link_zoom(host)
@@ -203,11 +206,23 @@ def test_turn_off_deletes_meetings_in_each_zoom_case(client, link_zoom, make_hos
     assert "開催中のため削除できませんでした" in done
     remaining = {m["id"] for m in zoom.meetings() if not m["deleted"]}
     assert normal.zoom_meeting_id not in remaining and running.zoom_meeting_id in remaining
-    assert connection(host) is None
-    assert len(zoom.calls("/oauth/revoke")) == 1
+    # OFF at once; the grant is kept (not revoked) only to delete the running meeting after its end.
+    settings = client.get("/settings/zoom").get_data(as_text=True)
+    assert "OFF（未連携）" in settings and "Zoomで削除できなかったミーティング（1件）" in settings
+    assert connection(host).status == LinkStatus.OFF and zoom.calls("/oauth/revoke") == []
+    statuses = {m.slot_id: m.status for m in db.session.query(ZoomMeeting).all()}
+    assert statuses.pop(running.slot_id) == MeetingStatus.DELETE_FAILED
+    assert set(statuses.values()) == {MeetingStatus.DELETED}
+    [job_id] = ScheduledJobRegistry(queue=get_queue()).get_job_ids()  # after the lesson's end
+    zoom.set_meeting_status(running.zoom_meeting_id, "waiting")  # the lesson ended
+    job = Job.fetch(job_id, connection=get_redis())
+    ScheduledJobRegistry(queue=get_queue()).remove(job)
+    get_queue().enqueue_job(job)
+    run_jobs()
+    assert running.zoom_meeting_id not in {m["id"] for m in zoom.meetings() if not m["deleted"]}
+    assert connection(host) is None and len(zoom.calls("/oauth/revoke")) == 1
     assert {m.status for m in db.session.query(ZoomMeeting).all()} == {MeetingStatus.DELETED}
     assert {m.join_url for m in db.session.query(ZoomMeeting).all()} == {""}
-    assert "OFF（未連携）" in client.get("/settings/zoom").get_data(as_text=True)
 
 
 # --- webhooks ------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from sqlalchemy import and_, bindparam, event, func, or_, select, update
 
 from app import clock
 from app.extensions import begin_write, db
-from app.mail.render import BATCH_MEMO, SkipDelivery, build_message, envelope_address, render_delivery
+from app.mail.render import (BATCH_MEMO, WAITING_PREFIX, DeferDelivery, SkipDelivery, build_message,
+                             envelope_address, render_delivery)
 from app.mail.smtp import SmtpLanes
 from app.models import Booking, Delivery, DeliveryStatus
 from app.queue import enqueue_batch_after_commit
@@ -263,6 +264,10 @@ def _build(delivery: Delivery, marks: _Marks):
         return build_message(delivery, render_delivery(delivery))
     except SkipDelivery as why:
         marks.mark(delivery, status=DeliveryStatus.CANCELLED, last_error=str(why))
+    except DeferDelivery as wait:
+        # Waiting is not failing: the claim's attempt is given back.
+        marks.mark(delivery, status=DeliveryStatus.PENDING, due_at=wait.until,
+                   attempts=Delivery.__table__.c.attempts - 1, last_error=f"{WAITING_PREFIX}{wait.reason}")
     except Exception as exc:  # one broken row must not hold its whole batch hostage
         log.exception("delivery %s could not be rendered", delivery.id)
         db.session.rollback()

@@ -8,6 +8,7 @@ HTML); it is never compiled as a template.
 """
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from email.encoders import encode_base64
 from email.header import Header
 from email.message import Message
@@ -28,6 +29,23 @@ from app.models import Delivery
 
 class SkipDelivery(Exception):
     """The email no longer applies; the outbox marks the row cancelled with this reason."""
+
+
+#: ``last_error`` of a row waiting (``DeferDelivery``) rather than failing: the prefix, then the reason's code.
+WAITING_PREFIX = "waiting:"
+
+
+class DeferDelivery(Exception):
+    """The email cannot be written truthfully yet (a URL email whose meeting Zoom cannot issue now):
+    the outbox keeps the row pending until ``until``, without spending one of its attempts.
+
+    :param reason: a short code, kept in ``last_error`` after ``WAITING_PREFIX`` so pages can say why.
+    """
+
+    def __init__(self, until: datetime, reason: str):
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,11 @@ def _no_notes(ctx):
     return ctx["service"]
 
 
+def _guest_state(ctx, state, name=None, email="ichiro@example.com", reason=""):
+    return SimpleNamespace(guest_name=name or _words(ctx)["guest"], guest_email=email, state=state, reason=reason,
+                           sent_at=clock.now(), next_try=clock.now() + timedelta(hours=9))
+
+
 def _message(ctx):
     # The held reason as the product stores it: in the host's language.
     return SimpleNamespace(subject=_words(ctx)["message_subject"],
@@ -93,10 +98,20 @@ SAMPLES = {
         "直前のご予約（すぐに送信）": _with(basic_cut=False, slot=lambda ctx: SimpleNamespace(
             id=1, starts_at=clock.now() + timedelta(hours=2), ends_at=clock.now() + timedelta(hours=3, minutes=30),
             service=ctx["service"])),
-        "URLを用意できない（ホストから送ります）": _with(meeting=None, basic_cut=False),
     },
-    "zoom_host_notice": {"標準": _with(bookings=lambda ctx: [ctx["booking"], SimpleNamespace(
-        guest_name=_words(ctx)["guest2"], guest_email="hana@example.com")])},
+    "zoom_url_waiting": {"URLを準備中（用意でき次第、自動で送信）": _with()},
+    "zoom_host_notice": {
+        "全員に送信済み": _with(all_sent=True, guests=lambda ctx: [
+            _guest_state(ctx, "sent"),
+            _guest_state(ctx, "sent", name=_words(ctx)["guest2"], email="hana@example.com")]),
+        "まだ送れていない予約者あり": _with(all_sent=False, guests=lambda ctx: [
+            _guest_state(ctx, "sent"),
+            _guest_state(ctx, "waiting", name=_words(ctx)["guest2"], email="hana@example.com",
+                         reason=MeetingFailure.DAILY_LIMIT.text)]),
+    },
+    "zoom_delete_failed": {"Zoomが応答しない": _with(
+        reason=MeetingFailure.ZOOM_UNAVAILABLE.delete_text,
+        meeting=lambda ctx: SimpleNamespace(zoom_meeting_id=81234567890))},
     "zoom_trouble": {"連携切れ": _with(reason=MeetingFailure.LINK_BROKEN.text),
                      "1日の上限": _with(reason=MeetingFailure.DAILY_LIMIT.text),
                      "Zoomが応答しない": _with(reason=MeetingFailure.ZOOM_UNAVAILABLE.text)},

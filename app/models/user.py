@@ -3,7 +3,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import String
+from sqlalchemy import String, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -39,7 +39,9 @@ class User(UserMixin, db.Model):
     services = relationship("Service", back_populates="host", order_by="Service.id")
     #: The host's own Zoom link and old platform link, if any. Read-only here (``app.zoom`` owns
     #: them); loaded with the user on each request, since every host page shows their state.
-    zoom_connection = relationship("ZoomConnection", uselist=False, viewonly=True)
+    #: A link turned OFF that still deletes meetings on Zoom is no link (``LinkStatus.OFF``).
+    zoom_connection = relationship("ZoomConnection", uselist=False, viewonly=True,
+                                   primaryjoin=lambda: _shown_link_join())
     legacy_zoom_link = relationship("LegacyZoomLink", uselist=False, viewonly=True)
 
     def set_password(self, password: str, method: str | None = None) -> None:
@@ -61,3 +63,9 @@ class User(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
+
+
+def _shown_link_join():
+    from app.models.zoom import LinkStatus, ZoomConnection
+
+    return and_(User.id == ZoomConnection.host_id, ZoomConnection.status != LinkStatus.OFF)

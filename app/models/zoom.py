@@ -20,6 +20,9 @@ class LinkStatus(str, enum.Enum):
     ACTIVE = "active"
     #: The grant stopped working (refresh failed, deauthorized …): the host must relink.
     NEEDS_RELINK = "needs_relink"
+    #: Turned OFF by the host, but kept (with its grant) while meetings Zoom could not delete yet
+    #: are retried; removed, and the grant revoked, once none is left. Reads as "no link".
+    OFF = "off"
 
 
 class LinkBreak(str, enum.Enum):
@@ -81,6 +84,11 @@ class ZoomConnection(db.Model):
         return self.status == LinkStatus.ACTIVE
 
     @property
+    def has_grant(self) -> bool:
+        """Its tokens may still be used: ON, or OFF while it deletes what it left on Zoom."""
+        return self.status in (LinkStatus.ACTIVE, LinkStatus.OFF)
+
+    @property
     def broken_reason_text(self) -> LazyString | str:
         """Why the link needs relinking, in the reader's language."""
         return LinkBreak.text_of(self.broken_reason)
@@ -100,6 +108,9 @@ class MeetingStatus(str, enum.Enum):
     #: Could not be issued and no retry is planned; ``failure`` says why. A later attempt
     #: (pre-flight, send time, a new booking) may still issue it.
     FAILED = "failed"
+    #: Should be gone (slot cancelled or emptied, link OFF) but Zoom did not delete it: still live
+    #: on the host's Zoom. ``failure`` says why; retried, and the host can retry it by hand.
+    DELETE_FAILED = "delete_failed"
 
 
 class MeetingFailure(str, enum.Enum):
@@ -113,18 +124,34 @@ class MeetingFailure(str, enum.Enum):
     ZOOM_UNAVAILABLE = "zoom_unavailable"
     #: Zoom refused the request (any other 4xx).
     ZOOM_REFUSED = "zoom_refused"
+    #: The meeting is running now, so Zoom refuses to delete it (3002).
+    IN_PROGRESS = "in_progress"
 
     @property
     def text(self) -> LazyString:
         """What it means for the host, translated when rendered (in a page or an email's language)."""
         return _FAILURE_TEXTS[self]
 
+    @property
+    def delete_text(self) -> LazyString:
+        """Why the meeting could not be deleted on Zoom, for the host."""
+        return _DELETE_TEXTS.get(self, _DELETE_TEXTS[MeetingFailure.ZOOM_REFUSED])
+
 
 _FAILURE_TEXTS = {
     MeetingFailure.LINK_BROKEN: _l("Zoomとの連携が切れています。再連携しないと、予約者にURLが届きません。"),
-    MeetingFailure.DAILY_LIMIT: _l("Zoomの1日の発行上限（100回）に達したため、発行できていません。上限は毎日9:00に戻ります。"),
+    MeetingFailure.DAILY_LIMIT: _l("Zoomの1日の発行上限（100回）に達したため、発行できていません。"),
     MeetingFailure.ZOOM_UNAVAILABLE: _l("Zoomが応答しなかったため、発行できていません。"),
     MeetingFailure.ZOOM_REFUSED: _l("Zoomがミーティングの発行を受け付けませんでした。"),
+    MeetingFailure.IN_PROGRESS: _l("ミーティングが開催中です。"),
+}
+
+_DELETE_TEXTS = {
+    MeetingFailure.LINK_BROKEN: _l("Zoomとの連携が切れているため、Zoom上のミーティングを削除できませんでした。"
+                                   "再連携すると削除できます。Zoomのサイトやアプリから削除することもできます。"),
+    MeetingFailure.ZOOM_UNAVAILABLE: _l("Zoomが応答しなかったため、削除できませんでした。"),
+    MeetingFailure.ZOOM_REFUSED: _l("Zoomが削除を受け付けませんでした。Zoomのサイトやアプリから削除してください。"),
+    MeetingFailure.IN_PROGRESS: _l("ミーティングが開催中のため、削除できませんでした。終了後に自動で削除します。"),
 }
 
 
@@ -164,8 +191,11 @@ class ZoomMeeting(db.Model):
 
     @property
     def last_error(self) -> str:
-        """Why the meeting has no URL, in the current locale ("" when nothing failed)."""
-        return str(self.failure.text) if self.failure else ""
+        """Why the meeting has no URL (or, DELETE_FAILED, why it is still on Zoom), in the current
+        locale ("" when nothing failed)."""
+        if not self.failure:
+            return ""
+        return str(self.failure.delete_text if self.status == MeetingStatus.DELETE_FAILED else self.failure.text)
 
     def record_failure(self, failure: MeetingFailure, detail: str) -> None:
         """An attempt failed: keep why (the code) and what Zoom said (for staff)."""

@@ -125,6 +125,23 @@ def start_meeting(slot_id):
         return _back_to_guests(slot.id, f"slot-{slot.id}")
 
 
+@bp.route("/slots/<int:slot_id>/zoom/delete", methods=["POST"])
+@login_required
+def retry_delete(slot_id):
+    """「もう一度削除する」: one more attempt to delete a meeting Zoom did not delete."""
+    slot = catalog.get_own_slot_or_404(slot_id, current_user)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    failure = meetings.retry_withdraw(slot)
+    if failure is None:
+        flash(_("Zoom上のミーティングを削除しました。"), "success")
+    else:
+        flash(_("まだ削除できませんでした。%(why)s", why=failure.delete_text), "error")
+    if request.form.get("next") == "settings":
+        return redirect(url_for("zoom.settings"))
+    return _back_to_guests(slot.id, f"slot-{slot.id}")
+
+
 @bp.route("/slots/<int:slot_id>/resend-url", methods=["POST"])
 @login_required
 def resend_url(slot_id):

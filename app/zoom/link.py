@@ -8,28 +8,28 @@ process holds a database write lock.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 
 from authlib.integrations.flask_client import OAuth
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app import clock, crypto
 from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
-from app.mail.render import SkipDelivery, email_kind
+from app.mail.render import WAITING_PREFIX, SkipDelivery, email_kind
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
                         SlotStatus, User, Venue, ZoomConnection, ZoomMeeting)
 from app.models.zoom import LinkBreak, LinkStatus
 from app.pagination import Page, counted, first_page
-from app.queue import get_redis
+from app.queue import enqueue_batch_after_commit, get_redis
 from app.urls import external_url
 from app.zoom.client import (DAILY_CREATE_UPDATE_LIMIT, TokenSet, ZoomApi, ZoomAuthError, ZoomError,
-                             ZoomMeetingEnded, ZoomMeetingInProgress, ZoomOAuth, ZoomUser)
+                             ZoomOAuth, ZoomUser)
 
 #: Refresh this long before the access token expires.
 REFRESH_AHEAD = timedelta(minutes=5)
@@ -80,7 +80,14 @@ def _token_endpoint() -> ZoomOAuth:
 
 def connection_for(host: User) -> ZoomConnection | None:
     """The host's Zoom link, if any (None means OFF)."""
-    return db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host.id))
+    return db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host.id,
+                                                          ZoomConnection.status != LinkStatus.OFF))
+
+
+def grant_for(host_id: int) -> ZoomConnection | None:
+    """The link whose grant can still act on the host's Zoom: ON, or OFF while it deletes what it left."""
+    connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host_id))
+    return connection if connection is not None and connection.has_grant else None
 
 
 def shown_connection(host: User) -> ZoomConnection | None:
@@ -201,17 +208,55 @@ def complete_link(host: User, token: dict) -> ZoomConnection:
         # Zoom keeps only the newest grant of a user (4741): the other host's tokens are dead now.
         mark_broken(other_id, LinkBreak.TAKEN_OVER)
         raise ZoomAccountTaken(me.email)
-    connection = connection_for(host)
+    connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host.id))
     if connection is None:
         connection = ZoomConnection(host_id=host.id, applies_from=clock.now())
         db.session.add(connection)
+    elif connection.status == LinkStatus.OFF:
+        # Turned OFF with meetings still to delete: linking again is a new link (it covers bookings
+        # from now on) whose grant also deletes those meetings.
+        connection.applies_from = clock.now()
     _apply_user(connection, me)
     _store_tokens(connection, tokens)
     connection.status = LinkStatus.ACTIVE
     connection.broken_reason = ""
     connection.linked_at = clock.now()
     db.session.flush()
+    release_waiting_urls(host.id)
+    retry_deletes(host.id)
     return connection
+
+
+def retry_deletes(host_id: int) -> None:
+    """Try again, once this transaction commits, to delete the host's meetings Zoom did not delete."""
+    from app.zoom.meetings import queue_withdraw  # meetings import this module
+
+    slot_ids = db.session.scalars(select(ZoomMeeting.slot_id).where(
+        ZoomMeeting.host_id == host_id, ZoomMeeting.legacy.is_(False),
+        ZoomMeeting.status == MeetingStatus.DELETE_FAILED)).all()
+    for slot_id in slot_ids:
+        queue_withdraw(slot_id)
+
+
+def release_waiting_urls(host_id: int, slot_id: int | None = None) -> int:
+    """URL emails waiting for a meeting (the host's, or one slot's) become due now; returns how many.
+
+    Called when a meeting can be issued again: a relink, a meeting just issued. Each still
+    checks its meeting when it renders, and waits again if there is none.
+    """
+    from app import jobs  # jobs import this module
+
+    criteria = [Delivery.host_id == host_id, Delivery.kind == "zoom_url", Delivery.status == DeliveryStatus.PENDING,
+                Delivery.last_error.startswith(WAITING_PREFIX), Delivery.due_at > clock.now()]
+    if slot_id is not None:
+        criteria.append(Delivery.slot_id == slot_id)
+    ids = db.session.scalars(select(Delivery.id).where(*criteria)).all()
+    if ids:
+        db.session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(due_at=clock.now())
+                           .execution_options(synchronize_session=False))
+        for delivery_id in ids:
+            enqueue_batch_after_commit(jobs.send_deliveries, delivery_id, queue="mail")
+    return len(ids)
 
 
 def _apply_user(connection: ZoomConnection, me: ZoomUser) -> None:
@@ -237,7 +282,7 @@ def access_token(connection_id: int, force_refresh: bool = False) -> str:
     """
     with _independent_session() as session:
         connection = session.get(ZoomConnection, connection_id)
-        if connection is None or not connection.is_active:
+        if connection is None or not connection.has_grant:
             raise ZoomAuthError("Zoom link is not active")
         if not force_refresh and connection.access_expires_at > clock.now() + REFRESH_AHEAD:
             return crypto.decrypt(connection.access_token_enc)
@@ -249,7 +294,7 @@ def access_token(connection_id: int, force_refresh: bool = False) -> str:
             # rotated, failing to store the new refresh token would lose the link.
             session.connection(execution_options={"sqlite_immediate": True})
             connection = session.get(ZoomConnection, connection_id)
-            if connection is None or not connection.is_active:
+            if connection is None or not connection.has_grant:
                 raise ZoomAuthError("Zoom link is not active")
             if connection.access_token_enc != seen and connection.access_expires_at > clock.now() + REFRESH_AHEAD:
                 return crypto.decrypt(connection.access_token_enc)  # another process just refreshed
@@ -260,7 +305,7 @@ def access_token(connection_id: int, force_refresh: bool = False) -> str:
                 session.rollback()
                 session.connection(execution_options={"sqlite_immediate": True})
                 connection = session.get(ZoomConnection, connection_id, populate_existing=True)
-                if connection is not None and connection.refresh_token_enc != used_refresh and connection.is_active:
+                if connection is not None and connection.refresh_token_enc != used_refresh and connection.has_grant:
                     return crypto.decrypt(connection.access_token_enc)  # rotated elsewhere meanwhile
                 session.close()
                 mark_broken(connection_id, LinkBreak.GRANT_LOST)
@@ -295,6 +340,12 @@ def mark_broken(connection_id: int, reason: LinkBreak) -> None:
         connection = session.get(ZoomConnection, connection_id)
         if connection is None or connection.status == LinkStatus.NEEDS_RELINK:
             return
+        if connection.status == LinkStatus.OFF:
+            # OFF already: nothing to relink. The meetings it was deleting stay DELETE_FAILED
+            # (LINK_BROKEN), which the host sees with what to do.
+            session.delete(connection)
+            session.commit()
+            return
         connection.status = LinkStatus.NEEDS_RELINK
         connection.broken_reason = reason.value
         host = session.get(User, connection.host_id)
@@ -316,11 +367,11 @@ def upcoming_zoom_bookings(host: User) -> list[Booking]:
 
 
 def live_meetings(host: User) -> list[ZoomMeeting]:
-    """Meetings issued (or being issued) on the host's personal account for slots not yet over."""
+    """Meetings issued (or being issued, or not deleted yet) on the host's personal account for slots not yet over."""
     meetings = db.session.scalars(
         select(ZoomMeeting).join(ZoomMeeting.slot)
         .where(ZoomMeeting.host_id == host.id, ZoomMeeting.legacy.is_(False),
-               ZoomMeeting.status.in_([MeetingStatus.ISSUED, MeetingStatus.ISSUING]))
+               ZoomMeeting.status.in_([MeetingStatus.ISSUED, MeetingStatus.ISSUING, MeetingStatus.DELETE_FAILED]))
         .order_by(Slot.starts_at)
     ).all()
     return [m for m in meetings if m.slot.ends_at > clock.now()]
@@ -360,69 +411,46 @@ def off_impact(host: User) -> OffImpact:
                      url_sent=[(b, sent[b.id]) for b in bookings if b.id in sent])
 
 
-@dataclass
-class OffResult:
-    deleted: int = 0
-    #: Meetings Zoom refused to delete because they are running now (3002).
-    in_progress: list[ZoomMeeting] = field(default_factory=list)
-    #: Meetings we could not delete on Zoom (link broken, Zoom down …), with the reason.
-    not_deleted: list[tuple[ZoomMeeting, str]] = field(default_factory=list)
-    emails_cancelled: int = 0
+def stop(host: User) -> int:
+    """The first half of turning the link OFF (``meetings.turn_off``): from now on it is no link.
 
-
-def turn_off(host: User) -> OffResult:
-    """Turn the link OFF: delete issued meetings on Zoom, clear URLs, cancel URL emails, revoke.
-
-    404/3001 and 3007 count as deleted; 3002 (in progress) is reported. Commits at the end.
+    URL emails and host notices not yet sent are cancelled, and the URL emails already written
+    give up their keys: the meetings they were for are withdrawn, so turning the link ON again
+    may write each booking a new one. Returns how many emails were cancelled.
     """
-    result = OffResult()
-    connection = connection_for(host)
-    connection_id = connection.id if connection is not None and connection.is_active else None
-    meetings = [(m.id, m.zoom_meeting_id) for m in live_meetings(host)]
-    db.session.commit()  # no transaction is held while Zoom is called
-    api = api_for(connection_id) if connection_id is not None else None
-    broken = _("Zoomとの連携が切れているため、Zoom側では削除できませんでした。")
-    outcome: dict[int, str | None] = {}  # meeting row id -> None (deleted) / "in_progress" / reason
-    for meeting_id, zoom_id in meetings:
-        if zoom_id is None:
-            outcome[meeting_id] = None
-            continue
-        if api is None:
-            outcome[meeting_id] = broken
-            continue
-        try:
-            api.delete_meeting(zoom_id)
-            outcome[meeting_id] = None
-        except ZoomMeetingEnded:
-            outcome[meeting_id] = None
-        except ZoomMeetingInProgress:
-            outcome[meeting_id] = "in_progress"
-        except ZoomAuthError:
-            api, outcome[meeting_id] = None, broken
-        except ZoomError as exc:
-            outcome[meeting_id] = str(exc)
-    if connection_id is not None:
-        try:
-            _token_endpoint().revoke(access_token(connection_id))
-        except ZoomError:
-            pass  # the grant is dead or Zoom is down: our copy is deleted either way
     begin_write()
-    for meeting_id, state in outcome.items():
-        meeting = db.session.get(ZoomMeeting, meeting_id)
-        if state is None:
-            result.deleted += 1
-        elif state == "in_progress":
-            result.in_progress.append(meeting)
-        else:
-            result.not_deleted.append((meeting, state))
-        meeting.mark_deleted()
-    for kind in ZOOM_EMAIL_KINDS:
-        result.emails_cancelled += cancel_pending(host_id=host.id, kind=kind)
     connection = connection_for(host)
     if connection is not None:
+        connection.status = LinkStatus.OFF
+    cancelled = sum(cancel_pending(host_id=host.id, kind=kind) for kind in ZOOM_EMAIL_KINDS)
+    db.session.execute(update(Delivery).where(Delivery.host_id == host.id, Delivery.kind == "zoom_url",
+                                              Delivery.dedupe_key.is_not(None))
+                       .values(dedupe_key=None).execution_options(synchronize_session=False))
+    return cancelled
+
+
+def finish_off(host_id: int) -> bool:
+    """A link turned OFF with nothing left to delete on Zoom: revoke its grant and forget it; commits.
+
+    Returns True when it was forgotten.
+    """
+    connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host_id,
+                                                                ZoomConnection.status == LinkStatus.OFF))
+    if connection is None or live_meetings(connection.host):
+        db.session.commit()
+        return False
+    connection_id = connection.id
+    db.session.commit()  # no transaction is held while Zoom is called
+    try:
+        _token_endpoint().revoke(access_token(connection_id))
+    except ZoomError:
+        pass  # the grant is dead or Zoom is down: our copy is deleted either way
+    begin_write()
+    connection = db.session.get(ZoomConnection, connection_id)
+    if connection is not None and connection.status == LinkStatus.OFF:
         db.session.delete(connection)
     db.session.commit()
-    return result
+    return True
 
 
 def deauthorize(zoom_user_id: str) -> bool:

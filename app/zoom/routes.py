@@ -48,7 +48,8 @@ def settings():
                        if connection is not None and connection.is_basic else None),
         not_covered=link.not_covered_preview(connection, SETTINGS_LIST_LIMIT) if active else None,
         legacy_issued=(legacy.legacy_meeting_count(current_user.id)
-                       if legacy_link is not None and legacy_link.is_active else 0))
+                       if legacy_link is not None and legacy_link.is_active else 0),
+        left_on_zoom=meetings.left_on_zoom(current_user))
 
 
 @bp.route("/settings/zoom/legacy-off", methods=["POST"])
@@ -128,7 +129,7 @@ def turn_off():
         affected = link.affected_slots_by_service(link.upcoming_zoom_bookings(current_user))
         # Read before OFF: the guests who hold a URL get the prefilled 「参加URL変更のお知らせ」.
         url_holders = link.affected_slots_by_service([b for b, _sent in link.off_impact(current_user).url_sent])
-        result = link.turn_off(current_user)
+        result = meetings.turn_off(current_user)
         return render_template("zoom/off_done.html", result=result, affected=affected, url_holders=url_holders)
     return render_template("zoom/off_confirm.html", impact=link.off_impact(current_user), form=form)
 
