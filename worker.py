@@ -12,7 +12,9 @@ emails is sent by all workers in parallel.
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -171,18 +173,29 @@ def scheduler_pass(now_monotonic: float, last_preflight: float) -> float:
     return last_preflight
 
 
-def run_scheduler(app) -> None:
-    """Run passes forever; one failed pass (database or Redis hiccup) does not stop the loop.
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (a process manager stopping us, or Ctrl-C): the loop ends
+    after its current pass instead of dying mid-pass with a traceback."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stop.set())
+    return stop
+
+
+def run_scheduler(app, stop: threading.Event | None = None) -> None:
+    """Run passes until ``stop`` is set; one failed pass (database or Redis hiccup) does not stop the loop.
 
     Only the holder of a Redis lock works, so a second scheduler started by mistake waits as a
     standby (everything it would do is idempotent anyway: atomic claims, deterministic job ids).
+    On stop the lock is released, so a standby takes over at its next look.
     """
+    stop = stop or threading.Event()
     interval = app.config["SWEEP_INTERVAL"]
     log.info("scheduler: sweeping when emails are due, looking at least every %ss", interval)
     last_preflight = 0.0
     with app.app_context():
         leader = get_redis().lock("scheduler-leader", timeout=max(10, 5 * interval))
-    while True:
+    while not stop.is_set():
         wait = interval
         with app.app_context():
             try:
@@ -193,7 +206,14 @@ def run_scheduler(app) -> None:
                 log.exception("scheduler pass failed; trying again in %ss", interval)
             finally:
                 db.session.remove()
-        time.sleep(wait)
+        stop.wait(wait)
+    with app.app_context():
+        try:
+            if leader.owned():
+                leader.release()
+        except (LockError, RedisConnectionError, RedisTimeoutError):
+            pass  # the lock expires by itself
+    log.info("scheduler: stopped")
 
 
 def _lead(leader) -> bool:
@@ -211,7 +231,7 @@ def main(argv: list[str]) -> None:
     app = build_app()
     wait_for_redis(app)
     if argv[1:2] == ["scheduler"]:
-        run_scheduler(app)
+        run_scheduler(app, stop_on_signals())
         return
     run_worker(app)
 
@@ -233,6 +253,9 @@ def run_worker(app) -> None:
         try:
             worker.work(with_scheduler=True)
         except (RedisConnectionError, RedisTimeoutError):  # raised by RQ's teardown with Redis still away
+            if worker.stop_asked:  # stopping anyway: Redis went first (e.g. stopped together with us)
+                log.info("the RQ worker stopped; Redis was already gone")
+                return
             log.exception("the RQ worker lost Redis")
         if worker.stop_asked:
             return

@@ -7,6 +7,7 @@ import click
 from app import clock
 from app.auth import accounts
 from app.extensions import db
+from app.queue import leave_to_the_sweep
 
 DEMO_HOST_EMAIL = "host@example.com"
 DEMO_STAFF_EMAIL = "staff@example.com"
@@ -64,29 +65,34 @@ def init_app(app) -> None:
 
     @app.cli.command("seed-demo")
     def seed_demo():
-        """Create the demo host and staff accounts with sample services (idempotent)."""
+        """Create the demo host and staff accounts with sample services (idempotent).
+
+        ``make run`` seeds before honcho starts Redis: the demo's emails are left to the
+        scheduler's outbox sweep instead of being enqueued.
+        """
         from app.services.catalog import create_service
         from app.services.slots import add_slot
 
-        if accounts.find_user(DEMO_STAFF_EMAIL) is None:
-            accounts.create_user(DEMO_STAFF_EMAIL, "運営スタッフ", DEMO_PASSWORD, is_staff=True)
-        host = accounts.find_user(DEMO_HOST_EMAIL)
-        if host is None:
-            host = accounts.create_user(DEMO_HOST_EMAIL, "山田 花子", DEMO_PASSWORD)
-            online = create_service(
-                host, kind="online", title="はじめてのオンライン書道レッスン", description="自宅で楽しむ書道入門です。",
-                duration_minutes=60, capacity=5, venue="zoom",
-                host_notes="筆ペンと半紙をご用意ください。\n開始5分前から入室できます。")
-            manual = create_service(
-                host, kind="private", title="個別相談（Google Meet）", description="30分の個別相談です。",
-                duration_minutes=30, capacity=1, venue="manual_url",
-                host_notes="当日はこちらのURLからご参加ください: https://meet.example.com/abc-defg-hij")
-            start = clock.now().replace(minute=0, second=0, microsecond=0)
-            for days in (1, 3, 7):
-                add_slot(online, start + timedelta(days=days, hours=2))
-                add_slot(manual, start + timedelta(days=days, hours=4))
-        seed_legacy_hosts()
-        db.session.commit()
+        with leave_to_the_sweep():
+            if accounts.find_user(DEMO_STAFF_EMAIL) is None:
+                accounts.create_user(DEMO_STAFF_EMAIL, "運営スタッフ", DEMO_PASSWORD, is_staff=True)
+            host = accounts.find_user(DEMO_HOST_EMAIL)
+            if host is None:
+                host = accounts.create_user(DEMO_HOST_EMAIL, "山田 花子", DEMO_PASSWORD)
+                online = create_service(
+                    host, kind="online", title="はじめてのオンライン書道レッスン", description="自宅で楽しむ書道入門です。",
+                    duration_minutes=60, capacity=5, venue="zoom",
+                    host_notes="筆ペンと半紙をご用意ください。\n開始5分前から入室できます。")
+                manual = create_service(
+                    host, kind="private", title="個別相談（Google Meet）", description="30分の個別相談です。",
+                    duration_minutes=30, capacity=1, venue="manual_url",
+                    host_notes="当日はこちらのURLからご参加ください: https://meet.example.com/abc-defg-hij")
+                start = clock.now().replace(minute=0, second=0, microsecond=0)
+                for days in (1, 3, 7):
+                    add_slot(online, start + timedelta(days=days, hours=2))
+                    add_slot(manual, start + timedelta(days=days, hours=4))
+            seed_legacy_hosts()
+            db.session.commit()
         click.echo(f"demo host : {DEMO_HOST_EMAIL} / {DEMO_PASSWORD}")
         click.echo(f"demo staff: {DEMO_STAFF_EMAIL} / {DEMO_PASSWORD}")
         click.echo(f"legacy hosts (old platform Zoom link): {', '.join(LEGACY_HOSTS)} / {DEMO_PASSWORD}")

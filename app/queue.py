@@ -6,6 +6,7 @@ succeeds. If Redis is down at that moment nothing is lost: the scheduler's outbo
 finds the due rows (see ``mail.outbox``).
 """
 import logging
+from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import current_app
@@ -23,6 +24,7 @@ QUEUE_NAMES = ("mail", "default")
 
 _PENDING_KEY = "enqueue_after_commit"
 _BATCH_KEY = "enqueue_batch_after_commit"
+_SWEEP_ONLY_KEY = "leave_to_the_sweep"
 
 
 def get_redis() -> Redis:
@@ -60,9 +62,27 @@ def enqueue_batch_after_commit(func, item, *, queue: str = "default", session=No
     batches[func].append(item)
 
 
+@contextmanager
+def leave_to_the_sweep(session=None):
+    """Within this block, commits enqueue nothing: the scheduler's outbox sweep sends the due emails.
+
+    For commands that run before Redis is up, such as ``flask seed-demo`` in ``make run`` (honcho
+    starts Redis after it): each commit would otherwise try Redis and log "could not enqueue".
+    Only for work a sweep finds by itself (outbox rows); other jobs queued meanwhile are dropped.
+    """
+    info = (session or db.session).info
+    info[_SWEEP_ONLY_KEY] = True
+    try:
+        yield
+    finally:
+        info.pop(_SWEEP_ONLY_KEY, None)
+
+
 def _run_pending(session) -> None:
     session.info.pop(_BATCH_KEY, None)
     pending = session.info.pop(_PENDING_KEY, [])
+    if session.info.get(_SWEEP_ONLY_KEY):
+        return
     for func, args, queue, job_id, unless_marked, options in pending:
         try:
             if unless_marked is not None:
