@@ -66,9 +66,10 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     write_requests_take_the_lock(app)
     read_views_skip_the_transaction(app)
 
-    from app import auth, booking, dashboard, messages, services, staff, zoom
+    from app import account, auth, booking, dashboard, messages, services, staff, zoom
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(services.bp)
     app.register_blueprint(booking.bp)

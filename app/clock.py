@@ -8,10 +8,12 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from babel.core import Locale
-from babel.dates import DateTimeFormat, format_datetime, parse_pattern
+from babel.core import Locale, get_global
+from babel.dates import DateTimeFormat, format_datetime, get_timezone_location, parse_pattern
 
 DEFAULT_TZ = "Asia/Tokyo"
+#: Guests are also shown the time in Japan when the host's zone is another one.
+JAPAN_TZ = "Asia/Tokyo"
 
 _offset = timedelta(0)
 
@@ -19,6 +21,11 @@ _offset = timedelta(0)
 DATETIME_PATTERNS = {"ja": "y年M月d日(E) HH:mm", "en": "EEE, MMM d, y HH:mm"}
 DATE_PATTERNS = {"ja": "y年M月d日(E)", "en": "EEE, MMM d, y"}
 TIME_PATTERNS = {"ja": "HH:mm", "en": "HH:mm"}
+#: How guests read a lesson time (``format_for_guests``): the zone named in words, a start and
+#: end, and Japan time added when the host's zone is another one.
+ZONED_PATTERNS = {"ja": "{zone} {when}", "en": "{when} {zone}"}
+RANGE_PATTERNS = {"ja": "{start}〜{end}", "en": "{start}–{end}"}
+ALSO_IN_JAPAN_PATTERNS = {"ja": "（{japan}）", "en": " ({japan})"}
 
 
 def now() -> datetime:
@@ -123,3 +130,73 @@ def format_date_local(moment: datetime, tz_name: str = DEFAULT_TZ, locale: str =
 def format_time_local(moment: datetime, tz_name: str = DEFAULT_TZ, locale: str = "ja") -> str:
     """``10:00`` in the host's time zone."""
     return _format(moment, TIME_PATTERNS, tz_name, locale)
+
+
+def canonical_zone(tz_name: str) -> str:
+    """The zone's current IANA name (CLDR's aliases: ``Asia/Calcutta`` → ``Asia/Kolkata``, ``Japan`` → Tokyo)."""
+    return get_global("zone_aliases").get(tz_name, tz_name)
+
+
+def is_japan_time(tz_name: str) -> bool:
+    """True for Asia/Tokyo (and its aliases)."""
+    return canonical_zone(tz_name) == JAPAN_TZ
+
+
+@lru_cache(maxsize=1024)
+def zone_label(tz_name: str = DEFAULT_TZ, locale: str = "ja") -> str:
+    """A time zone in words: 「日本時間」, 「ロサンゼルス時間」, "Japan Time", "Los Angeles Time".
+
+    CLDR's names (through Babel). A zone that is its country's only one is named after the
+    country (日本時間, 韓国時間, "United Kingdom Time"); one of several after its city, where CLDR
+    would write 「アメリカ合衆国（ロサンゼルス）時間」 (too long for a line about a lesson; the
+    account page's list shows that long form, see ``zone_location``).
+    """
+    lang = locale if locale in DATETIME_PATTERNS else "ja"
+    zone = canonical_zone(tz_name)
+    territory = get_global("zone_territories").get(zone)
+    if len(get_global("territory_zones").get(territory, ())) == 1:
+        return get_timezone_location(zone, lang)
+    city = get_timezone_location(zone, lang, return_city=True)
+    return Locale.parse(lang).zone_formats["region"] % city
+
+
+@lru_cache(maxsize=1024)
+def zone_location(tz_name: str, locale: str = "ja") -> str:
+    """CLDR's full name of a zone: 「日本時間」, 「アメリカ合衆国（ロサンゼルス）時間」 (for lists of zones)."""
+    return get_timezone_location(canonical_zone(tz_name), locale if locale in DATETIME_PATTERNS else "ja")
+
+
+def _datetime_range(start: datetime, end: datetime | None, tz_name: str, lang: str) -> str:
+    when = format_datetime_local(start, tz_name, lang)
+    if end is None:
+        return when
+    return RANGE_PATTERNS[lang].format(start=when, end=format_time_local(end, tz_name, lang))
+
+
+def guest_time_parts(start: datetime, tz_name: str = DEFAULT_TZ, locale: str = "ja", end: datetime | None = None,
+                     *, with_zone: bool = True) -> tuple[str, str]:
+    """``format_for_guests`` in two parts: the time in the host's zone, and the Japan time added
+    (``（日本時間 …）``, or "" for a host in Japan), for pages that lay them out on two lines."""
+    lang = locale if locale in DATETIME_PATTERNS else "ja"
+    when = _datetime_range(start, end, tz_name, lang)
+    if with_zone:
+        when = ZONED_PATTERNS[lang].format(zone=zone_label(tz_name, lang), when=when)
+    if is_japan_time(tz_name):
+        return when, ""
+    japan = ZONED_PATTERNS[lang].format(zone=zone_label(JAPAN_TZ, lang),
+                                        when=_datetime_range(start, end, JAPAN_TZ, lang))
+    return when, ALSO_IN_JAPAN_PATTERNS[lang].format(japan=japan)
+
+
+def format_for_guests(start: datetime, tz_name: str = DEFAULT_TZ, locale: str = "ja", end: datetime | None = None,
+                      *, with_zone: bool = True) -> str:
+    """A lesson time as guests read it: in the host's zone, named in words, and in Japan time too.
+
+    ``ロサンゼルス時間 2026年6月20日(土) 10:00〜11:00（日本時間 2026年6月21日(日) 02:00〜03:00）``;
+    ``日本時間 2026年6月20日(土) 10:00〜11:00`` for a host in Japan. Never a raw IANA name.
+
+    :param end: the end time, shown as a range when given.
+    :param with_zone: False where the page names the host's zone already (a list under a heading):
+        the time alone, still followed by Japan time when that differs.
+    """
+    return "".join(guest_time_parts(start, tz_name, locale, end, with_zone=with_zone))

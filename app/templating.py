@@ -52,6 +52,45 @@ def local_time(context, moment, tz_name: str | None = None) -> str:
     return clock.format_time_local(moment, *_zone_and_locale(context, tz_name))
 
 
+@pass_context
+def guest_datetime(context, start, tz_name: str | None = None, end=None, with_zone: bool = True) -> str:
+    """A lesson time for guests: the host's zone in words, and Japan time too when that differs.
+
+    ``{{ slot.starts_at|guest_datetime(tz, slot.ends_at) }}`` → 「ロサンゼルス時間 2026年6月20日(土)
+    10:00〜11:00（日本時間 2026年6月21日(日) 02:00〜03:00）」 (see ``clock.format_for_guests``).
+    In HTML the Japan time is a ``span.also-japan``, which pages show on a line of its own.
+    """
+    tz_name, locale = _zone_and_locale(context, tz_name)
+    when, japan = clock.guest_time_parts(start, tz_name, locale, end, with_zone=with_zone)
+    if not japan or not context.eval_ctx.autoescape:
+        return when + japan
+    return Markup(f'{escape(when)}<span class="also-japan">{escape(japan)}</span>')
+
+
+@pass_context
+def zone_label(context, tz_name: str | None = None) -> str:
+    """The time zone in words in this render's language (the host's by default): 「ロサンゼルス時間」."""
+    return clock.zone_label(*_zone_and_locale(context, tz_name))
+
+
+@pass_context
+def meeting_failure(context, failure, tz_name: str | None = None) -> str:
+    """Why a meeting has no URL, for the host; after Zoom's daily limit, when it comes back.
+
+    Zoom gives the 100 creates back at 00:00 UTC: 09:00 in Tokyo, 16:00 or 17:00 in Los Angeles,
+    so the time is the host's (``tz_name``, default this render's zone), not part of the text.
+    """
+    if failure is None:
+        return ""
+    from app.models.zoom import MeetingFailure
+    from app.zoom.client import next_utc_midnight
+
+    if failure != MeetingFailure.DAILY_LIMIT:
+        return str(failure.text)
+    return _translations(context).ugettext("%(why)s上限は%(time)sに戻ります。") % {
+        "why": failure.text, "time": local_time(context, next_utc_midnight(), tz_name)}
+
+
 def _translations(context):
     # Flask-Babel's own template callables find the catalog through four request-local lookups
     # per string; a page has a hundred strings or more. Context-less macros look it up themselves.
@@ -204,9 +243,12 @@ def has_url(text: str) -> bool:
 
 def init_app(app) -> None:
     """Register the filters and template globals."""
+    from app.zoom.client import next_utc_midnight
+
     app.jinja_env.filters.update(
         local_datetime=local_datetime, local_date=local_date, local_time=local_time, linkify=linkify,
-        number=number, delivery_state=delivery_state,
+        number=number, delivery_state=delivery_state, guest_datetime=guest_datetime,
+        meeting_failure=meeting_failure,
     )
     app.context_processor(_per_render)
     # Instead of Flask-Babel's (installed by ``babel.init_app``, which runs before this).
@@ -219,4 +261,7 @@ def init_app(app) -> None:
         now=clock.now,
         get_locale=get_locale,
         url_pattern=UrlPattern,
+        zone_label=zone_label,
+        # When Zoom gives the daily create/update budget back (00:00 UTC): ``|local_time`` shows it.
+        zoom_budget_reset=next_utc_midnight,
     )

@@ -30,7 +30,7 @@ from app.zoom import meetings
 PLACEHOLDERS = {
     "guest_name": _l("予約者のお名前"),
     "service_title": _l("サービス名"),
-    "slot_datetime": _l("開催日時（日本時間）"),
+    "slot_datetime": _l("開催日時（タイムゾーン付き）"),
     "zoom_link": _l("Zoom参加リンク（発行済みの場合）"),
     "host_name": _l("ホスト名"),
 }
@@ -77,7 +77,8 @@ def placeholder_values(booking: Booking) -> dict[str, str]:
     return {
         "guest_name": booking.guest_name,
         "service_title": service.title,
-        "slot_datetime": clock.format_datetime_local(slot.starts_at, service.host.timezone),
+        # 「ロサンゼルス時間 …（日本時間 …）」: guests read the zone in words, never a bare time.
+        "slot_datetime": clock.format_for_guests(slot.starts_at, service.host.timezone),
         "zoom_link": external_url("booking.join", token=booking.join_token) if has_zoom else "",
         "host_name": service.host.display_name,
     }

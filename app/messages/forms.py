@@ -22,7 +22,8 @@ class MessageForm(FlaskForm):
         Length(max=BODY_MAX, message=_l("本文は%(max)d文字以内で入力してください。", max=BODY_MAX))])
     send_mode = RadioField(_l("送信タイミング"), default="now", choices=[
         ("now", _l("今すぐ送信")), ("schedule", _l("日時を指定して予約送信"))])
-    scheduled_at = DateTimeLocalField(_l("送信日時（日本時間）"), format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    #: Read in the host's time zone; the composer names that zone in the label (``routes._compose_page``).
+    scheduled_at = DateTimeLocalField(_l("送信日時"), format="%Y-%m-%dT%H:%M", validators=[Optional()])
 
     def validate_scheduled_at(self, field):
         if self.send_mode.data == "schedule" and field.data is None:

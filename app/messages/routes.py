@@ -1,6 +1,6 @@
 """Bulk message pages: composer with preview, list, progress, and per-recipient status."""
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask_babel import get_locale, gettext as _
 from flask_login import current_user, login_required
 
 from app import clock
@@ -38,6 +38,9 @@ def _preview(service, form: MessageForm) -> dict:
 
 
 def _compose_page(form, service, message=None, preview=None):
+    # The send time is read in the host's zone (``_scheduled_at``): the label says which.
+    form.scheduled_at.label.text = _("送信日時（%(zone)s）", zone=clock.zone_label(current_user.timezone,
+                                                                                  str(get_locale())))
     services = host_services(current_user)
     slots = bulk.upcoming_slots(service) if service else []
     if service:
