@@ -109,6 +109,12 @@ class Config:
         "form-action": "'self'",
     }
 
+    #: The largest request body accepted (413 beyond): forms are small, and the body is read whole
+    #: before a write request takes the database's write lock.
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    #: Zoom's webhook events are a few hundred bytes.
+    ZOOM_WEBHOOK_MAX_BYTES = env_int("ZOOM_WEBHOOK_MAX_BYTES", 8 * 1024)
+
     #: Failed logins allowed per email+address in LOGIN_THROTTLE_WINDOW seconds.
     LOGIN_THROTTLE_LIMIT = env_int("LOGIN_THROTTLE_LIMIT", 5)
     LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 15 * 60)

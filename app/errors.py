@@ -14,6 +14,10 @@ def init_app(app) -> None:
     def not_found(error):
         return render_template("errors/error.html", code=404), 404
 
+    @app.errorhandler(413)
+    def too_large(error):
+        return render_template("errors/error.html", code=413), 413
+
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_template("errors/error.html", code=400, csrf=True), 400

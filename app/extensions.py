@@ -61,19 +61,37 @@ def _sqlite_begin(conn):
 
 
 def write_requests_take_the_lock(app) -> None:
-    """The first transaction of every POST request starts with the write lock (SQLite).
+    """The first transaction of every POST request starts with the write lock (SQLite), once
+    the whole request body has arrived.
 
     Views read (the user, the row) and then write; see ``_sqlite_begin``. Later transactions of
     the same request are deferred again, so a view that commits before calling Zoom does not
-    hold the lock through incidental reads while an independent session needs it.
+    hold the lock through incidental reads while an independent session needs it. The body is
+    read first (bounded by ``MAX_CONTENT_LENGTH``): a client that trickles its body holds a
+    thread of ours, never the database. Views marked ``locks_when_writing`` take it themselves.
     """
 
     @app.before_request
     def _lock_for_writes():
         from flask import request
 
-        if request.method not in ("GET", "HEAD", "OPTIONS") and db.engine.dialect.name == "sqlite":
-            begin_write()
+        if request.method in ("GET", "HEAD", "OPTIONS") or db.engine.dialect.name != "sqlite":
+            return
+        if getattr(app.view_functions.get(request.endpoint), "locks_when_writing", False):
+            return
+        request.get_data(cache=True, parse_form_data=True)
+        begin_write()
+
+
+def locks_when_writing(view):
+    """Mark a POST view that takes the write lock itself, when it first writes (``begin_write``).
+
+    For views that do slow work before writing, or never write: the webhook (it verifies and
+    enqueues), and the account views (a password hash costs ~0.1 s of CPU, which must not be
+    spent holding the lock every other writer waits for).
+    """
+    view.locks_when_writing = True
+    return view
 
 
 def reads_only(view):

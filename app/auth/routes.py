@@ -7,7 +7,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from app.auth import accounts, bp
 from app.auth.forms import LoginForm, ResetPasswordForm, ResetRequestForm, SignupForm
-from app.extensions import db
+from app.extensions import db, locks_when_writing
 from app.forms import EmptyForm
 
 
@@ -33,6 +33,7 @@ def _start_session(user, remember: bool = False) -> None:
 
 
 @bp.route("/signup", methods=["GET", "POST"])
+@locks_when_writing  # the password is hashed before the write lock is taken
 def signup():
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.home"))
@@ -51,6 +52,7 @@ def signup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@locks_when_writing  # logging in writes nothing; the hash check must not hold the write lock
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.home"))
@@ -93,6 +95,7 @@ def request_reset():
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
+@locks_when_writing  # the password is hashed before the write lock is taken
 def reset_password(token):
     user = accounts.user_for_reset_token(token)
     if user is None:

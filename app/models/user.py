@@ -5,7 +5,7 @@ from datetime import datetime
 from flask_login import UserMixin
 from sqlalchemy import String, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from app import clock
 from app.extensions import db
@@ -43,11 +43,6 @@ class User(UserMixin, db.Model):
     zoom_connection = relationship("ZoomConnection", uselist=False, viewonly=True,
                                    primaryjoin=lambda: _shown_link_join())
     legacy_zoom_link = relationship("LegacyZoomLink", uselist=False, viewonly=True)
-
-    def set_password(self, password: str, method: str | None = None) -> None:
-        """Store a salted hash of ``password``."""
-        kwargs = {"method": method} if method else {}
-        self.password_hash = generate_password_hash(password, **kwargs)
 
     def get_id(self) -> str:
         """Flask-Login stores this in the session: the rotating token, not the database id."""

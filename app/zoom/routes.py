@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import jobs
-from app.extensions import csrf, db, reads_only
+from app.extensions import csrf, db, locks_when_writing, reads_only
 from app.queue import get_queue
 from app.zoom import bp, legacy, link, meetings, webhook
 from app.zoom.client import ZoomError
@@ -136,9 +136,11 @@ def turn_off():
 
 @bp.route("/zoom/webhook", methods=["POST"])
 @csrf.exempt  # Zoom signs its requests instead (checked below)
+@locks_when_writing  # it never writes: it verifies and enqueues
 def webhook_endpoint():
     """Verify, answer within 3 s, and leave the work to a job."""
     secret = current_app.config["ZOOM_WEBHOOK_SECRET_TOKEN"]
+    request.max_content_length = current_app.config["ZOOM_WEBHOOK_MAX_BYTES"]  # Zoom's events are small
     raw = request.get_data(cache=True)
     if not webhook.is_authentic(secret, request.headers.get("x-zm-request-timestamp"),
                                 request.headers.get("x-zm-signature"), raw, time.time()):

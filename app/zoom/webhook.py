@@ -30,11 +30,13 @@ def is_authentic(secret: str, timestamp: str | None, given: str | None, raw_body
         return False
     try:
         age = abs(now - int(timestamp))
-    except ValueError:
+    except (ValueError, OverflowError):
         return False
     if age > TOLERANCE_SECONDS:
         return False
-    return hmac.compare_digest(signature(secret, timestamp, raw_body), given)
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a header may carry any
+    # byte; WSGI hands it over decoded as latin-1).
+    return hmac.compare_digest(signature(secret, timestamp, raw_body).encode(), given.encode("latin-1"))
 
 
 def url_validation_answer(secret: str, plain_token: str) -> dict:
