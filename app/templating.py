@@ -8,6 +8,7 @@ from jinja2 import pass_context, pass_eval_context
 from markupsafe import Markup, escape
 
 from app import clock
+from app.mail.render import WAITING_PREFIX
 
 _URL = re.compile(r"https?://[^\s<>\"'　]+")
 #: Template context keys set once per render: the (time zone, locale) dates are shown in, and
@@ -183,20 +184,44 @@ def _delivery_state(context, delivery) -> Markup:
     say = _translations(context).ugettext
     status = delivery.status.value
     # f-strings (``Markup.format`` costs as much as the rest of a row). The catalog's texts are
-    # markup-safe as ``_()`` in templates treats them, and dates are ours: only the SMTP error
-    # is escaped.
+    # markup-safe as ``_()`` in templates treats them, and dates are ours. The SMTP server's own
+    # words are for staff (/staff/deliveries); hosts read what it means.
     if status == "sent":
         return Markup(f'{say("送信済み")} <span class="muted">{local_datetime(context, delivery.sent_at)}</span>')
+    if status == "pending" and delivery.last_error.startswith(WAITING_PREFIX):
+        return Markup(_waiting_state(say))
     if status == "pending":
         state = f'{say("送信予定")} <span class="muted">{local_datetime(context, delivery.due_at)}</span>'
         if delivery.last_error:
-            state += f'<br><span class="error">{say("再試行中")}: {escape(delivery.last_error)}</span>'
+            state += f'<br><span class="error">{say("再試行中")}: {say(_RETRYING)}</span>'
         return Markup(state)
     if status == "sending":
         return Markup(say("送信中"))
     if status == "failed":
-        return Markup(f'<span class="error">{say("送信失敗")}: {escape(delivery.last_error)}</span>')
+        why = _REFUSED if _REFUSAL.search(delivery.last_error) else _NOT_SENT
+        return Markup(f'<span class="error">{say("送信失敗")}: {say(why)}</span>')
     return Markup(f'<span class="muted">{say("取り消し")}</span>')
+
+
+def _waiting_state(say) -> str:
+    """A URL email waiting for its meeting, in a guest row: that it goes out on its own (the slot's
+    Zoom state above the list says why)."""
+    return (f'<span class="state state-off">{say(_WAITING)}</span>'
+            f'<br><span class="muted">{say(_WAITING_NEXT)}</span>')
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction (pybabel's default ``N_`` keyword) where it is translated later."""
+    return message
+
+
+_WAITING = N_("URL準備中")
+_RETRYING = N_("一時的に送信できませんでした。自動で再送します。")
+_REFUSED = N_("宛先のメールサーバーが受け取りを拒否しました。メールアドレスに誤りがないかご確認ください。")
+_NOT_SENT = N_("送信できませんでした。")
+#: A 5xx reply in an SMTP error as the outbox records it (``…: (550, b'5.1.1 no such user')``).
+_REFUSAL = re.compile(r"\(5\d\d,")
+_WAITING_NEXT = N_("発行でき次第、自動で送信")
 
 
 class UrlPattern:

@@ -3,6 +3,7 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from app import clock
 from app.booking import booking as bookings
 from app.booking import bp
 from app.booking.forms import BookingForm
@@ -81,4 +82,5 @@ def join(token):
     # is being (re-)issued and will come by email.
     withdrawn = meetings.covering_connection(booking) is None
     return render_template("booking/join_unavailable.html", booking=booking, service=booking.slot.service,
-                           withdrawn=withdrawn)
+                           withdrawn=withdrawn, url_lead_hours=meetings.URL_LEAD_HOURS,
+                           url_time_passed=meetings.url_due_at(booking.slot) <= clock.now())

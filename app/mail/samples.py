@@ -101,10 +101,10 @@ SAMPLES = {
     },
     "zoom_url_waiting": {"URLを準備中（用意でき次第、自動で送信）": _with()},
     "zoom_host_notice": {
-        "全員に送信済み": _with(all_sent=True, guests=lambda ctx: [
+        "全員に送信済み": _with(all_sent=True, has_meeting=True, guests=lambda ctx: [
             _guest_state(ctx, "sent"),
             _guest_state(ctx, "sent", name=_words(ctx)["guest2"], email="hana@example.com")]),
-        "まだ送れていない予約者あり": _with(all_sent=False, guests=lambda ctx: [
+        "まだ送れていない予約者あり": _with(all_sent=False, has_meeting=True, guests=lambda ctx: [
             _guest_state(ctx, "sent"),
             _guest_state(ctx, "waiting", name=_words(ctx)["guest2"], email="hana@example.com",
                          reason=MeetingFailure.DAILY_LIMIT.text)]),

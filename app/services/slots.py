@@ -1,5 +1,5 @@
 """Slots (開催日時): add, move and cancel, telling booked guests what changed."""
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 from flask_babel import gettext as _
@@ -224,7 +224,7 @@ def join_url_promise(booking: Booking) -> dict:
     booked before linking): then nothing is promised.
     """
     meetings = _zoom_meetings()
-    hours = int(meetings.URL_LEAD / timedelta(hours=1))
+    hours = meetings.URL_LEAD_HOURS
     if meetings.covering_connection(booking) is None:
         return {"url_promise": None, "url_lead_hours": hours}
     sent = db.session.scalar(select(Delivery.id).where(

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: The URL email goes out this long before the start (later bookings get it at once).
 URL_LEAD = timedelta(hours=24)
+#: The same, as the whole hours guest and host texts say (「開催24時間前」).
+URL_LEAD_HOURS = int(URL_LEAD / timedelta(hours=1))
 #: The pre-flight check runs this long before the start, while there is time to relink.
 PREFLIGHT_LEAD = timedelta(hours=27)
 #: Zoom's free plan cuts meetings at 40 minutes (zoom-facts §6).
@@ -922,6 +924,7 @@ def _host_notice_context(delivery: Delivery) -> dict:
         raise DeferDelivery(now + timedelta(minutes=1), "guests_sending")
     return {"slot": slot, "service": slot.service, "host": slot.service.host, "tz": slot.service.host.timezone,
             "guests": states, "all_sent": all(s.state == "sent" for s in states),
+            "has_meeting": meeting_for(slot.id) is not None and meeting_for(slot.id).status == MeetingStatus.ISSUED,
             "start_url": external_url("services.start_meeting", slot_id=slot.id),
             "slot_url": external_url("services.slot_detail", slot_id=slot.id)}
 
