@@ -241,7 +241,9 @@ def test_late_booking_at_the_daily_limit_is_told_the_truth_and_gets_the_url_afte
     [notice] = [m for m in smtp.to(host.email)
                 if m["Subject"] == "【要確認】ZoomのURLをまだお送りできていない予約者がいます（朝活）"]
     assert "early@example.com" in body_text(notice) and "未送信" in body_text(notice)
-    assert "1日の発行上限" in body_text(notice)
+    assert "1日の発行上限" in body_text(notice) and "上限は09:00に戻ります" in body_text(notice)
+    [trouble] = [m for m in smtp.to(host.email) if m["Subject"] == "【要対応】ZoomのURLを用意できませんでした（朝活）"]
+    assert "上限は09:00に戻ります" in body_text(trouble)
     slot_page = client.get(f"/slots/{slot.id}").get_data(as_text=True)
     assert "URL準備中" in slot_page and "waiting:" not in slot_page
     off = client.get("/settings/zoom/off").get_data(as_text=True)

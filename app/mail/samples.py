@@ -71,8 +71,8 @@ def _no_notes(ctx):
     return ctx["service"]
 
 
-def _guest_state(ctx, state, name=None, email="ichiro@example.com", reason=""):
-    return SimpleNamespace(guest_name=name or _words(ctx)["guest"], guest_email=email, state=state, reason=reason,
+def _guest_state(ctx, state, name=None, email="ichiro@example.com", failure=None):
+    return SimpleNamespace(guest_name=name or _words(ctx)["guest"], guest_email=email, state=state, failure=failure,
                            sent_at=clock.now(), next_try=clock.now() + timedelta(hours=9))
 
 
@@ -107,14 +107,14 @@ SAMPLES = {
         "まだ送れていない予約者あり": _with(all_sent=False, has_meeting=True, guests=lambda ctx: [
             _guest_state(ctx, "sent"),
             _guest_state(ctx, "waiting", name=_words(ctx)["guest2"], email="hana@example.com",
-                         reason=MeetingFailure.DAILY_LIMIT.text)]),
+                         failure=MeetingFailure.DAILY_LIMIT)]),
     },
     "zoom_delete_failed": {"Zoomが応答しない": _with(
         reason=MeetingFailure.ZOOM_UNAVAILABLE.delete_text,
         meeting=lambda ctx: SimpleNamespace(zoom_meeting_id=81234567890))},
-    "zoom_trouble": {"連携切れ": _with(reason=MeetingFailure.LINK_BROKEN.text),
-                     "1日の上限": _with(reason=MeetingFailure.DAILY_LIMIT.text),
-                     "Zoomが応答しない": _with(reason=MeetingFailure.ZOOM_UNAVAILABLE.text)},
+    "zoom_trouble": {"連携切れ": _with(failure=MeetingFailure.LINK_BROKEN),
+                     "1日の上限": _with(failure=MeetingFailure.DAILY_LIMIT),
+                     "Zoomが応答しない": _with(failure=MeetingFailure.ZOOM_UNAVAILABLE)},
     "zoom_relink_needed": {"認可切れ": _with(reason=LinkBreak.text_of(LinkBreak.GRANT_LOST)),
                            "別のホストで連携": _with(reason=LinkBreak.text_of(LinkBreak.TAKEN_OVER))},
     "zoom_deauthorized": {"標準": _with()},

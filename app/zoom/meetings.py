@@ -872,8 +872,8 @@ class GuestUrlState:
     #: ``failed`` or ``none`` (not covered by the link: booked before it).
     state: str
     sent_at: datetime | None = None
-    #: Why it waits, for the host (``waiting``).
-    reason: str = ""
+    #: Why it waits (``waiting``).
+    failure: MeetingFailure | None = None
     #: When it is looked at again (``waiting``).
     next_try: datetime | None = None
 
@@ -896,7 +896,7 @@ def guest_url_states(slot: Slot) -> list[GuestUrlState]:
             state = GuestUrlState(booking.guest_name, booking.guest_email, "failed")
         elif delivery is not None and delivery.last_error.startswith(WAITING_PREFIX):
             failure = MeetingFailure(delivery.last_error.removeprefix(WAITING_PREFIX))
-            state = GuestUrlState(booking.guest_name, booking.guest_email, "waiting", reason=str(failure.text),
+            state = GuestUrlState(booking.guest_name, booking.guest_email, "waiting", failure=failure,
                                   next_try=delivery.due_at)
         elif delivery is not None and delivery.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
             state = GuestUrlState(booking.guest_name, booking.guest_email, "sending")
@@ -935,9 +935,9 @@ def _trouble_context(delivery: Delivery) -> dict:
     slot = db.session.get(Slot, delivery.slot_id)
     failure = delivery.payload.get("failure")
     # Rows written before failures were codes carry the sentence itself.
-    reason = MeetingFailure(failure).text if failure else delivery.payload.get("reason", "")
     return {"slot": slot, "service": slot.service, "host": slot.service.host, "tz": slot.service.host.timezone,
-            "reason": reason, "settings_url": external_url("zoom.settings"),
+            "failure": MeetingFailure(failure) if failure else None, "reason": delivery.payload.get("reason", ""),
+            "settings_url": external_url("zoom.settings"),
             "slot_url": external_url("services.detail", service_id=slot.service_id)}
 
 
