@@ -4,8 +4,10 @@
 local Zoom emulator). ``TestConfig`` is what the test suite builds on. ``ProductionConfig``
 refuses to start with a development secret.
 """
+import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -13,6 +15,10 @@ INSTANCE_DIR = BASE_DIR / "instance"
 DEV_SECRET_KEY = "dev-secret-key-change-me"
 # A valid Fernet key used only for local development; production must set its own.
 DEV_TOKEN_ENCRYPTION_KEY = "ZGV2LW9ubHktdG9rZW4ta2V5LTMyLWJ5dGVzLWxvbmc="
+#: The local Zoom emulator's sandbox app (devtools/zoom_emulator/state.py). Both are published in
+#: this repository: they may sign the emulator's requests, never a real Zoom's.
+DEV_ZOOM_CLIENT_SECRET = "sandbox-client-secret"
+DEV_ZOOM_WEBHOOK_SECRET_TOKEN = "sandbox-webhook-secret"
 
 
 def env_str(name: str, default: str) -> str:
@@ -44,6 +50,18 @@ def env_bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be a boolean, got {raw!r}")
 
 
+def uses_zoom_emulator(oauth_base_url: str, api_base_url: str) -> bool:
+    """True when both Zoom URLs point at this machine (the local emulator) rather than a real Zoom."""
+    def loopback(url: str) -> bool:
+        host = urlsplit(url).hostname or ""
+        try:
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    return loopback(oauth_base_url) and loopback(api_base_url)
+
+
 class Config:
     """Defaults for the embedded, single-machine setup (`make run`)."""
 
@@ -69,8 +87,8 @@ class Config:
 
     #: Defaults are the local emulator's sandbox app (devtools/zoom_emulator).
     ZOOM_CLIENT_ID = env_str("ZOOM_CLIENT_ID", "sandbox-client-id")
-    ZOOM_CLIENT_SECRET = env_str("ZOOM_CLIENT_SECRET", "sandbox-client-secret")
-    ZOOM_WEBHOOK_SECRET_TOKEN = env_str("ZOOM_WEBHOOK_SECRET_TOKEN", "sandbox-webhook-secret")
+    ZOOM_CLIENT_SECRET = env_str("ZOOM_CLIENT_SECRET", DEV_ZOOM_CLIENT_SECRET)
+    ZOOM_WEBHOOK_SECRET_TOKEN = env_str("ZOOM_WEBHOOK_SECRET_TOKEN", DEV_ZOOM_WEBHOOK_SECRET_TOKEN)
     ZOOM_OAUTH_BASE_URL = env_str("ZOOM_OAUTH_BASE_URL", "http://127.0.0.1:5050")
     ZOOM_API_BASE_URL = env_str("ZOOM_API_BASE_URL", "http://127.0.0.1:5050/v2")
 
@@ -162,8 +180,16 @@ class ProductionConfig(Config):
 
     @classmethod
     def check(cls) -> None:
-        """Refuse to start with a development secret or a missing encryption key."""
+        """Refuse to start with a development secret (or the emulator's with a real Zoom) or a missing key."""
         if cls.SECRET_KEY in ("", DEV_SECRET_KEY):
             raise RuntimeError("SECRET_KEY must be set to a random value in production")
         if cls.TOKEN_ENCRYPTION_KEY in ("", DEV_TOKEN_ENCRYPTION_KEY):
             raise RuntimeError("TOKEN_ENCRYPTION_KEY must be set (Fernet key) in production")
+        # Zoom: the emulator's secrets are published, so a real Zoom needs the app's own (a webhook
+        # signed with the published token would be accepted: anyone could unlink any host).
+        if not uses_zoom_emulator(cls.ZOOM_OAUTH_BASE_URL, cls.ZOOM_API_BASE_URL):
+            if cls.ZOOM_CLIENT_SECRET in ("", DEV_ZOOM_CLIENT_SECRET):
+                raise RuntimeError("ZOOM_CLIENT_SECRET must be set to the Zoom app's Client Secret in production")
+            if cls.ZOOM_WEBHOOK_SECRET_TOKEN in ("", DEV_ZOOM_WEBHOOK_SECRET_TOKEN):
+                raise RuntimeError("ZOOM_WEBHOOK_SECRET_TOKEN must be set to the Zoom app's Secret Token "
+                                   "in production")
