@@ -1,15 +1,56 @@
 """Structured logs: one JSON object per line, tagged with the request id or the RQ job id.
 
-Tokens and passwords are never passed to the logger; as a second guard, values of keys that look
-secret are masked if they ever appear in ``extra``.
+No token is ever written to a log. The code never passes one to the logger, and URLs reach the
+logs anyway (Flask's "Exception on /c/<token>", the development server's request lines,
+gunicorn's access log through ``gunicorn.conf.py``): :func:`redact` masks the capability tokens
+in our paths and the secret query parameters in every such line.
 """
 import json
 import logging
+import re
 import uuid
 
 from flask import g, has_request_context, request
 
 SECRET_WORDS = ("token", "secret", "password", "authorization")
+
+#: The path segment right before a capability token in our URLs: /reset/<token>, /verify/<token>,
+#: /c/<token>, /j/<token>, /s/<public_id>/booked/<token> (a test checks every route with a token).
+TOKEN_SEGMENTS = ("reset", "verify", "c", "j", "booked")
+#: Query parameters that carry a secret: the OAuth ``code`` and ``state``, Zoom's ``pwd`` and ``zak``.
+SECRET_PARAMETERS = ("code", "state", "pwd", "zak", "password", r"[\w.-]*token", r"[\w.-]*secret")
+MASK = "[redacted]"
+_END = r"""[^/?#&\s"'<>\\]+"""  # a path segment or a value: up to the next delimiter
+_TOKEN_IN_PATH = re.compile(r"(/(?:%s)/)%s" % ("|".join(TOKEN_SEGMENTS), _END), re.IGNORECASE)
+_SECRET_IN_QUERY = re.compile(r"((?:^|[?&;])(?:%s)=)%s" % ("|".join(SECRET_PARAMETERS), _END), re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with the tokens of our URLs and secret query values replaced by ``[redacted]``.
+
+    ``GET /c/Xy12…?code=abc HTTP/1.1`` becomes ``GET /c/[redacted]?code=[redacted] HTTP/1.1``:
+    what was asked for stays readable, the credential in it does not.
+    """
+    return _SECRET_IN_QUERY.sub(r"\1" + MASK, _TOKEN_IN_PATH.sub(r"\1" + MASK, text))
+
+
+class RedactingFilter(logging.Filter):
+    """Applies :func:`redact` to a record's message and traceback (on a logger or a handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+#: One instance, so that adding it again (every ``create_app``) is a no-op.
+REDACTING_FILTER = RedactingFilter()
 
 
 class ContextFilter(logging.Filter):
@@ -35,17 +76,17 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "request_id": getattr(record, "request_id", None),
             "job_id": getattr(record, "job_id", None),
         }
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            entry["error"] = redact(record.exc_text or self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
 def init_app(app) -> None:
-    """JSON logs to stderr (production); request ids in and out."""
+    """JSON logs to stderr (production); request ids in and out; no token in any log line."""
 
     @app.before_request
     def _request_id():
@@ -58,10 +99,14 @@ def init_app(app) -> None:
             response.headers["X-Request-ID"] = g.request_id
         return response
 
+    # Flask logs "Exception on <path>"; the development server logs every request line.
+    for logger in (app.logger, logging.getLogger("werkzeug")):
+        logger.addFilter(REDACTING_FILTER)
     if app.config.get("LOG_JSON"):
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
         handler.addFilter(ContextFilter())
+        handler.addFilter(REDACTING_FILTER)
         root = logging.getLogger()
         root.handlers[:] = [handler]
         root.setLevel(app.config.get("LOG_LEVEL", "INFO"))

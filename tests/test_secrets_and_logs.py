@@ -123,3 +123,182 @@ def test_in_development_a_real_zoom_never_accepts_the_published_webhook_secret(a
     raw, headers = zoom_signed(PUBLISHED_WEBHOOK_TOKEN, forged)
     assert client.post_raw("/zoom/webhook", data=raw, content_type="application/json",
                            headers=headers).status_code == 204
+
+
+# --- 2. no token in any log ------------------------------------------------------------------------------
+
+def test_every_route_that_takes_a_token_is_masked(app):
+    from app.logs import redact
+
+    adapter, covered = app.url_map.bind("localhost"), []
+    for rule in app.url_map.iter_rules():
+        if not any("token" in name for name in rule.arguments):
+            continue
+        values = {name: ("Tok3n-" + name if "token" in name else 7 if name.endswith("_id") else "pub")
+                  for name in rule.arguments}
+        line = f'"GET {adapter.build(rule.endpoint, values)} HTTP/1.1" 200 "http://h{rule.rule}"'
+        assert not [v for v in values.values() if str(v).startswith("Tok3n") and v in redact(line)], \
+            f"{rule.rule}: add the segment before its token to app.logs.TOKEN_SEGMENTS"
+        covered.append(rule.rule)
+    assert {"/c/<token>", "/j/<token>", "/reset/<token>", "/s/<public_id>/booked/<token>"} <= set(covered)
+
+
+def procfile_web_command(port: int, access_log: Path, error_log: Path) -> list[str]:
+    """Procfile.production's ``web:`` command, on a local port, one worker, logs into files."""
+    [line] = [line for line in (ROOT / "Procfile.production").read_text().splitlines() if line.startswith("web:")]
+    line = line.removeprefix("web:").replace("${WEB_CONCURRENCY:-4}", "1").replace(
+        "0.0.0.0:${PORT:-8000}", f"127.0.0.1:{port}")
+    command = shlex.split(line)
+    assert command[0] == "gunicorn" and "${" not in line, line
+    command[0] = str(Path(sys.executable).parent / "gunicorn")
+    command[command.index("--access-logfile") + 1] = str(access_log)
+    return command[:-1] + ["--error-logfile", str(error_log), "--no-control-socket", command[-1]]
+
+
+@pytest.fixture
+def gunicorn(app, tmp_path):
+    """The production web process as Procfile.production starts it, on the test database."""
+    port, logs = free_port(), {"access": tmp_path / "access.log", "error": tmp_path / "error.log"}
+    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
+               SECRET_KEY=app.config["SECRET_KEY"], TOKEN_ENCRYPTION_KEY=app.config["TOKEN_ENCRYPTION_KEY"],
+               MAILBOX_DIR=str(tmp_path / "mailbox"), PYTHONUNBUFFERED="1")
+    env.pop("APP_ENV", None)  # development config (plain http): the log lines are the same
+    proc = subprocess.Popen(procfile_web_command(port, logs["access"], logs["error"]), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert proc.poll() is None, logs["error"].read_text() if logs["error"].exists() else "gunicorn exited"
+        try:
+            return requests.get(f"{base}/healthz", timeout=5).status_code == 200
+        except requests.RequestException:  # not listening yet, or its worker still starting
+            return False
+
+    try:
+        wait_until(answers, timeout=30, interval=0.1)
+        yield base, proc, logs
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def test_gunicorns_access_log_holds_no_token(app, gunicorn, make_host, make_service, make_slot, make_booking):
+    base, proc, logs = gunicorn
+    host = make_host()
+    service = make_service(host, venue="manual_url", kind="class_event")
+    booking = make_booking(make_slot(service))
+    reset, code, state = make_reset_token(host), "oauth-code-Q7xw", "oauth-state-P3kz"
+    secrets = {booking.cancel_token, booking.join_token, reset, code, state}
+    requests_made = [
+        (f"/c/{booking.cancel_token}", None),
+        (f"/j/{booking.join_token}", None),
+        (f"/s/{service.public_id}/booked/{booking.cancel_token}", None),
+        (f"/reset/{reset}", None),
+        (f"/zoom/callback?code={code}&state={state}", None),
+        ("/static/app.css", f"{base}/c/{booking.cancel_token}"),  # the page's stylesheet: its Referer
+        ("/favicon.ico", f"{base}/reset/{reset}"),
+    ]
+    statuses = []
+    for path, referer in requests_made:
+        response = requests.get(base + path, headers={"Referer": referer} if referer else {}, timeout=10,
+                                allow_redirects=False)
+        statuses.append(response.status_code)
+    assert statuses[:4] == [200, 200, 200, 200], statuses  # real tokens: the pages answered
+    # /healthz (the readiness probe) and every request above are in the log
+    wait_until(lambda: len(logs["access"].read_text().splitlines()) >= len(requests_made) + 1)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    access, error = logs["access"].read_text(), logs["error"].read_text()
+    for secret in secrets:
+        assert secret not in access and secret not in error, secret
+    # What was asked for, and the answer, stay readable.
+    for line in ('"GET /c/[redacted] HTTP/1.1" 200', '"GET /j/[redacted] HTTP/1.1" 200',
+                 f'"GET /s/{service.public_id}/booked/[redacted] HTTP/1.1" 200',
+                 '"GET /reset/[redacted] HTTP/1.1" 200',
+                 '"GET /zoom/callback?code=[redacted]&state=[redacted] HTTP/1.1" 302',
+                 f'"GET /static/app.css HTTP/1.1" 200 ', f'"{base}/c/[redacted]"', f'"{base}/reset/[redacted]"'):
+        assert line in access, (line, access)
+
+
+@pytest.fixture
+def production_logging(monkeypatch, database_url, redis_url, app):
+    """An ``APP_ENV=production`` app (JSON logs to stderr) on the test database and Redis."""
+    monkeypatch.setattr(ProductionConfig, "SECRET_KEY", "production-secret-" + "x" * 32)
+    monkeypatch.setattr(ProductionConfig, "TOKEN_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    root = logging.getLogger()
+    before, level = root.handlers[:], root.level
+    production = create_app(ProductionConfig, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url)
+    yield production
+    root.handlers[:] = before
+    root.setLevel(level)
+    with production.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_apps_own_json_logs_hold_no_token(monkeypatch, production_logging):
+    from app.logs import JsonFormatter
+
+    # Alembic's fileConfig (the session's migrations) disabled the loggers that existed then.
+    monkeypatch.setattr(production_logging.logger, "disabled", False)
+    [handler] = [h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter)]
+    written = io.StringIO()
+    handler.setStream(written)  # stderr, in production
+    token, join, code = "cancel-Tok3n-9d2f", "join-Tok3n-a81c", "oauth-code-Zk2"
+    with production_logging.test_request_context(f"/c/{token}?code={code}"):
+        try:
+            raise RuntimeError(f"failed while reading /j/{join}?code={code}")
+        except RuntimeError:
+            production_logging.log_exception(sys.exc_info())  # Flask's "Exception on <path> [GET]"
+        logging.getLogger("app.test").warning("redirecting to /reset/%s", token)
+    entries = [json.loads(line) for line in written.getvalue().splitlines()]
+    assert [e["message"] for e in entries] == ["Exception on /c/[redacted] [GET]", "redirecting to /reset/[redacted]"]
+    assert "/j/[redacted]?code=[redacted]" in entries[0]["error"]
+    for secret in (token, join, code):
+        assert secret not in written.getvalue()
+
+
+def test_the_development_servers_request_lines_hold_no_token(live_server, caplog, monkeypatch, make_host,
+                                                            make_service, make_slot, make_booking):
+    # Alembic's fileConfig (the session's migrations) disabled the loggers that existed then.
+    monkeypatch.setattr(logging.getLogger("werkzeug"), "disabled", False)
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    booking = make_booking(make_slot(make_service(make_host(), venue="manual_url", kind="class_event")))
+    assert requests.get(f"{live_server}/c/{booking.cancel_token}", timeout=10).status_code == 200
+    wait_until(lambda: any("/c/[redacted]" in record.getMessage() for record in caplog.records))
+    assert booking.cancel_token not in caplog.text
+
+
+@pytest.fixture
+def mail_sink(app, monkeypatch):
+    """The SMTP sink of ``make run`` (aiosmtpd's Maildir handler, as devtools.mail_sink runs it) as the app's SMTP."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Mailbox
+
+    directory = app.config["MAILBOX_DIR"]
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(directory, sub), exist_ok=True)
+    controller = Controller(Mailbox(directory), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    monkeypatch.setitem(app.config, "SMTP_PORT", controller.port)
+    yield mailbox.Maildir(directory, create=False)
+    controller.stop()
+
+
+def test_the_staff_mailbox_masks_password_reset_links(client, login, make_host, run_jobs, mail_sink):
+    host = make_host(email="victim@example.com")
+    outbox.queue_email("password_reset", to_email=host.email, to_name=host.display_name,
+                       payload={"user_id": host.id})
+    db.session.commit()
+    run_jobs()
+    [(key, received)] = mail_sink.items()  # the reset email, as `make run`'s sink stored it
+    parsed = BytesParser(policy=policy.default).parsebytes(received.as_bytes())
+    token = re.search(r"/reset/([^\s]+)", body_text(parsed))[1]
+    login(make_host(email="ops@example.com", name="運営", is_staff=True))
+    page = client.get(f"/staff/mailbox/{key}").get_data(as_text=True)
+    assert "/reset/[redacted]" in page and token not in page
+    # Nor encoded: the source is shown decoded (a base64 body would carry the link past the mask).
+    encoded = [part.get_payload().splitlines()[0] for part in parsed.walk()
+               if part.get("Content-Transfer-Encoding", "").lower() == "base64"]
+    assert encoded and not [line for line in encoded if line in page]

@@ -1,9 +1,40 @@
-"""Reading what the embedded SMTP sink received (a Maildir written by devtools.mail_sink)."""
+"""Reading what the embedded SMTP sink received (a Maildir written by devtools.mail_sink).
+
+Password-reset links are masked: whoever reads a host's reset email could take over that account,
+and staff are not the host. The source is shown decoded, so that no link hides from the mask in
+base64 or quoted-printable.
+"""
 import mailbox
+import re
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+
+#: The token of a password-reset link (``…/reset/<token>``).
+_RESET_TOKEN = re.compile(r"""(/reset/)[^/?#&\s"'<>\\]+""", re.IGNORECASE)
+MASK = "[redacted]"
+
+
+def mask_reset_links(text: str) -> str:
+    """``text`` with the token of every password-reset link replaced by ``[redacted]``."""
+    return _RESET_TOKEN.sub(r"\1" + MASK, text)
+
+
+def _source(msg) -> str:
+    """Every part's headers and its decoded text (other parts by size), reset links masked."""
+    lines = []
+    for part in msg.walk():
+        lines.extend(f"{name}: {value}" for name, value in part.items())
+        lines.append("")
+        if part.is_multipart():
+            continue
+        if part.get_content_maintype() == "text":
+            lines.append(part.get_content())
+        else:
+            lines.append(f"[{len(part.get_payload(decode=True) or b'')} bytes]")
+        lines.append("")
+    return mask_reset_links("\n".join(lines))
 
 
 @dataclass
@@ -26,9 +57,9 @@ def _parse(key: str, raw: bytes) -> ReceivedMail:
         subject=str(msg["Subject"] or ""),
         to=str(msg["To"] or ""),
         date=str(msg["Date"] or ""),
-        text=text.get_content() if text else "",
-        html=html.get_content() if html else "",
-        raw=raw.decode("utf-8", "replace"),
+        text=mask_reset_links(text.get_content()) if text else "",
+        html=mask_reset_links(html.get_content()) if html else "",
+        raw=_source(msg),
     )
 
 
