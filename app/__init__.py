@@ -23,7 +23,8 @@ def select_timezone() -> str:
 
 
 def init_security_headers(app: Flask) -> None:
-    """Flask-Talisman: CSP, HSTS and https redirect (production), nosniff, frame and referrer policy."""
+    """Flask-Talisman: CSP, HSTS and https redirect (production), nosniff, frame and referrer policy;
+    ``Cache-Control: no-store`` on everything but static files."""
     from urllib.parse import urlsplit
 
     from flask_talisman import Talisman
@@ -36,6 +37,14 @@ def init_security_headers(app: Flask) -> None:
              strict_transport_security_max_age=app.config["HSTS_MAX_AGE"], frame_options="DENY",
              session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
              session_cookie_samesite=app.config["SESSION_COOKIE_SAMESITE"])
+
+    @app.after_request
+    def _no_store(response):
+        """Every page is someone's (guest data, a token in its URL, a CSRF token): no cache, neither
+        the browser's history nor a shared proxy, keeps a copy. Static files keep normal caching."""
+        if request.endpoint not in ("static", "dashboard.favicon"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
 
 def create_app(config_class: type = Config, **overrides) -> Flask:

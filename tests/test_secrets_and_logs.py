@@ -302,3 +302,48 @@ def test_the_staff_mailbox_masks_password_reset_links(client, login, make_host, 
     encoded = [part.get_payload().splitlines()[0] for part in parsed.walk()
                if part.get("Content-Transfer-Encoding", "").lower() == "base64"]
     assert encoded and not [line for line in encoded if line in page]
+
+
+# --- 3. no page in a cache ---------------------------------------------------------------------------------
+
+def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client, login, make_host, make_service,
+                                                                  make_slot, make_booking):
+    from app.messages import bulk
+    from app.models import Delivery
+    from tests.test_security import Browser
+
+    host = make_host(email="cache-host@example.com")
+    service = make_service(host, venue="manual_url", kind="class_event")
+    slot = make_slot(service)
+    booking = make_booking(slot, "キャッシュ 太郎", "cache-guest@example.com")
+    message = bulk.compose(host, service, slot_ids=[slot.id], all_upcoming=False, subject="件名", body="本文",
+                           scheduled_at=None)
+    delivery = db.session.query(Delivery).filter_by(booking_id=booking.id).first()
+    values = {"service_id": service.id, "slot_id": slot.id, "message_id": message.id, "delivery_id": delivery.id,
+              "public_id": service.public_id, "key": "no-such-mail", "filename": "app.css"}
+    tokens = {"booking.cancel": booking.cancel_token, "booking.join": booking.join_token,
+              "booking.booked": booking.cancel_token, "auth.reset_password": make_reset_token(host)}
+    staff, anonymous = Browser(app.test_client()), Browser(app.test_client())
+    make_host(email="cache-staff@example.com", name="運営", is_staff=True)
+    assert staff.post("/login", {"email": "cache-staff@example.com", "password": PASSWORD}).status_code == 302
+    login(host)
+    adapter, checked = app.url_map.bind("localhost"), []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods:
+            continue
+        arguments = {name: tokens.get(rule.endpoint, "not-a-token") if name == "token" else values[name]
+                     for name in rule.arguments}
+        url = adapter.build(rule.endpoint, arguments)
+        browsers = [staff] if rule.endpoint.startswith("staff.") else [client, anonymous]
+        for browser in browsers:
+            response = browser.get(url)
+            cache_control = response.headers.get("Cache-Control", "")
+            response.close()
+            if rule.endpoint in ("static", "dashboard.favicon"):
+                assert response.status_code == 200 and "no-store" not in cache_control, (url, cache_control)
+            else:
+                assert cache_control == "no-store", (url, response.status_code, cache_control)
+            checked.append((rule.endpoint, response.status_code))
+    reached = {endpoint for endpoint, status in checked if status == 200}
+    assert {"booking.cancel", "booking.join", "booking.booked", "auth.reset_password", "dashboard.home",
+            "services.slot_detail", "messages.detail", "staff.deliveries", "staff.mailbox"} <= reached, checked
