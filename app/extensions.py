@@ -1,4 +1,5 @@
 """Flask extensions, created unbound and bound to the app in ``create_app``."""
+import os
 import sqlite3
 
 from flask_babel import Babel
@@ -41,10 +42,22 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        _owner_only(cursor)  # first: SQLite creates the -wal and -shm files with the database's mode
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+def _owner_only(cursor) -> None:
+    """The database file and its -wal/-shm: 0600, this user's only (they hold every guest's data)."""
+    path = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
+    for name in (path, f"{path}-wal", f"{path}-shm") if path else ():  # "" for an in-memory database
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 @event.listens_for(Engine, "begin")

@@ -40,7 +40,9 @@ def _other_clients(client: Redis) -> int:
 
 def main(args: list[str]) -> int:
     """Run redis-server with ``args`` until SIGTERM/SIGINT, then stop it once its clients are gone."""
-    server = subprocess.Popen(["redis-server", *args], start_new_session=True, preexec_fn=_die_with_parent)
+    # umask 077: its dump (and an AOF) is this user's only: it holds every queued job (pickles).
+    server = subprocess.Popen(["redis-server", *args], start_new_session=True, preexec_fn=_die_with_parent,
+                              umask=0o077)
     stopping = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stopping.append(signum))

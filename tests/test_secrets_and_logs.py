@@ -347,3 +347,70 @@ def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client,
     reached = {endpoint for endpoint, status in checked if status == 200}
     assert {"booking.cancel", "booking.join", "booking.booked", "auth.reset_password", "dashboard.home",
             "services.slot_detail", "messages.detail", "staff.deliveries", "staff.mailbox"} <= reached, checked
+
+
+# --- 4. the database and Redis's dump: this user's only ---------------------------------------------------
+
+def mode(path: Path) -> str:
+    return oct(stat.S_IMODE(path.stat().st_mode))
+
+
+def test_the_sqlite_database_and_its_wal_are_created_owner_only(tmp_path):
+    path = tmp_path / "new.db"
+    engine = create_engine(f"sqlite:///{path}")  # the app's engine hooks apply to every SQLite engine
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE guests (email TEXT)"))
+            conn.execute(text("INSERT INTO guests VALUES ('guest@example.com')"))
+        with engine.connect() as conn:  # WAL mode: the data is in the -wal until a checkpoint
+            assert conn.execute(text("SELECT email FROM guests")).scalar() == "guest@example.com"
+            files = {name: mode(Path(f"{path}{name}")) for name in ("", "-wal", "-shm")}
+    finally:
+        engine.dispose()
+    assert files == {"": "0o600", "-wal": "0o600", "-shm": "0o600"}
+
+
+def test_an_existing_world_readable_database_is_made_owner_only(tmp_path):
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()  # created before this fix, by another tool, or restored from a backup
+    os.chmod(path, 0o644)
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x)"))
+    finally:
+        engine.dispose()
+    assert mode(path) == "0o600"
+
+
+def test_the_app_database_is_owner_only(app):
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not uri.startswith("sqlite:///"):
+        pytest.skip("PostgreSQL keeps its own files")
+    assert mode(Path(uri.removeprefix("sqlite:///"))) == "0o600"
+
+
+def test_the_local_redis_dump_is_owner_only(tmp_path):
+    port = free_port()
+    wrapper = subprocess.Popen(
+        [sys.executable, "-m", "devtools.redis_server", "--port", str(port), "--bind", "127.0.0.1",
+         "--dir", str(tmp_path), "--save", "", "--appendonly", "no"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = Redis(port=port, socket_timeout=5)
+    try:
+        wait_until(lambda: _pings(client), timeout=15)
+        client.set("rq:job:example", b"a pickled job")
+        client.save()
+        dump = tmp_path / "dump.rdb"
+        assert mode(dump) == "0o600"
+    finally:
+        client.close()
+        wrapper.send_signal(signal.SIGTERM)
+        wrapper.wait(timeout=15)
+
+
+def _pings(client: Redis) -> bool:
+    try:
+        return client.ping()
+    except Exception:
+        return False
