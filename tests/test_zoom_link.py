@@ -1,4 +1,6 @@
 """Personal Zoom linking through the emulator: OAuth, tokens, OFF, webhooks, broken links."""
+import hashlib
+import hmac
 import json
 import multiprocessing
 import time
@@ -16,7 +18,7 @@ from app.extensions import db
 from app.models import MeetingStatus, ZoomConnection, ZoomMeeting
 from app.models.zoom import LinkBreak, LinkStatus
 from app.queue import get_queue, get_redis
-from app.zoom import link, webhook
+from app.zoom import link
 
 from tests.conftest import body_text
 
@@ -227,17 +229,56 @@ def test_turn_off_deletes_meetings_in_each_zoom_case(client, link_zoom, make_hos
 
 # --- webhooks ------------------------------------------------------------------------------------
 
+def zoom_signature(secret: str, timestamp: str, raw: bytes) -> str:
+    """``x-zm-signature`` as Zoom documents it, computed here (not by the code under test):
+    ``v0=`` + hex HMAC-SHA256, keyed with the Secret Token, of ``v0:<timestamp>:<raw body>``."""
+    return "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
+
+
+def url_validation_answer(secret: str, plain_token: str) -> dict:
+    """Zoom's expected answer to ``endpoint.url_validation``: the plain token and its hex HMAC-SHA256."""
+    return {"plainToken": plain_token,
+            "encryptedToken": hmac.new(secret.encode(), plain_token.encode(), hashlib.sha256).hexdigest()}
+
+
 def post_webhook(client, app, body: dict, *, timestamp=None, secret=None):
     raw = json.dumps(body).encode()
     ts = str(int(timestamp if timestamp is not None else time.time()))
-    sig = webhook.signature(secret or app.config["ZOOM_WEBHOOK_SECRET_TOKEN"], ts, raw)
+    sig = zoom_signature(secret or app.config["ZOOM_WEBHOOK_SECRET_TOKEN"], ts, raw)
     return client.post_raw("/zoom/webhook", data=raw, content_type="application/json",
                            headers={"x-zm-request-timestamp": ts, "x-zm-signature": sig})
 
 
 def test_webhook_url_validation(client, app):
     response = post_webhook(client, app, {"event": "endpoint.url_validation", "payload": {"plainToken": "abc"}})
-    assert response.json == webhook.url_validation_answer(app.config["ZOOM_WEBHOOK_SECRET_TOKEN"], "abc")
+    assert response.json == url_validation_answer(app.config["ZOOM_WEBHOOK_SECRET_TOKEN"], "abc")
+
+
+def test_the_emulators_signed_webhooks_drive_the_live_endpoint(live_server, link_zoom, make_host, zoom, run_jobs,
+                                                               smtp):
+    """Zoom's side played by the emulator's own sender, over HTTP, against the running app."""
+    host = make_host()
+    link_zoom(host)
+    target = f"{live_server}/zoom/webhook"
+    validation = zoom.send_webhook("endpoint.url_validation", None, target)
+    plain = json.loads(validation["sent"]["body"])["payload"]["plainToken"]
+    assert validation["status_code"] == 200
+    assert json.loads(validation["body"]) == url_validation_answer(zoom.webhook_secret_token, plain)
+    # Signed with another secret, or with a flipped signature: refused, the link stays.
+    payload = {"user_id": connection(host).zoom_user_id, "account_id": "a"}
+    assert zoom.send_webhook("app_deauthorized", payload, target, secret_token="not-the-apps")["status_code"] == 401
+    assert zoom.send_webhook("app_deauthorized", payload, target, corrupt_signature=True)["status_code"] == 401
+    run_jobs()
+    assert connection(host) is not None
+    # The host removes the app on zoom.us: Zoom's signed notice unlinks it here.
+    result = zoom.send_webhook("app_deauthorized", None, target, email="basic@zoom.test")
+    assert result["status_code"] == 204, result
+    sent = result["sent"]
+    assert sent["headers"]["x-zm-signature"] == zoom_signature(
+        zoom.webhook_secret_token, sent["headers"]["x-zm-request-timestamp"], sent["body"].encode())
+    run_jobs()
+    assert connection(host) is None
+    assert "Zoom連携が解除されました" in [m["Subject"] for m in smtp.wait_for(1)]
 
 
 def test_deauthorization_webhook(client, app, link_zoom, make_host, zoom, run_jobs, smtp):
