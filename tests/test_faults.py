@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -660,6 +661,11 @@ def test_smtp_temporary_errors_and_drops_are_retried_with_backoff_until_delivere
 # --- 4. Zoom faults: no booking is silently left without a URL ------------------------------------
 
 ZOOM_FAULTS = ("429_per_second", "429_daily", "500", "503", "timeout", "xml", "401_124")
+#: The per-second 429's ``Retry-After`` (seconds): none of RQ's own back-off intervals.
+RETRY_AFTER = 5
+#: The daily-limit case starts at 01:30 on 5 March in Tokyo (16:30 UTC on the 4th): Zoom's
+#: budget comes back at 09:00 JST that morning.
+DAILY_LIMIT_HIT_AT = datetime(2031, 3, 4, 16, 30, tzinfo=timezone.utc)
 ZOOM_CLIENT_TIMEOUT = 1.0  # seconds (production: 10); the emulator's ``timeout`` fault sleeps longer
 ZOOM_FAULT_SLEEP = 1.5
 
@@ -703,6 +709,10 @@ def zoom_driver(app, zoom, monkeypatch):
     class Driver:
         settle = 0.0  # seconds to let the emulator finish requests the client gave up on
 
+        def __init__(self):
+            #: (job function, when RQ was told to run it: Unix seconds) of every scheduled job released
+            self.released: list[tuple[str, float]] = []
+
         def release_scheduled(self) -> int:
             """Enqueue RQ's scheduled jobs (Retry intervals, enqueue_at) due on the app's clock."""
             moved = 0
@@ -711,6 +721,7 @@ def zoom_driver(app, zoom, monkeypatch):
                 registry = ScheduledJobRegistry(queue=queue)
                 for job_id in registry.get_jobs_to_schedule(int(clock.now().timestamp())):
                     job = Job.fetch(job_id, connection=queue.connection)
+                    self.released.append((job.func_name, queue.connection.zscore(registry.key, job_id)))
                     registry.remove(job)
                     queue.enqueue_job(job)
                     moved += 1
@@ -810,11 +821,13 @@ def test_zoom_fault_never_leaves_a_booking_silently_without_url(
 
     title = f"障害{kind}"
     # The fault hits the call with a side effect: the meeting create (POST /users/me/meetings).
-    options = {"seconds": ZOOM_FAULT_SLEEP} if kind == "timeout" else {}
+    options = {"timeout": {"seconds": ZOOM_FAULT_SLEEP}, "429_per_second": {"retry_after": RETRY_AFTER}}.get(kind, {})
     zoom.inject_fault(kind, path="^/v2/users/me/meetings$", method="POST", times=None if persistent else 1,
                       **options)
     if kind == "timeout":
         zoom_driver.settle = ZOOM_FAULT_SLEEP - ZOOM_CLIENT_TIMEOUT + 0.5  # Zoom creates it after the client gave up
+    if kind == "429_daily":
+        zoom_driver.travel_to(DAILY_LIMIT_HIT_AT)
     host, slot, bookings = book_two_guests_of_a_linked_host(make_host, link_zoom, make_service, make_slot,
                                                             make_booking, title)
     zoom_driver.pump()  # the issue job and its retries
@@ -827,6 +840,14 @@ def test_zoom_fault_never_leaves_a_booking_silently_without_url(
             meeting=meetings.meeting_for(slot.id).status.value)
     if not persistent:  # one fault, then Zoom answers: everyone gets the URL
         assert set(result["guests"].values()) == {"url"}, case
+    # The retry comes when Zoom said: Retry-After seconds after the 429, or 09:00 JST (+1 min) for the day's budget.
+    retries = [at for function, at in zoom_driver.released if function == "app.jobs.issue_meeting"]
+    if kind == "429_per_second":
+        refused = next(c for c in creates if c["status"] == 429)["timestamp"]  # whole seconds, as RQ keeps them
+        since = retries[0] - datetime.fromisoformat(refused.replace("Z", "+00:00")).timestamp()
+        assert RETRY_AFTER - 1 <= since <= RETRY_AFTER + 1, (case, since)
+    if kind == "429_daily":
+        assert retries[0] == datetime(2031, 3, 5, 9, 1, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp(), case
     assert len(result["alerts"]) <= 1, f"{case}: the host was alerted {len(result['alerts'])} times for one slot"
     if "fallback" in result["guests"].values():  # no URL: the meeting says why (and is retried, or given up)
         meeting = meetings.meeting_for(slot.id)

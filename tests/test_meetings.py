@@ -1,5 +1,7 @@
 """Meeting issuance and the URL email 24 hours before the start, through RQ, SMTP and the emulator."""
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask_babel import refresh
@@ -33,6 +35,13 @@ def creates(zoom):
 
 def subjects(smtp):
     return [m["Subject"] for m in smtp.messages]
+
+
+def scheduled_times() -> list[float]:
+    """When RQ will run each job it holds back: the ScheduledJobRegistry's scores (Unix time, whole seconds)."""
+    queue = get_queue()
+    return [score for _, score in queue.connection.zrange(ScheduledJobRegistry(queue=queue).key, 0, -1,
+                                                          withscores=True)]
 
 
 def run_jobs_and_retries(run_jobs, rounds: int = 10) -> None:
@@ -172,8 +181,11 @@ def test_per_second_429_is_retried_after_retry_after(zoom_host, make_service, ma
     make_booking(slot)
     get_queue().empty()
     zoom.inject_fault("429_per_second", path="/v2/users/me/meetings", method="POST", times=1, retry_after=7)
+    before = time.time()
     assert meetings.issue_or_defer(slot.id) == "retry"
-    assert len(ScheduledJobRegistry(queue=get_queue())) == 1
+    after = time.time()
+    [retry_at] = scheduled_times()
+    assert before + 7 - 1 < retry_at <= after + 7  # Zoom's 7 seconds (RQ keeps whole seconds), not RQ's back-off
     meeting = meetings.meeting_for(slot.id)
     assert meeting.failure == MeetingFailure.ZOOM_UNAVAILABLE and "HTTP 429" in meeting.error_detail
     assert meetings.issue_or_defer(slot.id) == "issued"
@@ -330,13 +342,23 @@ def test_an_english_host_reads_why_in_english(client, make_host, link_zoom, make
 
 
 def test_daily_limit_defers_to_after_0900_jst(zoom_host, make_service, make_slot, make_booking, zoom):
-    host = zoom_host()
-    slot = make_slot(make_service(host), starts_in=timedelta(days=3))
-    make_booking(slot)
-    zoom.inject_fault("429_daily", path="/v2/users/me/meetings", method="POST", times=1, retry_after="next_midnight")
-    assert meetings.issue_or_defer(slot.id) == "deferred"
-    [job_id] = ScheduledJobRegistry(queue=get_queue()).get_job_ids()
-    assert link.budget_left(link.connection_for(host).id) == 0
+    # 01:30 on 5 March in Tokyo (16:30 UTC on the 4th), on our clock and Zoom's.
+    moment = datetime(2031, 3, 4, 16, 30, tzinfo=timezone.utc)
+    clock.travel_to(moment)
+    zoom.set_clock(moment)
+    try:
+        host = zoom_host()
+        slot = make_slot(make_service(host), starts_in=timedelta(days=3))
+        make_booking(slot)
+        zoom.inject_fault("429_daily", path="/v2/users/me/meetings", method="POST", times=1,
+                          retry_after="next_midnight")
+        assert meetings.issue_or_defer(slot.id) == "deferred"
+        [retry_at] = scheduled_times()
+        # Zoom's budget comes back at 09:00 JST the same morning; the job runs a minute after.
+        assert retry_at == datetime(2031, 3, 5, 9, 1, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()
+        assert link.budget_left(link.connection_for(host).id) == 0
+    finally:
+        zoom.set_clock(None)
 
 
 def test_dead_token_at_send_time_tells_guest_the_url_is_coming_and_alerts_host(
