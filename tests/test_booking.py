@@ -5,7 +5,7 @@ from datetime import timedelta
 from app import clock
 from app.booking import booking as bookings
 from app.extensions import db
-from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot
+from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot, SlotStatus
 from tests.conftest import body_html, body_text
 
 
@@ -108,12 +108,31 @@ def test_racing_guests_for_the_last_seat_exactly_one_wins(app, make_host, make_s
 
 
 def test_past_or_full_slots_are_refused(client, make_host, make_service, make_slot, make_booking):
-    service = make_service(make_host(), capacity=1)
-    slot = make_slot(service)
-    make_booking(slot)
-    response = client.post(f"/s/{service.public_id}",
-                           {"slot_id": slot.id, "guest_name": "後藤", "guest_email": "goto@example.com"})
-    assert "満席" in response.get_data(as_text=True)
+    host = make_host()
+    service = make_service(host, capacity=1)
+    full = make_slot(service)
+    make_booking(full)
+    refused = {
+        "full": (full, "満席"),
+        "past": (make_slot(service, starts_in=timedelta(days=3), starts_at=clock.now() - timedelta(minutes=1)),
+                 "受付を終了しました"),  # it began a minute ago
+        "cancelled": (make_slot(service, starts_in=timedelta(days=4), status=SlotStatus.CANCELLED),
+                      "受付を終了しました"),
+        # Open, with seats, but another service's (the same host's, and another host's): not bookable here.
+        "same host's other service": (make_slot(make_service(host, capacity=5)), "受付を終了しました"),
+        "another host's service": (make_slot(make_service(make_host(), capacity=5)), "受付を終了しました"),
+    }
+    for case, (slot, message) in refused.items():
+        response = client.post(f"/s/{service.public_id}",
+                               {"slot_id": slot.id, "guest_name": "後藤", "guest_email": "goto@example.com"})
+        assert response.status_code == 200 and message in response.get_data(as_text=True), case
+    assert client.post(f"/s/{service.public_id}", {"slot_id": 999_999, "guest_name": "後藤",
+                                                   "guest_email": "goto@example.com"}).status_code == 200
+    db.session.rollback()
+    assert db.session.query(Booking).filter_by(guest_email="goto@example.com").count() == 0
+    assert db.session.query(Delivery).filter_by(to_email="goto@example.com").count() == 0
+    assert {case: db.session.get(Slot, slot.id).booked_count for case, (slot, _) in refused.items()} == {
+        "full": 1, "past": 0, "cancelled": 0, "same host's other service": 0, "another host's service": 0}
 
 
 def test_guest_cancels_from_the_email_link(client, make_host, make_service, make_slot, make_booking, run_jobs, smtp):
