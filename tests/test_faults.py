@@ -137,13 +137,16 @@ class Fleet:
         """
         children = self.children_of(name)
         proc = self.procs[name]
+        victims = [pid for pid, horse in children if horse or not horse_only]
         if not horse_only:
             _kill(proc.pid)
-        for pid, horse in children:
-            if horse or not horse_only:
-                _kill(pid)
+        for pid in victims:
+            _kill(pid)
         if not horse_only:
             proc.wait(timeout=10)
+            assert proc.returncode == -signal.SIGKILL, f"{name} ended with {proc.returncode}, not by the SIGKILL"
+        for pid in victims:  # each one is dead (a zombie until its parent, or init, reaps it)
+            wait_until(lambda: _dead(pid), timeout=10)
         return sum(horse for _, horse in children)
 
     def check_alive(self) -> None:
@@ -178,6 +181,25 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _dead(pid: int) -> bool:
+    """The process is gone, or a zombie (dead, not yet reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def fleet_is_quiet(fleet, redis: Redis, workers: list[str]) -> bool:
+    """Nothing can send any more: every live worker is idle and no send or sweep job waits."""
+    from app.queue import get_queue
+
+    states = worker_states(redis)
+    mail = get_queue("mail")
+    return (all(states.get(fleet.procs[name].pid) == "idle" for name in workers)
+            and len(mail) == 0 and not mail.intermediate_queue.get_job_ids())
 
 
 @pytest.fixture
@@ -317,7 +339,7 @@ def test_sigkill_storm_loses_nothing_and_duplicates_only_what_a_killed_horse_had
                     fleet.start("scheduler", "scheduler")
         time.sleep(0.02)
     drained = time.time() - due
-    time.sleep(1.0)  # a duplicate would arrive right behind
+    wait_until(lambda: fleet_is_quiet(fleet, redis, workers), timeout=30)  # a duplicate would have arrived by then
 
     received = sink.recipients()
     duplicates = sum(count - 1 for count in received.values())
@@ -328,6 +350,9 @@ def test_sigkill_storm_loses_nothing_and_duplicates_only_what_a_killed_horse_had
             scheduler_killed_at_s=scheduler_killed_at,
             history=[f"{at}s {victim} {what}(+{horses} horse) after {before} mails"
                      for at, victim, what, horses, before in kills])
+    # The storm happened: the kills fell while the emails were being sent, and killed work horses.
+    assert len(kills) >= (max_kills // 2 if FULL else max_kills), kills
+    assert horse_kills >= 1 and all(before < n for *_, before in kills), kills
     assert set(received) == {email_address for _, email_address, _ in users}  # 0 lost
     assert rows == {"sent": n}  # every row marked sent
     # Only a work horse sends: each one killed can have had at most the emails its SMTP lanes had
@@ -486,7 +511,9 @@ def test_redis_flushed_then_restarted_empty_loses_nothing(app, own_redis, fleet,
 
     wait_until(lambda: len(sink.recipients()) >= n or fleet.check_alive(), timeout=60 if FULL else 40)
     drained = time.time() - started
-    time.sleep(1.0)
+    redis = Redis.from_url(own_redis.url)
+    wait_until(lambda: statuses() == {"sent": n} and fleet_is_quiet(fleet, redis, ["worker1", "worker2"]),
+               timeout=30)  # nothing more can be sent
     fleet.check_alive()  # nobody died of the lost connection
     received = sink.recipients()
     duplicates = sum(count - 1 for count in received.values())

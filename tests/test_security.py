@@ -25,13 +25,14 @@ from markupsafe import escape
 
 from app import clock, create_app, crypto
 from app.extensions import db
+from app.mail import outbox
 from app.mail.render import RenderedEmail, build_message
 from app.messages import bulk
-from app.models import Booking, Delivery, Message, Service, User, ZoomConnection
+from app.models import Booking, Delivery, DeliveryStatus, Message, Service, User, ZoomConnection
 from app.queue import QUEUE_NAMES, get_queue, get_redis
 from app.zoom import link
 from config import ProductionConfig
-from tests.conftest import CsrfClient, body_html, body_text
+from tests.conftest import CsrfClient, body_html, body_text, wait_until
 from tests.factories import PASSWORD
 
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "javascript:alert(1)")
@@ -47,6 +48,13 @@ CSRF_REFUSED = "フォームの有効期限が切れました"
 def queued_jobs() -> tuple[int, ...]:
     """How many jobs wait in each RQ queue."""
     return tuple(get_queue(name).count for name in QUEUE_NAMES)
+
+
+def mail_settled() -> bool:
+    """No email is due, none is being sent and no job waits: nothing more can reach the SMTP server."""
+    db.session.rollback()
+    sending = db.session.query(Delivery).filter(Delivery.status == DeliveryStatus.SENDING).count()
+    return outbox.due_count() == 0 and sending == 0 and sum(queued_jobs()) == 0
 
 
 def database_rows() -> dict[str, list[tuple]]:
@@ -348,7 +356,7 @@ def test_a_subject_with_a_line_break_written_past_the_form_never_reaches_smtp(
                  body="本文", scheduled_at=None)
     run_jobs()
     smtp.wait_for(1)  # the booking confirmation
-    time.sleep(0.2)
+    wait_until(mail_settled)  # and nothing else will come
     assert all("evil@example.com" not in m.as_string() for m in smtp.messages)
     assert all(rcpts == ["ichiro@example.com"] for _, rcpts in smtp.envelopes)
     failed = db.session.query(Delivery).filter(Delivery.bulk_message_id.is_not(None)).one()
@@ -507,7 +515,7 @@ def test_a_replayed_deauthorization_cannot_unlink_the_new_link(app, client, link
     run_jobs()
     assert db.session.query(ZoomConnection).one().is_active
     smtp.wait_for(1)
-    time.sleep(0.2)
+    wait_until(mail_settled)  # nothing else will come
     assert [m["Subject"] for m in smtp.messages].count("Zoom連携が解除されました") == 1
 
 
