@@ -2,7 +2,8 @@
 
 Section numbers (§) refer to ``shared/reference/zoom-facts.md``. Every REST call goes through
 ``api()``, which validates the request strictly and the response leniently against the specs when
-``../shared/zoom-openapi`` is present; the ``test_contract_*`` tests skip with a message otherwise.
+``../shared/zoom-openapi`` is present; the ``test_contract_*`` tests skip with a message otherwise
+(under ``CI=true`` they fail instead).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import signal
@@ -85,9 +87,10 @@ def receiver():
 
 @pytest.fixture
 def contract_specs():
-    """Skip a contract test when Zoom's specs are not beside the repository."""
-    if not CONTRACT:
-        pytest.skip(contract.SKIP_REASON)
+    """Skip a contract test when Zoom's specs are not beside the repository (under CI: fail)."""
+    from tests.test_zoom_contract import skip_or_fail_without_specs
+
+    skip_or_fail_without_specs()
 
 
 def verifier_pair():
@@ -691,6 +694,30 @@ def test_contract_response_check_bites(contract_specs):
     with pytest.raises(contract.ContractError, match="'code' is a required property"):
         contract.validate_response("GET", "/v2/meetings/1", 404, {"message": "gone"})
     contract.validate_response("GET", "/v2/users/me", 200, {"id": "x", "type": 1, "new_field": True})
+
+
+def test_contract_checks_skip_without_the_specs_but_fail_the_run_under_ci(tmp_path, monkeypatch):
+    """A machine without ``../shared/zoom-openapi`` (simulated: ``spec_dir`` finds nothing) skips
+    the contract tests; under ``CI=true`` (.ci/run) they fail instead of passing unchecked."""
+    from tests.test_zoom_contract import skip_or_fail_without_specs
+
+    monkeypatch.setattr(contract, "spec_dir", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        skip_or_fail_without_specs()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="under CI the contract checks must run"):
+        skip_or_fail_without_specs()
+    # And a real run of the contract tests under CI on such a machine fails.
+    (tmp_path / "without_zoom_specs.py").write_text(
+        "from devtools.zoom_emulator import contract\ncontract.spec_dir = lambda: None\n")
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, CI="true", PYTHONPATH=os.pathsep.join([str(tmp_path), str(root)]))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "without_zoom_specs", "-q",
+                          "tests/test_zoom_contract.py"], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 1 and "skipped" not in run.stdout, run.stdout[-2000:]
+    assert "under CI the contract checks must run" in run.stdout, run.stdout[-2000:]
 
 
 def test_contract_built_webhooks_fit_the_marketplace_spec(zoom, receiver, contract_specs):
