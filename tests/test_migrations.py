@@ -72,3 +72,35 @@ def test_upgrading_a_database_with_data_keeps_its_rows_and_fills_new_columns(emp
     earliest = first_booked[1]
     earliest = datetime.fromisoformat(earliest) if isinstance(earliest, str) else earliest
     assert at(earliest) == at(now - timedelta(days=2))  # the earlier of its two bookings
+
+
+#: The revision before email confirmation (``users.email_verified_at``).
+BEFORE_EMAIL_CONFIRMATION = "b7e2d94c1f05"
+
+
+def test_accounts_from_before_email_confirmation_count_as_confirmed(empty_database_url, redis_url):
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=empty_database_url, REDIS_URL=redis_url)
+    created = datetime(2026, 5, 1, 9, 30, tzinfo=timezone.utc)
+    sqlite = empty_database_url.startswith("sqlite")
+    with app.app_context():
+        upgrade(revision=BEFORE_EMAIL_CONFIRMATION)
+        users = sa.Table("users", sa.MetaData(), autoload_with=db.engine)
+        with db.engine.begin() as connection:
+            connection.execute(users.insert(), [{
+                "id": n, "email": f"host{n}@example.com", "password_hash": "x", "display_name": "ホスト",
+                "timezone": "Asia/Tokyo", "locale": "ja", "is_staff": n == 2, "session_token": f"token-{n}",
+                "created_at": created.replace(tzinfo=None) if sqlite else created} for n in (1, 2)])
+        db.engine.dispose()
+
+        upgrade()
+
+        with db.engine.connect() as connection:
+            rows = connection.execute(sa.text(
+                "SELECT email_verified_at, totp_secret FROM users ORDER BY id")).all()
+        db.engine.dispose()
+    for verified_at, totp_secret in rows:
+        verified_at = datetime.fromisoformat(verified_at) if isinstance(verified_at, str) else verified_at
+        if verified_at.tzinfo is None:  # SQLite keeps naive UTC
+            verified_at = verified_at.replace(tzinfo=timezone.utc)
+        assert verified_at == created  # confirmed since it was created: it works as before
+        assert totp_secret is None  # staff set up their second factor at their next login where required

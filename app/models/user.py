@@ -34,6 +34,14 @@ class User(UserMixin, db.Model):
     #: What the session cookie carries instead of the id (Flask-Login "alternative token"):
     #: rotating it at logout or password change kills every session and remember cookie issued before.
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
+    #: When the owner confirmed the email address (the link of the signup email, or a password
+    #: reset); None until then, and the host's public pages take no bookings. Accounts created by
+    #: an operator (CLI, demo data) and those from before confirmation existed count as confirmed.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Staff's second factor: the TOTP secret (base32), encrypted with ``app.crypto``; None until enrolled.
+    totp_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: The last TOTP time step (30 s) accepted: a code is accepted once only.
+    totp_last_step: Mapped[int | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     services = relationship("Service", back_populates="host", order_by="Service.id")
@@ -47,6 +55,11 @@ class User(UserMixin, db.Model):
     def get_id(self) -> str:
         """Flask-Login stores this in the session: the rotating token, not the database id."""
         return self.session_token
+
+    @property
+    def email_verified(self) -> bool:
+        """True once the owner confirmed the email address (the public pages take bookings)."""
+        return self.email_verified_at is not None
 
     def end_sessions(self) -> None:
         """Invalidate every session and remember cookie of this account."""
