@@ -133,10 +133,33 @@ class Config:
     #: Zoom's webhook events are a few hundred bytes.
     ZOOM_WEBHOOK_MAX_BYTES = env_int("ZOOM_WEBHOOK_MAX_BYTES", 8 * 1024)
 
-    #: Failed logins allowed per email+address in LOGIN_THROTTLE_WINDOW seconds.
+    # --- authentication (app/auth) ---
+    #: Proxy hops in front of the app whose X-Forwarded-For/-Proto are believed (werkzeug's ProxyFix):
+    #: 1 behind one load balancer. 0 (default) believes none: the client address is the peer's.
+    TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+    #: Failed logins allowed before the next attempt waits (app/auth/throttle.py): per account from
+    #: one address; per account from anywhere; accounts failed on from one address (password spraying).
     LOGIN_THROTTLE_LIMIT = env_int("LOGIN_THROTTLE_LIMIT", 5)
-    LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 15 * 60)
+    LOGIN_ACCOUNT_LIMIT = env_int("LOGIN_ACCOUNT_LIMIT", 20)
+    LOGIN_ADDRESS_LIMIT = env_int("LOGIN_ADDRESS_LIMIT", 20)
+    #: The first wait past an allowance (seconds); it doubles with each further failure, up to the max.
+    LOGIN_BACKOFF_SECONDS = env_int("LOGIN_BACKOFF_SECONDS", 60)
+    LOGIN_BACKOFF_MAX = env_int("LOGIN_BACKOFF_MAX", 15 * 60)
+    #: Failures are forgotten this long (seconds) after the last one.
+    LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 24 * 3600)
     PASSWORD_RESET_MAX_AGE = 3600
+    #: How long the link of the signup confirmation email works (seconds).
+    EMAIL_VERIFY_MAX_AGE = env_int("EMAIL_VERIFY_MAX_AGE", 7 * 24 * 3600)
+    #: At most one signup or confirmation email of a kind to an address per this many seconds.
+    ACCOUNT_EMAIL_INTERVAL = env_int("ACCOUNT_EMAIL_INTERVAL", 5 * 60)
+    #: A session without a request for this long is logged out (a remember-me cookie logs it back in).
+    SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 3 * 60)
+    #: Staff log in with a TOTP code after the password (always on in ProductionConfig).
+    STAFF_REQUIRE_TOTP = env_bool("STAFF_REQUIRE_TOTP", False)
+    #: The name authenticator apps show next to the account.
+    TOTP_ISSUER = env_str("TOTP_ISSUER", "予約ホスト管理")
+    #: Seconds a staff member has between the password and the code (and to finish enrolling).
+    TOTP_ENROLMENT_SECONDS = 10 * 60
     #: Bulk message recipients a host may write per UTC day (abuse guard).
     BULK_DAILY_LIMIT = env_int("BULK_DAILY_LIMIT", 1000)
 
@@ -168,6 +191,7 @@ class TestConfig(Config):
     LOGIN_THROTTLE_LIMIT = 5
     MAIL_CLAIM_TIMEOUT = 60
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only
+    STAFF_REQUIRE_TOTP = False  # the second-factor tests turn it on
 
 
 class ProductionConfig(Config):
@@ -177,6 +201,10 @@ class ProductionConfig(Config):
     FORCE_HTTPS = env_bool("FORCE_HTTPS", True)
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    #: ``__Host-``: the browser keeps these cookies only if Secure, for this host, with Path=/ (ASVS 3.3.1).
+    SESSION_COOKIE_NAME = "__Host-session"
+    REMEMBER_COOKIE_NAME = "__Host-remember_token"
+    STAFF_REQUIRE_TOTP = True
 
     @classmethod
     def check(cls) -> None:

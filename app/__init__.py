@@ -54,6 +54,10 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     app.config.update(overrides)
     if hasattr(config_class, "check"):
         config_class.check()
+    if hops := app.config["TRUSTED_PROXIES"]:  # behind a load balancer: the client's address and scheme
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     init_security_headers(app)  # first: the https redirect comes before any other request hook
 
     from app.extensions import babel, csrf, db, login_manager, migrate

@@ -1,11 +1,11 @@
-"""Command-line tools: ``flask --app wsgi create-staff EMAIL`` and ``flask --app wsgi seed-demo``."""
+"""Command-line tools: ``flask --app wsgi create-staff EMAIL``, ``reset-staff-totp EMAIL`` and ``seed-demo``."""
 import secrets
 from datetime import timedelta
 
 import click
 
 from app import clock
-from app.auth import accounts
+from app.auth import accounts, passwords, totp
 from app.extensions import db
 from app.queue import leave_to_the_sweep
 
@@ -56,12 +56,27 @@ def init_app(app) -> None:
     def create_staff(email, password, name):
         """Create a staff account."""
         password = password or secrets.token_urlsafe(12)
+        problem = passwords.weakness(password, email)
+        if problem:
+            raise click.ClickException(problem)
         try:
             accounts.create_user(email, name, password, is_staff=True)
         except accounts.EmailTaken:
             raise click.ClickException(f"{email} is already registered") from None
         db.session.commit()
         click.echo(f"staff account created: {email} / {password}")
+
+    @app.cli.command("reset-staff-totp")
+    @click.argument("email")
+    def reset_staff_totp(email):
+        """Forget a staff account's authenticator app (a lost phone): it sets one up at the next login."""
+        user = accounts.find_user(email)
+        if user is None or not user.is_staff:
+            raise click.ClickException(f"{email} is not a staff account")
+        totp.reset(user)
+        user.end_sessions()
+        db.session.commit()
+        click.echo(f"second factor reset: {user.email} sets up an authenticator app at the next login")
 
     @app.cli.command("seed-demo")
     def seed_demo():

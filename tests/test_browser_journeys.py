@@ -17,9 +17,20 @@ def test_host_signs_up_creates_online_service_and_guest_books(page, live_server,
     page.goto("/signup")
     page.get_by_label("メールアドレス").fill("hanako@example.com")
     page.get_by_label("ホスト名（予約者に表示されます）").fill("山田 花子")
-    page.get_by_label("パスワード（8文字以上）").fill("calligraphy-2026")
+    page.get_by_label("パスワード（10文字以上）").fill("calligraphy-2026")
     page.get_by_label("パスワード（確認）").fill("calligraphy-2026")
     page.get_by_role("button", name="登録する").click()
+    expect(page.get_by_text("hanako@example.com 宛に、登録についてのメールをお送りしました")).to_be_visible()
+
+    # … confirms the address with the link of the email, and logs in.
+    run_jobs()
+    [welcome] = smtp.wait_for(1)
+    page.goto(re.search(r"https?://\S+/verify/\S+", body_text(welcome)).group(0))
+    page.get_by_role("button", name="メールアドレスを確認する").click()
+    expect(page.get_by_text("メールアドレスを確認しました")).to_be_visible()
+    page.get_by_label("メールアドレス").fill("hanako@example.com")
+    page.get_by_label("パスワード").fill("calligraphy-2026")
+    page.get_by_role("button", name="ログイン").click()
     page.wait_for_url("**/dashboard")
     expect(page.get_by_text("山田 花子さんのダッシュボード")).to_be_visible()
 
@@ -53,7 +64,8 @@ def test_host_signs_up_creates_online_service_and_guest_books(page, live_server,
 
     # The confirmation email arrives through RQ and real SMTP, with the notes and the JST time.
     run_jobs()
-    [message] = smtp.wait_for(1)
+    smtp.wait_for(2)
+    [message] = smtp.to("ichiro@example.com")
     assert message["Subject"] == "【お申し込み完了】オンライン書道教室"
     text = body_text(message)
     assert "2030年6月20日(木) 10:00〜11:00" in text

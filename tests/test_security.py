@@ -224,6 +224,13 @@ def test_payloads_in_every_field_render_inert_in_pages_and_emails(app, client, r
     # The host signs up with a hostile display name and creates a hostile service.
     client.post("/signup", {"email": "evil-host@example.com", "display_name": SHORT,
                             "password": "long-enough-1", "confirm": "long-enough-1"})
+    # … confirms the address with the link of the confirmation email, and logs in.
+    run_jobs()
+    [welcome] = smtp.wait_for(1)
+    assert_inert(body_html(welcome), "confirmation email")
+    client.post(urlsplit(re.search(r"https?://\S+/verify/\S+", body_text(welcome)).group(0)).path, {})
+    smtp.clear()
+    assert client.post("/login", {"email": "evil-host@example.com", "password": "long-enough-1"}).status_code == 302
     notes = f"{FULL}\n{URL_BREAKOUT}"
     created = client.post("/services/new", {"kind": "class_event", "venue": "manual_url", "title": FULL,
                                             "description": notes, "duration_minutes": "60", "capacity": "5",
@@ -564,7 +571,7 @@ def test_production_forces_https_with_hsts_and_secure_cookies(production_app, ma
     response = client.post("/login", data=form, base_url="https://localhost",
                            headers={"Referer": "https://localhost/login"})
     assert response.status_code == 302
-    for name in ("session", "remember_token"):
+    for name in ("__Host-session", "__Host-remember_token"):  # the prefix: test_auth_hardening
         flags = cookie(response, name)
         assert "; Secure" in flags and "; HttpOnly" in flags and "; SameSite=Lax" in flags, flags
 

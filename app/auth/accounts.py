@@ -1,5 +1,11 @@
-"""Account operations: creating hosts and staff, logging in with throttling, password resets."""
-import hashlib
+"""Account operations: signing up (with email confirmation), logging in with throttling, changing and
+resetting passwords, and the emails these send.
+
+Nothing here tells a stranger whether an email address has an account: a failed login takes as
+long either way (a dummy hash), and signing up with a registered address answers as for a new one
+while its owner gets an email instead.
+"""
+from datetime import datetime
 from functools import cache
 
 from flask import current_app
@@ -9,11 +15,13 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app import clock
+from app.auth import throttle, totp
+from app.auth.throttle import LoginThrottled  # noqa: F401  (raised by ``authenticate``; views catch it here)
 from app.extensions import begin_write, db, login_manager
 from app.mail.outbox import queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import Delivery, User
-from app.queue import get_redis
 from app.urls import external_url
 
 
@@ -21,8 +29,8 @@ class EmailTaken(Exception):
     """An account with this email already exists."""
 
 
-class LoginThrottled(Exception):
-    """Too many failed logins for this email from this address."""
+class WrongPassword(Exception):
+    """The current password given to change it is not the account's."""
 
 
 def normalize_email(email: str) -> str:
@@ -56,8 +64,20 @@ def _dummy_hash() -> str:
     return _DUMMY_HASHES[method]
 
 
-def create_user(email: str, display_name: str, password: str, *, is_staff: bool = False) -> User:
-    """Create a host (or staff) account; raise ``EmailTaken`` if the email is in use.
+def _add_user(email: str, display_name: str, password_hash: str, *, is_staff: bool, verified: bool) -> User:
+    user = User(email=normalize_email(email), display_name=display_name.strip(), is_staff=is_staff,
+                password_hash=password_hash, email_verified_at=clock.now() if verified else None)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def create_user(email: str, display_name: str, password: str, *, is_staff: bool = False,
+                verified: bool = True) -> User:
+    """Create an account as an operator does (``create-staff``, demo data); raise ``EmailTaken`` if in use.
+
+    :param verified: the operator vouches for the address (default); hosts who sign up
+        themselves go through ``sign_up`` and confirm it by email.
 
     The password is hashed first, then the write lock is taken (``begin_write``): the hash
     costs ~0.1 s of CPU that no other writer should wait for.
@@ -66,39 +86,93 @@ def create_user(email: str, display_name: str, password: str, *, is_staff: bool 
     begin_write()
     if find_user(email) is not None:
         raise EmailTaken(email)
-    user = User(email=normalize_email(email), display_name=display_name.strip(), is_staff=is_staff,
-                password_hash=password_hash)
-    db.session.add(user)
-    db.session.flush()
+    return _add_user(email, display_name, password_hash, is_staff=is_staff, verified=verified)
+
+
+def sign_up(email: str, display_name: str, password: str) -> User | None:
+    """A host signs up: a new, unconfirmed account and a confirmation email; returns it.
+
+    For an address that already has an account, nothing changes on it: its owner gets the
+    「このメールアドレスはすでに登録されています」 email (with login and reset links) and None is
+    returned. Both cost one password hash, and callers answer both alike.
+    """
+    password_hash = hash_password(password)  # either way, so both answers take as long
+    begin_write()
+    existing = find_user(email)
+    if existing is not None:
+        if throttle.email_allowed("account_exists", existing.email):
+            queue_email("account_exists", to_email=existing.email, to_name=existing.display_name,
+                        locale=existing.locale, payload={"user_id": existing.id})
+        return None
+    user = _add_user(email, display_name, password_hash, is_staff=False, verified=False)
+    throttle.email_allowed("email_verification", user.email)  # the resend button waits its turn
+    _queue_verification(user)
     return user
 
 
-def _throttle_key(email: str, remote_addr: str) -> str:
-    digest = hashlib.sha256(f"{normalize_email(email)}|{remote_addr}".encode()).hexdigest()
-    return f"login-failures:{digest}"
+def authenticate(email: str, password: str, remote_addr: str | None) -> User | None:
+    """The user if the password matches, else None; raises ``LoginThrottled`` when attempts must wait.
 
-
-def authenticate(email: str, password: str, remote_addr: str) -> User | None:
-    """The user if the password matches; counts failures and raises ``LoginThrottled`` past the limit."""
-    config = current_app.config
-    redis = get_redis()
-    key = _throttle_key(email, remote_addr or "-")
-    failures = int(redis.get(key) or 0)
-    if failures >= config["LOGIN_THROTTLE_LIMIT"]:
-        raise LoginThrottled()
-    user = find_user(email)
-    db.session.rollback()  # no transaction is held while the hash is checked
+    Known and unknown emails are throttled and timed alike (a dummy hash), and no transaction
+    is held while the hash is checked.
+    """
+    account = normalize_email(email)
+    throttle.check(account, remote_addr)
+    user = find_user(account)
+    db.session.rollback()
     if user is None:
         check_password_hash(_dummy_hash(), password)
     elif user.check_password(password):
-        redis.delete(key)
+        if not totp.required(user):  # else the failures are forgotten once the code is right too
+            throttle.forget(account, remote_addr)
         return user
-    pipe = redis.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, config["LOGIN_THROTTLE_WINDOW"])
-    pipe.execute()
+    throttle.record_failure(account, remote_addr)
     return None
 
+
+# --- email confirmation ----------------------------------------------------------------------------
+
+def _verify_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="email-verification")
+
+
+def make_verify_token(user: User) -> str:
+    """A signed token confirming ``user``'s current email address (valid ``EMAIL_VERIFY_MAX_AGE``)."""
+    return _verify_serializer().dumps({"id": user.id, "e": user.email})
+
+
+def user_for_verify_token(token: str) -> User | None:
+    """The user whose address the token confirms, or None if it is invalid, expired or for another address."""
+    try:
+        data = _verify_serializer().loads(token, max_age=current_app.config["EMAIL_VERIFY_MAX_AGE"])
+    except (BadSignature, SignatureExpired):
+        return None
+    user = db.session.get(User, data.get("id"))
+    if user is None or user.email != data.get("e"):
+        return None
+    return user
+
+
+def _queue_verification(user: User) -> None:
+    queue_email("email_verification", to_email=user.email, to_name=user.display_name, locale=user.locale,
+                payload={"user_id": user.id})
+
+
+def send_verification(user: User) -> bool:
+    """Email ``user`` a new confirmation link (「確認メールを再送」); False when one went out just now."""
+    if user.email_verified or not throttle.email_allowed("email_verification", user.email):
+        return False
+    _queue_verification(user)
+    return True
+
+
+def verify_email(user: User) -> None:
+    """Mark ``user``'s address confirmed: their public pages take bookings from now on."""
+    if user.email_verified_at is None:
+        user.email_verified_at = clock.now()
+
+
+# --- passwords ---------------------------------------------------------------------------------------
 
 def _reset_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
@@ -130,25 +204,80 @@ def request_password_reset(email: str) -> None:
                     locale=user.locale, payload={"user_id": user.id})
 
 
-def reset_password(user: User, password: str) -> User:
-    """Set a new password (which also invalidates the reset link and every open session).
-
-    Hashes first, then takes the write lock; returns the user as loaded under it.
-    """
-    password_hash, user_id = hash_password(password), user.id
+def _set_password(user_id: int, password_hash: str) -> User:
+    """Under the write lock: the new hash, every session ended, and the owner told by email."""
     begin_write()
     user = db.session.get(User, user_id)
     user.password_hash = password_hash
     user.end_sessions()
+    queue_email("password_changed", to_email=user.email, to_name=user.display_name, locale=user.locale,
+                payload={"user_id": user.id, "at": clock.now().isoformat()})
+    return user
+
+
+def reset_password(user: User, password: str, remote_addr: str | None = None) -> User:
+    """Set a new password from a reset link (which also invalidates the link and every open session).
+
+    The link proves the owner reads the mailbox: the address counts as confirmed, and the
+    account's failed logins are forgotten. Hashes first, then takes the write lock; returns the
+    user as loaded under it.
+    """
+    password_hash, user_id = hash_password(password), user.id
+    user = _set_password(user_id, password_hash)
+    verify_email(user)
+    throttle.forget(user.email, remote_addr)
+    return user
+
+
+def change_password(user: User, current_password: str, new_password: str, remote_addr: str | None) -> User:
+    """A logged-in user changes their password: every other session ends (the caller keeps its own
+    by logging in again with the new session token) and a notice goes to the account's address.
+
+    Raises ``WrongPassword`` (counted as a failed login) or ``LoginThrottled``; returns the user
+    as loaded under the write lock.
+    """
+    throttle.check(user.email, remote_addr)
+    if not user.check_password(current_password):
+        throttle.record_failure(user.email, remote_addr)
+        raise WrongPassword()
+    password_hash, user_id = hash_password(new_password), user.id
+    return _set_password(user_id, password_hash)
+
+
+# --- emails --------------------------------------------------------------------------------------------
+
+def _account_of(delivery: Delivery) -> User:
+    user = db.session.get(User, delivery.payload["user_id"])
+    if user is None:
+        raise SkipDelivery("account deleted")
     return user
 
 
 @email_kind("password_reset", subject=lambda ctx: _("パスワード再設定のご案内"))
 def _password_reset_context(delivery: Delivery) -> dict:
-    user = db.session.get(User, delivery.payload["user_id"])
-    if user is None:
-        raise SkipDelivery("account deleted")
+    user = _account_of(delivery)
     return {"user": user, "reset_url": external_url("auth.reset_password", token=make_reset_token(user))}
+
+
+@email_kind("email_verification", subject=lambda ctx: _("メールアドレスの確認のお願い"))
+def _email_verification_context(delivery: Delivery) -> dict:
+    user = _account_of(delivery)
+    if user.email_verified or user.email != delivery.to_email:
+        raise SkipDelivery("address already confirmed or changed")
+    return {"user": user, "verify_url": external_url("auth.verify_email", token=make_verify_token(user)),
+            "valid_days": current_app.config["EMAIL_VERIFY_MAX_AGE"] // 86400}
+
+
+@email_kind("account_exists", subject=lambda ctx: _("このメールアドレスはすでに登録されています"))
+def _account_exists_context(delivery: Delivery) -> dict:
+    return {"user": _account_of(delivery), "login_url": external_url("auth.login"),
+            "reset_url": external_url("auth.request_reset")}
+
+
+@email_kind("password_changed", subject=lambda ctx: _("パスワードが変更されました"))
+def _password_changed_context(delivery: Delivery) -> dict:
+    return {"user": _account_of(delivery), "changed_at": datetime.fromisoformat(delivery.payload["at"]),
+            "reset_url": external_url("auth.request_reset")}
 
 
 @cache

@@ -24,6 +24,9 @@ def _public_service_or_404(public_id: str) -> Service:
 def service_page(public_id):
     service = _public_service_or_404(public_id)
     form = BookingForm()
+    if not service.host.email_verified:  # app.auth: its host has not confirmed their email address yet
+        return render_template("booking/service.html", service=service, accepting=False), \
+            403 if form.is_submitted() else 200
     slots = bookings.open_slots(service)
     form.slot_id.choices = [(slot.id, str(slot.id)) for slot in slots]
     if form.validate_on_submit():

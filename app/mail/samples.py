@@ -92,6 +92,12 @@ SAMPLES = {
     "slot_cancelled": {"標準": _with()},
     "password_reset": {"標準": _with(user=lambda ctx: ctx["host"],
                                     reset_url=lambda ctx: external_url("auth.reset_password", token="sample"))},
+    "email_verification": {"標準": _with(user=lambda ctx: ctx["host"], valid_days=7,
+                                        verify_url=lambda ctx: external_url("auth.verify_email", token="sample"))},
+    "account_exists": {"標準": _with(user=lambda ctx: ctx["host"], login_url=lambda ctx: external_url("auth.login"),
+                                    reset_url=lambda ctx: external_url("auth.request_reset"))},
+    "password_changed": {"標準": _with(user=lambda ctx: ctx["host"], changed_at=lambda ctx: clock.now(),
+                                      reset_url=lambda ctx: external_url("auth.request_reset"))},
     "zoom_url": {
         "無料（Basic）ホスト・40分を超えるサービス": _with(basic_cut=True),
         "有料（Licensed）ホスト": _with(basic_cut=False),
