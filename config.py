@@ -133,6 +133,20 @@ class Config:
     #: Zoom's webhook events are a few hundred bytes.
     ZOOM_WEBHOOK_MAX_BYTES = env_int("ZOOM_WEBHOOK_MAX_BYTES", 8 * 1024)
 
+    #: Public forms, per client address (Flask-Limiter syntax; see app/limits.py).
+    PUBLIC_FORM_LIMIT = env_str("PUBLIC_FORM_LIMIT", "10 per minute; 60 per hour")
+    RESET_REQUEST_LIMIT = env_str("RESET_REQUEST_LIMIT", "5 per minute; 20 per hour")
+    #: What the public forms may send to one mailbox (plus-addressing counts as the same one).
+    MAILBOX_LIMITS = {"booking": "5 per hour; 20 per day", "cancel": "5 per hour; 20 per day",
+                      "reset": "3 per hour; 10 per day"}
+    #: Emails about bookings one guest address receives per UTC day at most (the rest are dropped).
+    RECIPIENT_DAILY_CAP = env_int("RECIPIENT_DAILY_CAP", 40)
+    #: The public booking form must be at least this old when sent (seconds; bots post at once).
+    BOOKING_FORM_MIN_SECONDS = env_int("BOOKING_FORM_MIN_SECONDS", 3)
+    #: Guest emails a host's own actions (moving, cancelling, removing, resending) may send per UTC day.
+    HOST_NOTICE_DAILY_LIMIT = env_int("HOST_NOTICE_DAILY_LIMIT", 500)
+    RATELIMIT_HEADERS_ENABLED = True
+
     # --- authentication (app/auth) ---
     #: Proxy hops in front of the app whose X-Forwarded-For/-Proto are believed (werkzeug's ProxyFix):
     #: 1 behind one load balancer. 0 (default) believes none: the client address is the peer's.
@@ -192,6 +206,7 @@ class TestConfig(Config):
     MAIL_CLAIM_TIMEOUT = 60
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests only
     STAFF_REQUIRE_TOTP = False  # the second-factor tests turn it on
+    BOOKING_FORM_MIN_SECONDS = 0  # the bot check's own tests set it
 
 
 class ProductionConfig(Config):

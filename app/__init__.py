@@ -76,6 +76,9 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     from app.queue import init_queue
 
     init_queue(app)
+    from app import limits
+
+    limits.init_app(app)
     write_requests_take_the_lock(app)
     read_views_skip_the_transaction(app)
 

@@ -18,6 +18,10 @@ def init_app(app) -> None:
     def too_large(error):
         return render_template("errors/error.html", code=413), 413
 
+    @app.errorhandler(429)
+    def too_many(error):
+        return render_template("errors/error.html", code=429), 429
+
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_template("errors/error.html", code=400, csrf=True), 400

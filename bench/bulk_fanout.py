@@ -45,7 +45,7 @@ def seed(n: int):
     db.session.add(slot)
     db.session.flush()
     db.session.execute(insert(Booking), [
-        {"slot_id": slot.id, "guest_name": f"参加者{i}", "guest_email": f"guest{i}@example.com",
+        {"slot_id": slot.id, "guest_name": f"参加者{i}", "guest_email": f"guest{i}@example.com", "mailbox": f"guest{i}@example.com",
          "cancel_token": f"c{i:07d}x" * 3, "join_token": f"j{i:07d}x" * 3, "created_at": clock.now()}
         for i in range(n)])
     db.session.commit()

@@ -160,6 +160,7 @@ def seed_host(label: str, scale: float) -> SeededHost:
         bookings.append({
             "id": first + n, "slot_id": slot["id"], "guest_name": f"予約者 {n + 1}",
             "guest_email": f"guest{n + 1}@{label}.bench.test",
+            "mailbox": f"guest{n + 1}@{label}.bench.test",
             "status": BookingStatus.CANCELLED if cancelled else BookingStatus.CONFIRMED,
             "cancel_token": secrets.token_urlsafe(24), "join_token": secrets.token_urlsafe(24),
             "created_at": created_at, "cancelled_at": created_at + timedelta(hours=1) if cancelled else None})

@@ -95,7 +95,7 @@ def seed(recipients: int) -> tuple[list[int], list[int]]:
     db.session.flush()
     per_slot = -(-recipients // len(slots))
     db.session.execute(insert(Booking), [
-        {"slot_id": slots[i // per_slot].id, "guest_name": f"予約者 {i + 1}", "guest_email": f"guest{i}@bench.test",
+        {"slot_id": slots[i // per_slot].id, "guest_name": f"予約者 {i + 1}", "guest_email": f"guest{i}@bench.test", "mailbox": f"guest{i}@bench.test",
          "status": BookingStatus.CONFIRMED, "cancel_token": f"bench-cancel-{i}", "join_token": f"bench-join-{i}",
          "created_at": now} for i in range(recipients)])
     for slot in slots:

@@ -255,10 +255,19 @@ class CsrfClient:
         assert match, f"no CSRF token on {url}"
         return match.group(1) or match.group(2)
 
+    _HIDDEN = re.compile(r'<input[^>]*\bname="(form_token)"[^>]*\bvalue="([^"]*)"')
+
     def post(self, url, data=None, *, form_url=None, **kwargs):
-        """POST ``data`` with the token read from ``form_url`` (default: the same URL)."""
+        """POST ``data`` with the token read from ``form_url`` (default: the same URL), and the
+        booking form's bot-check token when the page has one, as a browser sends them."""
         data = dict(data or {})
-        data.setdefault("csrf_token", self.token(form_url or url))
+        page = self.get(form_url or url).get_data(as_text=True)
+        match = self._TOKEN.search(page)
+        if "csrf_token" not in data:
+            assert match, f"no CSRF token on {form_url or url}"
+            data["csrf_token"] = match.group(1) or match.group(2)
+        for name, value in self._HIDDEN.findall(page):
+            data.setdefault(name, value)
         self._new_request()
         return self._end_request(self.raw.post(url, data=data, **kwargs))
 

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.models import Booking, User
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+FORM_TOKEN = re.compile(r'name="form_token" type="hidden" value="([^"]+)"')
 
 
 def book_over_http(base: str, public_id: str, slot_id: int, email: str) -> tuple[int, float]:
@@ -26,10 +27,11 @@ def book_over_http(base: str, public_id: str, slot_id: int, email: str) -> tuple
     with requests.Session() as guest:
         page = guest.get(f"{base}/s/{public_id}", timeout=15).text
         token = TOKEN.search(page).group(1)
+        form_token = FORM_TOKEN.search(page).group(1)
         started = time.monotonic()
         response = guest.post(f"{base}/s/{public_id}", timeout=15, allow_redirects=False,
-                              data={"csrf_token": token, "slot_id": slot_id, "guest_name": "正直 太郎",
-                                    "guest_email": email})
+                              data={"csrf_token": token, "form_token": form_token, "slot_id": slot_id,
+                                    "guest_name": "正直 太郎", "guest_email": email})
         return response.status_code, time.monotonic() - started
 
 

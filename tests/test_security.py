@@ -115,6 +115,7 @@ HOST_OBJECT_ARGUMENTS = {
     ("int", "slot_id"): "slot",
     ("int", "message_id"): "message",
     ("int", "delivery_id"): "delivery",
+    ("int", "booking_id"): "booking",
 }
 #: Arguments that are not host-owned ids: capability tokens handed to guests (the unguessable
 #: link is the credential), the staff mailbox key (staff routes are refused to hosts anyway)
@@ -240,13 +241,19 @@ def test_payloads_in_every_field_render_inert_in_pages_and_emails(app, client, r
     starts = clock.to_local(clock.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     client.post(f"/services/{service.id}", {"starts_at": starts})
     slot = service.slots[0]
-    # A guest books with a hostile name (another browser).
+    # A guest books with a hostile name (another browser): markup is refused in a name, with a
+    # message (and shown back inert); template syntax is just text.
     guest = Browser(app.test_client())
     public = f"/s/{service.public_id}"
-    booked = guest.post(public, {"slot_id": str(slot.id), "guest_name": SHORT, "guest_email": "victim@example.com"})
+    refused = guest.post(public, {"slot_id": str(slot.id), "guest_name": SHORT, "guest_email": "victim@example.com"})
+    assert refused.status_code == 200 and "お名前にURLやメールアドレス" in refused.get_data(as_text=True)
+    assert_inert(refused.get_data(as_text=True), "refused booking form")
+    guest_name = f"{SSTI[0]} {SSTI[1]} 佐藤"
+    booked = guest.post(public, {"slot_id": str(slot.id), "guest_name": guest_name,
+                                 "guest_email": "victim@example.com"})
     assert booked.status_code == 302, booked.get_data(as_text=True)
     booking = db.session.query(Booking).one()
-    assert booking.guest_name == SHORT and db.session.get(User, service.host_id).display_name == SHORT
+    assert booking.guest_name == guest_name and db.session.get(User, service.host_id).display_name == SHORT
     # The host sends a hostile bulk message (preview first).
     compose = f"/messages/new?service_id={service.id}"
     message_form = {"slot_ids": str(slot.id), "subject": FULL, "body": notes, "send_mode": "now"}

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app import clock
+from app import clock, limits
 from app.auth import throttle, totp
 from app.auth.throttle import LoginThrottled  # noqa: F401  (raised by ``authenticate``; views catch it here)
 from app.extensions import begin_write, db, login_manager
@@ -197,9 +197,10 @@ def user_for_reset_token(token: str) -> User | None:
 
 
 def request_password_reset(email: str) -> None:
-    """Email a reset link if the account exists (callers answer the same either way)."""
+    """Email a reset link if the account exists (callers answer the same either way); a mailbox
+    gets a few links an hour at most (``MAILBOX_LIMITS['reset']``), however often it is asked."""
     user = find_user(email)
-    if user is not None:
+    if user is not None and limits.allow_for_mailbox("reset", user.email):
         queue_email("password_reset", to_email=user.email, to_name=user.display_name,
                     locale=user.locale, payload={"user_id": user.id})
 

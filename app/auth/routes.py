@@ -15,6 +15,7 @@ from app.auth import accounts, bp, totp
 from app.auth.forms import LoginForm, ResetPasswordForm, ResetRequestForm, SignupForm, TotpForm
 from app.extensions import db, locks_when_writing, login_manager
 from app.forms import EmptyForm
+from app.limits import limiter
 
 #: Session keys: when this session last made a request (``app.clock`` seconds), whether it gave
 #: the second factor, the login waiting for its code, and the address a signup was sent to.
@@ -300,6 +301,7 @@ def logout():
 # --- a forgotten password -----------------------------------------------------------------------------
 
 @bp.route("/reset", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RESET_REQUEST_LIMIT"], methods=["POST"])
 def request_reset():
     form = ResetRequestForm()
     if form.validate_on_submit():

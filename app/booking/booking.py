@@ -4,11 +4,13 @@ The last seat is taken with one guarded ``UPDATE … SET booked_count = booked_c
 booked_count < capacity``: the database decides who gets it, so two guests racing for one seat
 can never both win, on SQLite or PostgreSQL.
 """
+from dataclasses import dataclass
+
 from flask_babel import gettext as _
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, limits
 from app.auth.accounts import normalize_email
 from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
@@ -27,7 +29,11 @@ class SlotFull(Exception):
 
 
 class AlreadyBooked(Exception):
-    """This email already holds a seat in this slot."""
+    """This email (its mailbox) already holds a seat in this slot."""
+
+
+class TooManyForMailbox(Exception):
+    """This mailbox was sent booking emails too often lately (``MAILBOX_LIMITS``)."""
 
 
 def open_slots(service: Service) -> list[Slot]:
@@ -41,9 +47,11 @@ def open_slots(service: Service) -> list[Slot]:
 def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> Booking:
     """Take one seat of a slot for a guest and queue the confirmation email; commits.
 
-    :raises SlotUnavailable, SlotFull, AlreadyBooked: nothing is saved then.
+    :raises SlotUnavailable, SlotFull, AlreadyBooked, TooManyForMailbox: nothing is saved then.
     """
     email = normalize_email(guest_email)
+    if not limits.allow_for_mailbox("booking", email):
+        raise TooManyForMailbox()
     begin_write()
     now = clock.now()
     taken = db.session.execute(
@@ -61,7 +69,8 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
         if slot is None or slot.service_id != service.id or not slot.is_open or slot.starts_at <= clock.now():
             raise SlotUnavailable()
         raise SlotFull()
-    booking = Booking(slot_id=slot_id, guest_name=guest_name.strip(), guest_email=email, created_at=now)
+    booking = Booking(slot_id=slot_id, guest_name=guest_name.strip(), guest_email=email,
+                      mailbox=limits.mailbox_of(email), created_at=now)
     db.session.add(booking)
     try:
         db.session.flush()
@@ -86,10 +95,23 @@ def booking_for_join_token(token: str) -> Booking | None:
     return db.session.scalar(select(Booking).where(Booking.join_token == token))
 
 
-def cancel_booking(booking: Booking) -> bool:
-    """Cancel a confirmed booking (frees its seat, cancels its pending emails); False if already cancelled."""
+@dataclass(frozen=True)
+class Cancellation:
+    """What cancelling a booking did."""
+
+    #: The guest was emailed about it (not when their mailbox got too many emails lately).
+    emailed: bool
+
+
+def cancel_booking(booking: Booking, *, by_host: bool = False, message: str = "") -> Cancellation | None:
+    """Cancel a confirmed booking: frees its seat, cancels its pending emails, tells the guest.
+
+    :param by_host: the host removed it (a bot's booking, a guest who asked): the guest's email
+        says so, with the host's ``message`` if any; it counts against the host's notice budget.
+    :returns: None when it was cancelled already.
+    """
     if not booking.is_confirmed:
-        return False
+        return None
     booking.status = BookingStatus.CANCELLED
     booking.cancelled_at = clock.now()
     db.session.execute(
@@ -97,11 +119,14 @@ def cancel_booking(booking: Booking) -> bool:
         .values(booked_count=Slot.booked_count - 1).execution_options(synchronize_session=False)
     )
     cancel_pending(booking_id=booking.id)
-    queue_email("booking_cancelled", to_email=booking.guest_email, to_name=booking.guest_name,
-                host_id=booking.slot.service.host_id, booking_id=booking.id, slot_id=booking.slot_id)
+    emailed = by_host or limits.allow_for_mailbox("cancel", booking.guest_email)
+    if emailed:
+        queue_email("booking_removed" if by_host else "booking_cancelled", to_email=booking.guest_email,
+                    to_name=booking.guest_name, host_id=booking.slot.service.host_id, booking_id=booking.id,
+                    slot_id=booking.slot_id, payload={"message": message} if by_host and message else None)
     db.session.flush()
     meetings.booking_cancelled(booking)
-    return True
+    return Cancellation(emailed=emailed)
 
 
 @email_kind("booking_confirmation",
@@ -118,3 +143,9 @@ def _confirmation_context(delivery: Delivery) -> dict:
             subject=lambda ctx: _("【キャンセル受付】%(title)s", title=ctx["service"].title))
 def _cancelled_context(delivery: Delivery) -> dict:
     return guest_email_context(delivery)
+
+
+@email_kind("booking_removed",
+            subject=lambda ctx: _("【ご予約の取り消し】%(title)s", title=ctx["service"].title))
+def _removed_context(delivery: Delivery) -> dict:
+    return {**guest_email_context(delivery), "host_message": delivery.payload.get("message", "")}

@@ -1,14 +1,15 @@
 """Guest pages: the public service page, booking, and the cancel link from the email."""
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app import clock
 from app.booking import booking as bookings
-from app.booking import bp
+from app.booking import bp, guard
 from app.booking.forms import BookingForm
 from app.extensions import db
 from app.forms import EmptyForm
+from app.limits import limiter
 from app.models import MeetingStatus, Service
 from app.zoom import meetings
 
@@ -21,6 +22,7 @@ def _public_service_or_404(public_id: str) -> Service:
 
 
 @bp.route("/s/<public_id>", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["PUBLIC_FORM_LIMIT"], methods=["POST"])
 def service_page(public_id):
     service = _public_service_or_404(public_id)
     form = BookingForm()
@@ -31,7 +33,14 @@ def service_page(public_id):
     form.slot_id.choices = [(slot.id, str(slot.id)) for slot in slots]
     if form.validate_on_submit():
         try:
+            guard.check(form.form_token.data, form.website.data)
             booking = bookings.book(service, form.slot_id.data, form.guest_name.data, form.guest_email.data)
+        except guard.NotAccepted as refused:
+            flash(_("恐れ入りますが、内容をご確認のうえ、もう一度「申し込む」を押してください。") if refused.too_fast else
+                  _("お申し込みを受け付けられませんでした。ページを再読み込みして、もう一度お試しください。"), "error")
+        except bookings.TooManyForMailbox:
+            flash(_("このメールアドレスへのお申し込みが短時間に集中しています。しばらくしてからもう一度お試しください。"),
+                  "error")
         except bookings.SlotFull:
             flash(_("申し訳ありません。この日時は満席になりました。別の日時をお選びください。"), "error")
         except bookings.SlotUnavailable:
@@ -41,6 +50,7 @@ def service_page(public_id):
         else:
             return redirect(url_for("booking.booked", public_id=public_id, token=booking.cancel_token))
         slots = bookings.open_slots(service)  # seats changed meanwhile: show them fresh
+    form.form_token.data = guard.form_token()  # every rendering gets its own
     return render_template("booking/service.html", service=service, slots=slots, form=form)
 
 
@@ -54,6 +64,7 @@ def booked(public_id, token):
 
 
 @bp.route("/c/<token>", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["PUBLIC_FORM_LIMIT"], methods=["POST"])
 def cancel(token):
     """GET only shows a confirmation (mail scanners follow links); the POST cancels."""
     booking = bookings.booking_for_cancel_token(token)
@@ -61,9 +72,11 @@ def cancel(token):
         abort(404)
     form = EmptyForm()
     if form.validate_on_submit():
-        if bookings.cancel_booking(booking):
+        cancelled = bookings.cancel_booking(booking)
+        if cancelled is not None:
             db.session.commit()
-            flash(_("キャンセルを受け付けました。確認のメールをお送りしました。"), "success")
+            flash(_("キャンセルを受け付けました。確認のメールをお送りしました。") if cancelled.emailed else
+                  _("キャンセルを受け付けました。"), "success")
         return redirect(url_for("booking.cancel", token=token))
     return render_template("booking/cancel.html", booking=booking, service=booking.slot.service, form=form)
 

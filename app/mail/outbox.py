@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, bindparam, event, func, or_, select, update
 
-from app import clock
+from app import clock, limits
 from app.extensions import begin_write, db
 from app.mail.render import (BATCH_MEMO, WAITING_PREFIX, DeferDelivery, SkipDelivery, build_message,
                              envelope_address, render_delivery)
@@ -197,6 +197,7 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
     for delivery in rows:
         db.session.expunge(delivery)
     sent = 0
+    capped = _over_daily_cap(rows)
     with _Marks(token) as marks, _batch_session(db.session(), rows):
 
         def mark(results) -> None:
@@ -210,6 +211,9 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
 
         try:
             for delivery in rows:
+                if delivery.id in capped:
+                    marks.mark(delivery, status=DeliveryStatus.CANCELLED, last_error=DAILY_CAP_REACHED)
+                    continue
                 message = _build(delivery, marks)
                 if message is not None:
                     lanes.submit(delivery, message, envelope_address(delivery.to_email))
@@ -219,6 +223,23 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
             mark(lanes.finished(wait=True))
     db.session.rollback()  # end the batch's read snapshot
     return sent
+
+
+#: ``last_error`` of a guest email dropped by the per-address daily cap.
+DAILY_CAP_REACHED = "dropped: this address reached RECIPIENT_DAILY_CAP today"
+
+
+def _over_daily_cap(rows: list[Delivery]) -> set[int]:
+    """The ids of the batch's guest emails (about a booking) past their address's daily cap.
+
+    A bot that types one victim's address into many forms makes the outbox write many rows; the
+    cap bounds what that inbox receives, whatever the rows (``app.limits.over_daily_cap``).
+    """
+    guests = [delivery for delivery in rows if delivery.booking_id is not None]
+    if not guests:
+        return set()
+    over = limits.over_daily_cap([delivery.to_email for delivery in guests])
+    return {delivery.id for delivery, dropped in zip(guests, over) if dropped}
 
 
 @contextmanager

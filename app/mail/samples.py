@@ -21,12 +21,14 @@ WORDS = {
            "title": "はじめてのオンライン書道（90分）",
            "notes": "筆ペンと半紙をご用意ください。\n資料: https://example.com/shodo.pdf",
            "message_subject": "持ち物のご案内", "bulk_subject": "佐藤 一郎さん、持ち物のご案内",
-           "bulk_body": "はじめてのオンライン書道は{日時}からです。\n筆ペンをお持ちください。"},
+           "bulk_body": "はじめてのオンライン書道は{日時}からです。\n筆ペンをお持ちください。",
+           "removal": "同じ方から重複してお申し込みがあったため、こちらのご予約を取り消しました。"},
     "en": {"host": "Hanako Yamada", "guest": "Ichiro Sato", "guest2": "Hana Suzuki",
            "title": "Calligraphy online for beginners (90 min)",
            "notes": "Please have a brush pen and paper ready.\nHandout: https://example.com/shodo.pdf",
            "message_subject": "What to bring", "bulk_subject": "Ichiro Sato, what to bring",
-           "bulk_body": "The calligraphy lesson starts soon.\nPlease bring a brush pen."},
+           "bulk_body": "The calligraphy lesson starts soon.\nPlease bring a brush pen.",
+           "removal": "You booked this lesson twice, so I removed this booking."},
 }
 
 
@@ -88,6 +90,8 @@ SAMPLES = {
         "連絡事項なし": _with(service=_no_notes),
     },
     "booking_cancelled": {"標準": _with()},
+    "booking_removed": {"ホストからのメッセージあり": _with(host_message=lambda ctx: _words(ctx)["removal"]),
+                        "メッセージなし": _with(host_message="")},
     "slot_moved": {"標準": _with(previous_starts_at=lambda ctx: ctx["slot"].starts_at - timedelta(days=1))},
     "slot_cancelled": {"標準": _with()},
     "password_reset": {"標準": _with(user=lambda ctx: ctx["host"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import force_locale
@@ -120,16 +120,53 @@ def audience(service: Service, slot_ids: list[int], all_upcoming: bool) -> list[
         .order_by(Slot.starts_at, Booking.id)).all()
 
 
-def sent_today(host: User) -> int:
-    """Bulk emails written for this host since 00:00 UTC (the daily limit counts these)."""
-    start = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+def _utc_day(moment: datetime) -> tuple[datetime, datetime]:
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+def written_on(host: User, moment: datetime) -> int:
+    """Bulk emails written for this host on the UTC day of ``moment``."""
+    start, end = _utc_day(moment)
     return db.session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.host_id == host.id, Delivery.bulk_message_id.is_not(None), Delivery.created_at >= start))
+        Delivery.host_id == host.id, Delivery.bulk_message_id.is_not(None), Delivery.created_at >= start,
+        Delivery.created_at < end))
+
+
+def reserved_on(host: User, moment: datetime, *, besides: Message | None = None) -> int:
+    """The host's bulk emails counted against the UTC day of ``moment``: written that day, plus
+    those reserved by messages scheduled (or held) for it and not yet sent.
+
+    A scheduled message reserves its recipients when it is composed, so messages scheduled for
+    later cannot together exceed the day's limit (each alone would pass).
+    """
+    start, end = _utc_day(moment)
+    pending = select(func.coalesce(func.sum(Message.total), 0)).where(
+        Message.host_id == host.id, Message.status.in_([MessageStatus.SCHEDULED, MessageStatus.HELD]),
+        Message.scheduled_at >= start, Message.scheduled_at < end)
+    if besides is not None and besides.id is not None:
+        pending = pending.where(Message.id != besides.id)
+    return written_on(host, moment) + db.session.scalar(pending)
+
+
+class OverDailyLimit(MessageError):
+    """The day's bulk emails would exceed ``BULK_DAILY_LIMIT``."""
+
+
+def _check_limit(host: User, count: int, day: datetime, *, besides: Message | None = None) -> None:
+    limit = current_app.config["BULK_DAILY_LIMIT"]
+    used = reserved_on(host, day, besides=besides)
+    if used + count > limit:
+        raise OverDailyLimit(_("1日に送れるメッセージは%(limit)d通までです（この日の残り%(left)d通）。",
+                               limit=limit, left=max(limit - used, 0)))
 
 
 def check(host: User, service: Service, slot_ids: list[int], all_upcoming: bool, subject: str, body: str,
-          scheduled_at: datetime | None) -> list[Booking]:
-    """Validate a composed message; return its audience. Raises ``MessageError`` with the reason."""
+          scheduled_at: datetime | None, *, editing: Message | None = None) -> list[Booking]:
+    """Validate a composed message; return its audience. Raises ``MessageError`` with the reason.
+
+    :param editing: the message being changed (its own reservation does not count against it).
+    """
     if service.host_id != host.id:
         raise MessageError(_("このサービスにはメッセージを送れません。"))
     unknown = unknown_placeholders(subject, body)
@@ -140,20 +177,17 @@ def check(host: User, service: Service, slot_ids: list[int], all_upcoming: bool,
     recipients = audience(service, slot_ids, all_upcoming)
     if not recipients:
         raise MessageError(_("送信先の予約者がいません。開催日時を選び直してください。"))
-    limit = current_app.config["BULK_DAILY_LIMIT"]
-    if sent_today(host) + len(recipients) > limit:
-        raise MessageError(_("1日に送れるメッセージは%(limit)d通までです（本日の残り%(left)d通）。",
-                             limit=limit, left=max(limit - sent_today(host), 0)))
+    _check_limit(host, len(recipients), scheduled_at or clock.now(), besides=editing)
     return recipients
 
 
 def compose(host: User, service: Service, *, slot_ids: list[int], all_upcoming: bool, subject: str, body: str,
             scheduled_at: datetime | None) -> Message:
     """Save a checked message; start it now or leave it scheduled. Commits."""
-    check(host, service, slot_ids, all_upcoming, subject, body, scheduled_at)
+    recipients = check(host, service, slot_ids, all_upcoming, subject, body, scheduled_at)
     message = Message(host_id=host.id, service_id=service.id, slot_ids=[] if all_upcoming else sorted(slot_ids),
                       all_upcoming=all_upcoming, subject=subject, body=body, status=MessageStatus.SCHEDULED,
-                      scheduled_at=scheduled_at or clock.now())
+                      scheduled_at=scheduled_at or clock.now(), total=len(recipients))  # its reservation
     db.session.add(message)
     db.session.commit()
     if scheduled_at is None:
@@ -166,7 +200,8 @@ def edit(message: Message, host: User, *, slot_ids: list[int], all_upcoming: boo
     """Change a message that has not started yet (``scheduled_at=None``: send it now). Commits."""
     if message.status not in (MessageStatus.SCHEDULED, MessageStatus.HELD):
         raise MessageError(_("送信が始まったメッセージは編集できません。"))
-    check(host, message.service, slot_ids, all_upcoming, subject, body, scheduled_at)
+    recipients = check(host, message.service, slot_ids, all_upcoming, subject, body, scheduled_at, editing=message)
+    message.total = len(recipients)
     message.slot_ids, message.all_upcoming = ([] if all_upcoming else sorted(slot_ids)), all_upcoming
     message.subject, message.body, message.scheduled_at = subject, body, scheduled_at or clock.now()
     message.status, message.held_reason = MessageStatus.SCHEDULED, ""
@@ -217,6 +252,17 @@ def fan_out(message_id: int, *, skip_cancelled_slots: bool = False) -> int:
             db.session.commit()
             return 0
     recipients = audience(message.service, message.slot_ids, message.all_upcoming)
+    host = db.session.get(User, message.host_id)
+    try:  # checked again: guests booked since, or what was sent today by other means
+        _check_limit(host, len(recipients), clock.now(), besides=message)
+    except OverDailyLimit as over:
+        with force_locale(host.locale):
+            reason = _("1日に送れる通数を超えるため、送信を保留しました。") + " " + str(over)
+        message.status, message.held_reason = MessageStatus.HELD, reason[:300]
+        queue_email("bulk_message_held", to_email=host.email, to_name=host.display_name, locale=host.locale,
+                    host_id=host.id, payload={"message_id": message.id})
+        db.session.commit()
+        return 0
     now = clock.now()
     rows = [dict(kind="bulk_message", status=DeliveryStatus.PENDING, to_email=b.guest_email, to_name=b.guest_name,
                  locale="ja", host_id=message.host_id, booking_id=b.id, slot_id=b.slot_id, bulk_message_id=message.id,

@@ -31,8 +31,11 @@ class Booking(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"), index=True)
     guest_name: Mapped[str] = mapped_column(String(GUEST_NAME_MAX))
-    #: Stored lower-cased so the same guest cannot book one slot twice.
+    #: Stored lower-cased, as typed.
     guest_email: Mapped[str] = mapped_column(String(254))
+    #: The mailbox the email delivers to (``app.limits.mailbox_of``: no ``+tag``), so the same
+    #: guest cannot book one slot twice, plus-addressed or not.
+    mailbox: Mapped[str] = mapped_column(String(254))
     status: Mapped[BookingStatus] = mapped_column(
         Enum(BookingStatus, native_enum=False, length=20), default=BookingStatus.CONFIRMED
     )
@@ -49,11 +52,11 @@ class Booking(db.Model):
         # A slot's bookings made before a moment (the Zoom settings page lists the upcoming ones
         # made before the host linked Zoom): an index range per slot instead of reading every row.
         Index("ix_bookings_slot_created", "slot_id", "created_at"),
-        # One confirmed booking per guest email and slot (cancelled ones may repeat).
+        # One confirmed booking per mailbox and slot (cancelled ones may repeat).
         Index(
-            "uq_bookings_slot_email_confirmed",
+            "uq_bookings_slot_mailbox_confirmed",
             "slot_id",
-            "guest_email",
+            "mailbox",
             unique=True,
             sqlite_where=text("status = 'CONFIRMED'"),
             postgresql_where=text("status = 'CONFIRMED'"),

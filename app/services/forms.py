@@ -53,3 +53,13 @@ class SlotForm(FlaskForm):
 class NotesForm(FlaskForm):
     host_notes = TextAreaField(_l("ホストからの連絡事項"), validators=[
         Length(max=HOST_NOTES_MAX, message=_l("連絡事項は%(max)d文字以内で入力してください。", max=HOST_NOTES_MAX))])
+
+
+#: The longest message a host may add when removing a booking.
+REMOVAL_MESSAGE_MAX = 1000
+
+
+class RemoveBookingForm(FlaskForm):
+    message = TextAreaField(_l("予約者へのメッセージ（任意）"), validators=[
+        Length(max=REMOVAL_MESSAGE_MAX,
+               message=_l("メッセージは%(max)d文字以内で入力してください。", max=REMOVAL_MESSAGE_MAX))])

@@ -10,7 +10,7 @@ from functools import cache
 from sqlalchemy import Row, and_, bindparam, func, or_, select
 
 from app.extensions import db
-from app.models import Booking, BookingStatus, Delivery, Slot
+from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot
 from app.pagination import Page
 
 #: Guests per page on a slot's page.
@@ -126,3 +126,22 @@ def first_guests(slot_ids: list[int], limit: int) -> dict[int, list[Row]]:
     for row in db.session.execute(_first_guests_statement(), {"slot_ids": slot_ids, "limit": limit}).all():
         guests.setdefault(row.slot_id, []).append(row)
     return guests
+
+
+#: Cancelled guests who hold the URL, named on a slot's page at most.
+URL_HOLDERS_SHOWN = 50
+
+
+def cancelled_url_holders(slot: Slot) -> list[Row]:
+    """Guests of the slot who cancelled after their URL email was sent: they still know the
+    meeting's URL (the ``/j/`` link stops working for them, the URL itself does not).
+
+    Rows with ``guest_name``, ``guest_email`` and ``cancelled_at``, the latest first.
+    """
+    columns, deliveries = Booking.__table__.c, Delivery.__table__.c
+    sent = (select(deliveries.id).where(deliveries.booking_id == columns.id, deliveries.kind == "zoom_url",
+                                        deliveries.status == DeliveryStatus.SENT).exists())
+    return db.session.execute(
+        select(columns.guest_name, columns.guest_email, columns.cancelled_at)
+        .where(columns.slot_id == slot.id, columns.status == BookingStatus.CANCELLED, sent)
+        .order_by(columns.cancelled_at.desc()).limit(URL_HOLDERS_SHOWN)).all()

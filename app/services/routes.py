@@ -3,12 +3,13 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app import clock
+from app import clock, limits
+from app.booking import booking as bookings
 from app.extensions import db, reads_only
 from app.forms import EmptyForm
 from app.models import Venue
 from app.services import bp, catalog, guests, notes, slots
-from app.services.forms import KIND_LABELS, VENUE_LABELS, NotesForm, ServiceForm, SlotForm
+from app.services.forms import KIND_LABELS, VENUE_LABELS, NotesForm, RemoveBookingForm, ServiceForm, SlotForm
 from app.zoom import link, meetings
 
 #: Guests named on the page that asks before a slot is cancelled (the rest are counted).
@@ -21,12 +22,20 @@ def _service_values(form: ServiceForm) -> dict:
 
 
 def _slot_error(form: SlotForm, exc: Exception) -> None:
+    if isinstance(exc, limits.NoticeBudgetSpent):
+        form.starts_at.errors.append(_budget_message(exc))
+        return
     messages = {
         slots.SlotInPast: _("過去の日時は選べません。これから先の日時を入力してください。"),
         slots.SlotTaken: _("この日時にはすでに開催日時があります。"),
         slots.SlotNotOpen: _("この開催日時は中止済みのため変更できません。"),
     }
     form.starts_at.errors.append(messages[type(exc)])
+
+
+def _budget_message(exc: limits.NoticeBudgetSpent) -> str:
+    return _("予約者へのお知らせメールは1日%(limit)d通までです。今日はこれ以上お送りできないため、変更していません。"
+             "明日あらためてお試しいただくか、運営にお問い合わせください。", limit=exc.limit)
 
 
 @bp.route("/services")
@@ -103,6 +112,7 @@ def slot_detail(slot_id):
                            guests=guests.guest_page(slot, request.args.get("page", 1, type=int), search),
                            meeting=meeting if slot.service.venue == Venue.ZOOM else None,
                            connection=link.shown_connection(current_user),
+                           url_holders=guests.cancelled_url_holders(slot) if slot.service.venue == Venue.ZOOM else [],
                            action_form=EmptyForm())
 
 
@@ -151,10 +161,38 @@ def resend_url(slot_id):
     if booking.slot_id != slot.id:
         abort(404)
     if EmptyForm().validate_on_submit():
-        meetings.resend_url(booking)
-        db.session.commit()
-        flash(_("%(name)s様にURLのお知らせを再送します。", name=booking.guest_name), "success")
+        try:
+            limits.spend_host_notices(current_user.id, 1)
+        except limits.NoticeBudgetSpent as exc:
+            flash(_budget_message(exc), "error")
+        else:
+            meetings.resend_url(booking)
+            db.session.commit()
+            flash(_("%(name)s様にURLのお知らせを再送します。", name=booking.guest_name), "success")
     return _back_to_guests(slot.id, f"booking-{booking.id}")
+
+
+@bp.route("/bookings/<int:booking_id>/remove", methods=["GET", "POST"])
+@login_required
+def remove_booking(booking_id):
+    """「予約を取り消す」: the host removes one guest's booking (a bot's, a double one), telling them."""
+    booking = catalog.get_own_booking_or_404(booking_id, current_user)
+    form = RemoveBookingForm()
+    if not booking.is_confirmed:
+        flash(_("このご予約はすでにキャンセルされています。"), "info")
+        return redirect(url_for("services.slot_detail", slot_id=booking.slot_id))
+    if form.validate_on_submit():
+        try:
+            limits.spend_host_notices(current_user.id, 1)
+        except limits.NoticeBudgetSpent as exc:
+            flash(_budget_message(exc), "error")
+        else:
+            bookings.cancel_booking(booking, by_host=True, message=(form.message.data or "").strip())
+            db.session.commit()
+            flash(_("%(name)s様のご予約を取り消し、お知らせのメールを送ります。", name=booking.guest_name), "success")
+            return redirect(url_for("services.slot_detail", slot_id=booking.slot_id))
+    return render_template("services/remove_booking.html", booking=booking, slot=booking.slot,
+                           service=booking.slot.service, form=form)
 
 
 @bp.route("/services/<int:service_id>/notes", methods=["GET", "POST"])
@@ -198,7 +236,7 @@ def move_slot(slot_id):
     if form.validate_on_submit():
         try:
             slots.move_slot(slot, clock.local_to_utc(form.starts_at.data, current_user.timezone))
-        except (slots.SlotInPast, slots.SlotTaken, slots.SlotNotOpen) as exc:
+        except (slots.SlotInPast, slots.SlotTaken, slots.SlotNotOpen, limits.NoticeBudgetSpent) as exc:
             _slot_error(form, exc)
         else:
             db.session.commit()
@@ -218,6 +256,8 @@ def cancel_slot(slot_id):
             told = slots.cancel_slot(slot)
         except slots.SlotNotOpen:
             flash(_("この開催日時はすでに中止されています。"), "info")
+        except limits.NoticeBudgetSpent as exc:
+            flash(_budget_message(exc), "error")
         else:
             db.session.commit()
             flash(_("開催日時を中止しました。予約者%(count)d名に中止のお知らせを送ります。", count=told), "success")

@@ -5,7 +5,7 @@ from functools import cache
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, case, func, or_, select
 
-from app import clock
+from app import clock, limits
 from app.extensions import db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
@@ -63,10 +63,14 @@ def confirmed_bookings(slot: Slot) -> list[Booking]:
 
 
 def move_slot(slot: Slot, starts_at: datetime) -> Slot:
-    """Move a slot to a new time and tell each booked guest (their links stay the same)."""
+    """Move a slot to a new time and tell each booked guest (their links stay the same).
+
+    :raises SlotNotOpen, SlotInPast, SlotTaken, limits.NoticeBudgetSpent: nothing changes then.
+    """
     if not slot.is_open:
         raise SlotNotOpen()
     _check_start(slot.service, starts_at, ignore=slot)
+    limits.spend_host_notices(slot.service.host_id, len(confirmed_bookings(slot)))
     previous = slot.starts_at
     slot.starts_at = starts_at
     for booking in confirmed_bookings(slot):
@@ -79,9 +83,13 @@ def move_slot(slot: Slot, starts_at: datetime) -> Slot:
 
 
 def cancel_slot(slot: Slot) -> int:
-    """Cancel a slot and all its bookings, telling each guest; return how many guests were told."""
+    """Cancel a slot and all its bookings, telling each guest; return how many guests were told.
+
+    :raises SlotNotOpen, limits.NoticeBudgetSpent: nothing changes then.
+    """
     if not slot.is_open:
         raise SlotNotOpen()
+    limits.spend_host_notices(slot.service.host_id, len(confirmed_bookings(slot)))
     slot.status = SlotStatus.CANCELLED
     told = 0
     for booking in confirmed_bookings(slot):
