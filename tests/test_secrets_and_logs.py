@@ -320,7 +320,7 @@ def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client,
                            scheduled_at=None)
     delivery = db.session.query(Delivery).filter_by(booking_id=booking.id).first()
     values = {"service_id": service.id, "slot_id": slot.id, "message_id": message.id, "delivery_id": delivery.id,
-              "public_id": service.public_id, "key": "no-such-mail", "filename": "app.css"}
+              "booking_id": booking.id, "public_id": service.public_id, "key": "no-such-mail", "filename": "app.css"}
     tokens = {"booking.cancel": booking.cancel_token, "booking.join": booking.join_token,
               "booking.booked": booking.cancel_token, "auth.reset_password": make_reset_token(host)}
     staff, anonymous = Browser(app.test_client()), Browser(app.test_client())
@@ -331,6 +331,8 @@ def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client,
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods:
             continue
+        unknown = rule.arguments - values.keys() - {"token"}
+        assert not unknown, f"{rule.rule}: give this test a value for {unknown}"
         arguments = {name: tokens.get(rule.endpoint, "not-a-token") if name == "token" else values[name]
                      for name in rule.arguments}
         url = adapter.build(rule.endpoint, arguments)
