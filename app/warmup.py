@@ -21,6 +21,9 @@ def warm_up(app, templates: str = "") -> None:
     """
     configure_mappers()
     with app.app_context():
+        from app.auth import accounts
+
+        accounts.dummy_hash()  # else the first failed login for an unknown email would take twice as long
         for name in app.jinja_env.list_templates(filter_func=lambda name: name.startswith(templates)):
             app.jinja_env.get_template(name)
         for locale in app.config["LANGUAGES"]:

@@ -9,8 +9,6 @@ from the secret the page shows, as an authenticator app does.
 """
 import logging
 import re
-import statistics
-import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -22,6 +20,7 @@ from flask import g
 from werkzeug.security import generate_password_hash
 
 from app import clock, create_app
+from app.warmup import warm_up
 from app.extensions import db
 from app.models import Booking, Delivery, User
 from config import Config, ProductionConfig, TestConfig
@@ -171,26 +170,32 @@ def test_behind_a_trusted_proxy_a_strangers_guesses_do_not_lock_the_host_out(beh
 
 # --- 2. no account enumeration ----------------------------------------------------------------------------
 
-def test_a_failed_login_takes_as_long_for_an_unknown_email_as_for_a_known_one(app, make_host, browser):
-    app.config["PASSWORD_HASH_METHOD"], fast = "pbkdf2:sha256:600000", app.config["PASSWORD_HASH_METHOD"]
-    try:
-        host = make_host()
-        client = browser()
-        token = client.token("/login")
-        seconds = {"known": [], "unknown": []}
-        for n in range(7):
-            for kind, email in (("known", host.email), ("unknown", f"nobody{n}@example.com")):
-                started = time.perf_counter()
-                response = client.post_raw("/login", data={"email": email, "password": WRONG, "csrf_token": token},
-                                           environ_base={"REMOTE_ADDR": f"192.0.2.{2 * n + (kind == 'unknown') + 1}"})
-                seconds[kind].append(time.perf_counter() - started)
-                assert WRONG_ANSWER in text(response)
-    finally:
-        app.config["PASSWORD_HASH_METHOD"] = fast
-    known, unknown = statistics.median(seconds["known"]), statistics.median(seconds["unknown"])
-    print(f"failed login, median of 7: known email {known * 1000:.1f} ms, unknown email {unknown * 1000:.1f} ms")
-    assert known > 0.03  # the password hash is what a failed login costs...
-    assert abs(known - unknown) < 0.25 * known, (known, unknown)  # ...for an unknown email too
+def test_a_failed_login_does_the_same_hashing_for_an_unknown_email_as_for_a_known_one(
+        app, make_host, browser, monkeypatch):
+    """What makes a failed login slow is the password hash: both answers derive exactly one, with
+    the same method and cost (a timed comparison belongs in a benchmark: on a busy box it flakes)."""
+    import werkzeug.security
+
+    derived = []
+    real = werkzeug.security.hashlib.pbkdf2_hmac
+
+    def counting(name, password, salt, iterations, *args):
+        derived.append((name, iterations))
+        return real(name, password, salt, iterations, *args)
+
+    host = make_host()
+    client = browser()
+    token = client.token("/login")
+    warm_up(app, templates="auth/")  # what a web worker does before it serves (makes the dummy hash)
+    monkeypatch.setattr(werkzeug.security.hashlib, "pbkdf2_hmac", counting)
+    work = {}
+    for n, (kind, email) in enumerate((("known", host.email), ("unknown", "nobody@example.com"))):
+        derived.clear()
+        response = client.post_raw("/login", data={"email": email, "password": WRONG, "csrf_token": token},
+                                   environ_base={"REMOTE_ADDR": f"192.0.2.{n + 1}"})
+        assert WRONG_ANSWER in text(response)
+        work[kind] = list(derived)
+    assert work["known"] == work["unknown"] == [("sha256", 1000)], work  # TestConfig's pbkdf2:sha256:1000
 
 
 def test_signing_up_with_a_registered_email_answers_as_for_a_new_one_and_emails_its_owner(

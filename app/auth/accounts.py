@@ -57,7 +57,8 @@ def _hash_options() -> dict:
 _DUMMY_HASHES: dict[str, str] = {}
 
 
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
+    """The hash a failed login for an unknown email is checked against (made once per process)."""
     method = current_app.config.get("PASSWORD_HASH_METHOD") or ""
     if method not in _DUMMY_HASHES:
         _DUMMY_HASHES[method] = generate_password_hash("no such account", **_hash_options())
@@ -119,10 +120,9 @@ def authenticate(email: str, password: str, remote_addr: str | None) -> User | N
     account = normalize_email(email)
     throttle.check(account, remote_addr)
     user = find_user(account)
+    stored = user.password_hash if user is not None else dummy_hash()  # read before the rollback expires it
     db.session.rollback()
-    if user is None:
-        check_password_hash(_dummy_hash(), password)
-    elif user.check_password(password):
+    if check_password_hash(stored, password) and user is not None:
         if not totp.required(user):  # else the failures are forgotten once the code is right too
             throttle.forget(account, remote_addr)
         return user
