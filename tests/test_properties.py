@@ -31,8 +31,8 @@ TEMPLATE_SYNTAX = ["{{7*7}}", "{{ config }}", "{% for x in range(3) %}x{% endfor
                    "<%= 7*7 %>", "{{''.__class__.__mro__}}", "{", "}", "{}", "{{", "}}"]
 values_strategy = st.fixed_dictionaries({name: st.text(max_size=20) for name in KNOWN})
 unknown_names = st.from_regex(r"[A-Za-z_]{1,12}", fullmatch=True).filter(lambda n: n not in PLACEHOLDERS)
-#: Text that cannot take part in a placeholder (no braces).
-plain = st.text(max_size=15).map(lambda t: t.replace("{", "").replace("}", ""))
+#: Text that cannot take part in a placeholder (no braces, half- or full-width).
+plain = st.text(max_size=15).map(lambda t: "".join(ch for ch in t if ch not in "{}｛｝"))
 segments = st.lists(st.one_of(
     plain.map(lambda t: ("plain", t)),
     st.sampled_from(KNOWN).map(lambda n: ("known", n)),
@@ -58,7 +58,7 @@ def test_known_placeholders_are_replaced_exactly_and_unknown_ones_reported(parts
     expected = "".join(values[t] if kind == "known" else (t if kind == "plain" else "{%s}" % t) for kind, t in parts)
     # One pass only: a value that itself looks like a placeholder or a template stays literal.
     assert fill(text, values) == expected
-    assert unknown_placeholders(text) == sorted({t for kind, t in parts if kind == "unknown"})
+    assert unknown_placeholders(text) == sorted({"{%s}" % t for kind, t in parts if kind == "unknown"})
 
 
 @properties

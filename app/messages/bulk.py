@@ -6,6 +6,7 @@ arrives literally. Every guest gets their own email (one outbox row each, never 
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,20 +22,41 @@ from app.extensions import begin_write, db
 from app.mail.outbox import queue_email
 from app.mail.render import SkipDelivery, email_kind, per_batch
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Message, MessageStatus,
-                        Service, Slot, SlotStatus, User)
+                        Service, Slot, SlotStatus, User, Venue)
 from app.queue import enqueue_after_commit
+from app.templating import has_url
 from app.urls import external_url
-from app.zoom import meetings
+from app.zoom import link, meetings
 
-#: The only placeholders there are, with the label hosts see.
+#: The only placeholders there are, with the short label of their insert button (the composer,
+#: status pages) and what they become.
 PLACEHOLDERS = {
-    "guest_name": _l("予約者のお名前"),
+    "guest_name": _l("お名前"),
     "service_title": _l("サービス名"),
-    "slot_datetime": _l("開催日時（タイムゾーン付き）"),
-    "zoom_link": _l("Zoom参加リンク（発行済みの場合）"),
+    "slot_datetime": _l("開催日時"),
+    "zoom_link": _l("参加URL"),
     "host_name": _l("ホスト名"),
 }
+PLACEHOLDER_HINTS = {
+    "guest_name": _l("予約者のお名前（「様」は付きません）"),
+    "service_title": _l("サービスの名前"),
+    "slot_datetime": _l("その方の開催日時（タイムゾーン付き）"),
+    "zoom_link": _l("参加URL（まだない方には、いつ届くかの案内文）"),
+    "host_name": _l("あなたの表示名"),
+}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
+#: Anything a host may have meant as a placeholder: a word (any script: ``{名前}``) in braces,
+#: half- or full-width (a Japanese IME types ｛｝). Template syntax such as ``{{ config }}`` or
+#: ``{0.__class__}`` is not a word in braces and arrives as typed.
+_PLACEHOLDER_LIKE = re.compile(r"[{\uff5b](\w+)[}\uff5d]")
+#: Words hosts put in braces for each placeholder (besides its name and its label).
+_ALIASES = {
+    "guest_name": ("お名前", "名前", "おなまえ", "なまえ", "氏名", "予約者名", "お客様名", "name"),
+    "service_title": ("サービス名", "サービス", "講座名", "レッスン名", "イベント名", "タイトル", "title", "service"),
+    "slot_datetime": ("開催日時", "日時", "日程", "日付", "開催日", "時間", "date", "datetime"),
+    "zoom_link": ("参加url", "url", "参加リンク", "リンク", "zoom", "zoomurl", "zoomのurl", "link", "zoom_url"),
+    "host_name": ("ホスト名", "ホスト", "講師名", "講師", "先生", "host"),
+}
 
 #: Messages the composer can start from (``/messages/new?template=<key>``): subject and body, in
 #: the host's language, for the host to read and edit before sending.
@@ -58,9 +80,37 @@ class MessageError(Exception):
 
 
 def unknown_placeholders(*texts: str) -> list[str]:
-    """Placeholders used in the texts that are not in ``PLACEHOLDERS``."""
-    found = {name for text in texts for name in _PLACEHOLDER.findall(text or "")}
-    return sorted(found - PLACEHOLDERS.keys())
+    """Words in braces in the texts that are not a placeholder, as typed: ``["{guest_nam}", "{名前}"]``.
+
+    ``fill`` would leave them as they are, so the guest would read 「{名前} 様」: they are refused.
+    """
+    found = {m.group(0) for text in texts for m in _PLACEHOLDER_LIKE.finditer(text or "")}
+    return sorted(token for token in found if _PLACEHOLDER.fullmatch(token) is None
+                  or token[1:-1] not in PLACEHOLDERS)
+
+
+def suggestion(token: str) -> str | None:
+    """The placeholder a host probably meant by ``token`` (``{名前}`` → ``guest_name``), or None."""
+    word = token[1:-1].casefold()
+    for name, label in PLACEHOLDERS.items():
+        if word in (name, str(label).casefold(), *_ALIASES[name]):
+            return name
+    close = difflib.get_close_matches(word, list(PLACEHOLDERS), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def unknown_placeholders_error(*texts: str) -> str | None:
+    """Why the texts cannot be sent as they are (their unknown placeholders), for the host; None if none."""
+    unknown = unknown_placeholders(*texts)
+    if not unknown:
+        return None
+    named = []
+    for token in unknown:
+        meant = suggestion(token)
+        named.append(token if meant is None else _("%(typed)s（正しくは %(known)s）", typed=token,
+                                                     known="{%s}" % meant))
+    return (_("使えない差し込み項目があります: %(names)s", names="、".join(named)) + " "
+            + _("{ } で囲めるのは、差し込み項目のボタンで入れる記号だけです。"))
 
 
 def fill(text: str, values: dict[str, str]) -> str:
@@ -71,17 +121,86 @@ def fill(text: str, values: dict[str, str]) -> str:
 def placeholder_values(booking: Booking) -> dict[str, str]:
     """The values for one recipient, from current data (a moved slot shows its new time)."""
     slot, service = booking.slot, booking.slot.service
-    # The same for every guest of the slot: one query per batch, not per email.
-    meeting = per_batch(("meeting", slot.id), lambda: meetings.meeting_for(slot.id))
-    has_zoom = meeting is not None and meeting.status == MeetingStatus.ISSUED
+    url, instead = join_link(booking)
     return {
         "guest_name": booking.guest_name,
         "service_title": service.title,
         # 「ロサンゼルス時間 …（日本時間 …）」: guests read the zone in words, never a bare time.
         "slot_datetime": clock.format_for_guests(slot.starts_at, service.host.timezone),
-        "zoom_link": external_url("booking.join", token=booking.join_token) if has_zoom else "",
+        # A guest without a URL yet reads when and how it comes, never an empty line.
+        "zoom_link": url or instead,
         "host_name": service.host.display_name,
     }
+
+
+def join_link(booking: Booking) -> tuple[str | None, str]:
+    """The guest's join link (``/j/<token>``) once the slot's meeting is issued, else None and the
+    sentence ``{zoom_link}`` becomes instead, in the current locale (the email's when sending).
+
+    The meeting and the host's Zoom link are the same for every guest of a slot: read once per
+    outbox batch (``per_batch``), not once per email.
+    """
+    slot, service = booking.slot, booking.slot.service
+    meeting = per_batch(("meeting", slot.id), lambda: meetings.meeting_for(slot.id))
+    if meeting is not None and meeting.status == MeetingStatus.ISSUED:
+        return external_url("booking.join", token=booking.join_token), ""
+    connection = None
+    if service.venue == Venue.ZOOM:
+        connection = per_batch(("zoom_link", service.host_id), lambda: link.connection_for(service.host))
+    return None, _no_url_yet(booking, connection)
+
+
+def _no_url_yet(booking: Booking, connection) -> str:
+    """What a guest without a join URL reads in place of ``{zoom_link}``."""
+    slot, service = booking.slot, booking.slot.service
+    if service.venue == Venue.IN_PERSON:
+        return _("対面での開催のため、参加URLはありません。")
+    if connection is not None and booking.created_at >= connection.applies_from:
+        # Issued and emailed automatically (``meetings.plan_url_delivery``).
+        if slot.starts_at - meetings.URL_LEAD > clock.now():
+            return _("参加URLは、開催の%(hours)d時間前までにメールでお送りします。", hours=meetings.URL_LEAD_HOURS)
+        return _("参加URLは、準備ができ次第メールでお送りします。")
+    if service.venue == Venue.MANUAL_URL and has_url(service.host_notes):
+        return _("参加URLは、お申し込み完了メールでご案内しています。")
+    return _("参加URLは、あらためてご案内します。")
+
+
+@dataclass
+class NoUrlGroup:
+    """Recipients who read the same sentence instead of a join URL."""
+
+    instead: str
+    bookings: list[Booking]
+
+
+def without_join_url(recipients: list[Booking]) -> list[NoUrlGroup]:
+    """The recipients without a join URL yet, grouped by what they read instead (largest group first).
+
+    Looks up each slot's meeting and the host's link once (a composer preview is not a batch).
+    """
+    memo: dict = {}
+
+    def cached(key, compute):
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
+    groups: dict[str, list[Booking]] = {}
+    for booking in recipients:
+        slot, service = booking.slot, booking.slot.service
+        meeting = cached(("meeting", slot.id), lambda: meetings.meeting_for(slot.id))
+        if meeting is not None and meeting.status == MeetingStatus.ISSUED:
+            continue
+        connection = (cached(("zoom_link", service.host_id), lambda: link.connection_for(service.host))
+                      if service.venue == Venue.ZOOM else None)
+        groups.setdefault(_no_url_yet(booking, connection), []).append(booking)
+    return sorted((NoUrlGroup(instead, bookings) for instead, bookings in groups.items()),
+                  key=lambda group: -len(group.bookings))
+
+
+def uses_placeholder(name: str, *texts: str) -> bool:
+    """True when one of the texts has the placeholder ``{name}``."""
+    return any(name in _PLACEHOLDER.findall(text or "") for text in texts)
 
 
 def upcoming_slots(service: Service) -> list[Slot]:
@@ -169,9 +288,9 @@ def check(host: User, service: Service, slot_ids: list[int], all_upcoming: bool,
     """
     if service.host_id != host.id:
         raise MessageError(_("このサービスにはメッセージを送れません。"))
-    unknown = unknown_placeholders(subject, body)
+    unknown = unknown_placeholders_error(subject, body)
     if unknown:
-        raise MessageError(_("使えない差し込み項目があります: %(names)s", names=", ".join("{%s}" % n for n in unknown)))
+        raise MessageError(unknown)
     if scheduled_at is not None and scheduled_at <= clock.now():
         raise MessageError(_("予約送信の日時は、これから先の日時を指定してください。"))
     recipients = audience(service, slot_ids, all_upcoming)
@@ -319,10 +438,76 @@ class Progress:
 
 def progress(message: Message) -> Progress:
     """Counts by status of the message's outbox rows."""
-    counts = dict(db.session.execute(select(Delivery.status, func.count()).where(
-        Delivery.bulk_message_id == message.id).group_by(Delivery.status)).all())
-    return Progress(total=message.total, sent=counts.get(DeliveryStatus.SENT, 0),
-                    failed=counts.get(DeliveryStatus.FAILED, 0), cancelled=counts.get(DeliveryStatus.CANCELLED, 0))
+    return progress_of([message])[message.id]
+
+
+def progress_of(messages: list[Message]) -> dict[int, Progress]:
+    """``progress`` of each message (by id), in one query: the list page shows them all."""
+    counts: dict[int, dict] = {m.id: {} for m in messages}
+    if messages:
+        for message_id, status, n in db.session.execute(
+                select(Delivery.bulk_message_id, Delivery.status, func.count())
+                .where(Delivery.bulk_message_id.in_(list(counts))).group_by(Delivery.bulk_message_id, Delivery.status)):
+            counts[message_id][status] = n
+    return {m.id: Progress(total=m.total, sent=counts[m.id].get(DeliveryStatus.SENT, 0),
+                           failed=counts[m.id].get(DeliveryStatus.FAILED, 0),
+                           cancelled=counts[m.id].get(DeliveryStatus.CANCELLED, 0)) for m in messages}
+
+
+#: Where a message is, as hosts read it (``stage``): 送信予定 → 送信中 → 送信完了 (or 一部失敗).
+STAGES = {
+    "scheduled": _l("送信予定"),
+    "held": _l("保留中"),
+    "sending": _l("送信中"),
+    "sent": _l("送信完了"),
+    "partly_failed": _l("一部失敗"),
+    "failed": _l("送信失敗"),
+    "cancelled": _l("取り消し済み"),
+}
+
+
+def stage(message: Message, p: Progress) -> str:
+    """The message's stage (a key of ``STAGES``): its status, and for one being sent its rows'.
+
+    A message is sent (or partly failed) once every row is final; a row being retried keeps it
+    送信中. Rows cancelled because the booking was cancelled meanwhile count as done.
+    """
+    if message.status != MessageStatus.SENDING:
+        return message.status.value
+    if p.done < p.total:
+        return "sending"
+    if p.failed and p.failed >= p.total - p.cancelled:
+        return "failed"
+    return "partly_failed" if p.failed else "sent"
+
+
+def audience_count(message: Message) -> int:
+    """How many guests a message that has not started would reach now (guests book and cancel
+    after it was composed; fan-out reads the audience again)."""
+    if message.all_upcoming:
+        chosen = select(Slot.id).where(Slot.service_id == message.service_id, Slot.status == SlotStatus.OPEN,
+                                       Slot.starts_at > clock.now())
+    else:
+        chosen = select(Slot.id).where(Slot.service_id == message.service_id,
+                                       Slot.id.in_(message.slot_ids or [-1]))
+    return db.session.scalar(select(func.count()).select_from(Booking).join(Booking.slot).where(
+        Booking.slot_id.in_(chosen), Booking.status == BookingStatus.CONFIRMED, Slot.status == SlotStatus.OPEN))
+
+
+def labelled_parts(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into plain parts and placeholders, each placeholder as its label:
+    ``"{guest_name}様"`` → ``[("お名前", True), ("様", False)]`` (a message's title on its pages)."""
+    parts, last = [], 0
+    for match in _PLACEHOLDER.finditer(text or ""):
+        if match.group(1) not in PLACEHOLDERS:
+            continue
+        if match.start() > last:
+            parts.append((text[last:match.start()], False))
+        parts.append((str(PLACEHOLDERS[match.group(1)]), True))
+        last = match.end()
+    if last < len(text or ""):
+        parts.append((text[last:], False))
+    return parts
 
 
 def recipients(message: Message) -> list[Delivery]:

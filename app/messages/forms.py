@@ -6,6 +6,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.forms import SingleLine
+from app.messages import bulk
 from app.models.message import BODY_MAX, SUBJECT_MAX
 
 
@@ -28,6 +29,19 @@ class MessageForm(FlaskForm):
     def validate_scheduled_at(self, field):
         if self.send_mode.data == "schedule" and field.data is None:
             raise ValidationError(_l("予約送信の日時を入力してください。"))
+
+    def validate_subject(self, field):
+        self._known_placeholders_only(field)
+
+    def validate_body(self, field):
+        self._known_placeholders_only(field)
+
+    @staticmethod
+    def _known_placeholders_only(field):
+        # ``{名前}`` would reach the guest as typed: refused before the preview shows it as sent.
+        error = bulk.unknown_placeholders_error(field.data or "")
+        if error:
+            raise ValidationError(error)
 
     def validate_slot_ids(self, field):
         if not self.all_upcoming.data and not field.data:
