@@ -482,7 +482,7 @@ def test_staff_set_up_an_authenticator_app_then_need_its_code_at_every_login(app
     assert Fernet(app.config["TOKEN_ENCRYPTION_KEY"].split(",")[0]).decrypt(stored.encode()).decode() == secret
 
     # Next login: password, then the code; the code just used is not accepted twice.
-    client.post("/logout", form_url="/dashboard")
+    client.post("/logout", form_url="/staff/")  # staff land on the staff home
     assert log_in(client, staff.email, PASSWORD).headers["Location"] == "/login/code"
     assert "確認コードが正しくありません" in text(client.post("/login/code", {"code": code}))
     clock.advance(timedelta(seconds=30))

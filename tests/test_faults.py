@@ -686,7 +686,7 @@ def test_smtp_temporary_errors_and_drops_are_retried_with_backoff_until_delivere
     login(staff)
     page = client.get("/staff/deliveries?status=FAILED").get_data(as_text=True)
     [row] = [tr for tr in page.split("<tr>") if "nobody@example.com" in tr]
-    assert "failed" in row and "550" in row and "5.1.1 no such user" in row and "再送" in row
+    assert "送信失敗" in row and "550" in row and "5.1.1 no such user" in row and "再送" in row
     assert "refused421@example.com" not in page  # delivered after retries: not among the failures
 
 

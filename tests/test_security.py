@@ -705,7 +705,7 @@ def test_staff_email_gallery_renders_under_the_csp(page, live_server, make_host)
     page.get_by_label("メールアドレス").fill(staff.email)
     page.get_by_label("パスワード").fill(PASSWORD)
     page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/dashboard")
+    page.wait_for_url("**/staff/")  # staff land on their own home
     page.goto("/staff/templates?kind=booking_confirmation")
     frame = page.locator("iframe.frame-phone").first.element_handle().content_frame()
     frame.wait_for_function("() => document.body.textContent.length > 0")

@@ -18,7 +18,7 @@ DASHBOARD_GUESTS = 5
 @bp.route("/")
 def index():
     if current_user.is_authenticated:
-        return redirect(url_for("dashboard.home"))
+        return redirect(url_for("staff.index" if current_user.is_staff else "dashboard.home"))
     return redirect(url_for("auth.login"))
 
 
@@ -53,6 +53,8 @@ def favicon():
 @reads_only
 def home():
     """The next slots with their first guests, and links to the rest."""
+    if current_user.is_staff:  # staff are not hosts: they land on their own home (after login too)
+        return redirect(url_for("staff.index"))
     shown, more = next_slots(current_user, DASHBOARD_SLOTS)
     return render_template("dashboard/home.html", slots=shown, more=more,
                            guests=first_guests([s.id for s in shown], DASHBOARD_GUESTS),

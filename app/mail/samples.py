@@ -21,7 +21,7 @@ WORDS = {
            "title": "はじめてのオンライン書道（90分）",
            "notes": "筆ペンと半紙をご用意ください。\n資料: https://example.com/shodo.pdf",
            "message_subject": "持ち物のご案内", "bulk_subject": "佐藤 一郎さん、持ち物のご案内",
-           "bulk_body": "はじめてのオンライン書道は{日時}からです。\n筆ペンをお持ちください。",
+           "bulk_body": "はじめてのオンライン書道は、明日の10:00からです。\n筆ペンをお持ちください。",
            "removal": "同じ方から重複してお申し込みがあったため、こちらのご予約を取り消しました。"},
     "en": {"host": "Hanako Yamada", "guest": "Ichiro Sato", "guest2": "Hana Suzuki",
            "title": "Calligraphy online for beginners (90 min)",

@@ -7,9 +7,13 @@ base64 or quoted-printable.
 import mailbox
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from email import policy
 from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+
+from app import clock
 
 #: The token of a password-reset link (``…/reset/<token>``).
 _RESET_TOKEN = re.compile(r"""(/reset/)[^/?#&\s"'<>\\]+""", re.IGNORECASE)
@@ -42,10 +46,22 @@ class ReceivedMail:
     key: str
     subject: str
     to: str
+    #: The Date header as sent.
     date: str
+    #: The same moment, aware (UTC when the header gives no zone); None without a readable Date.
+    sent_at: datetime | None
     text: str
     html: str
     raw: str
+
+
+def _date_of(msg) -> datetime | None:
+    """The Date header as an aware datetime (``-0000``, "zone unknown", is read as UTC)."""
+    try:
+        moment = parsedate_to_datetime(str(msg["Date"]))
+    except (TypeError, ValueError):
+        return None
+    return clock.as_utc(moment) if moment.tzinfo is None else moment
 
 
 def _parse(key: str, raw: bytes) -> ReceivedMail:
@@ -57,10 +73,18 @@ def _parse(key: str, raw: bytes) -> ReceivedMail:
         subject=str(msg["Subject"] or ""),
         to=str(msg["To"] or ""),
         date=str(msg["Date"] or ""),
+        sent_at=_date_of(msg),
         text=mask_reset_links(text.get_content()) if text else "",
         html=mask_reset_links(html.get_content()) if html else "",
         raw=_source(msg),
     )
+
+
+def received_count(directory: str) -> int:
+    """How many messages the sink holds."""
+    if not Path(directory, "cur").exists():
+        return 0
+    return len(mailbox.Maildir(directory, create=False))
 
 
 def received_mail(directory: str, limit: int = 100) -> list[ReceivedMail]:

@@ -1,4 +1,4 @@
-"""Staff pages; every one is refused to anyone who is not staff."""
+"""Staff pages; every one is refused to anyone who is not staff. Dates are Japan time (labelled)."""
 from functools import wraps
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -6,15 +6,16 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
-from app.extensions import db
+from app.extensions import db, reads_only
 from app.forms import EmptyForm
 from app.mail import outbox
 from app.mail.render import registered_kinds, render_kind
 from app.mail.samples import sample_contexts
 from app.models import Delivery, DeliveryStatus, User
 from app.staff import bp
+from app.staff import deliveries as delivery_log
 from app.staff.deliveries import readable_error
-from app.staff.mailbox import one_mail, received_mail
+from app.staff.mailbox import one_mail, received_count, received_mail
 from app.zoom import legacy
 
 
@@ -33,22 +34,28 @@ def staff_required(view):
 
 @bp.route("/")
 @staff_required
+@reads_only
 def index():
-    return redirect(url_for("staff.templates"))
+    """The staff home: where staff land (after login, and at ``/``), with what needs a look today."""
+    return render_template("staff/home.html", overview=delivery_log.overview(),
+                           mailbox_count=received_count(current_app.config["MAILBOX_DIR"]),
+                           kinds=len(registered_kinds()), migration=legacy.progress())
 
 
 @bp.route("/templates")
 @staff_required
 def templates():
     """Every email with sample data: variants × languages, text and HTML, phone and desktop."""
-    kind = request.args.get("kind") or next(iter(sorted(registered_kinds())))
+    kinds = delivery_log.ordered_kinds()
+    kind = request.args.get("kind") or kinds[0]
     if kind not in registered_kinds():
         abort(404)
     # Sample data per language: the English preview has English names and texts, as a real one would.
     by_lang = {lang: sample_contexts(kind, lang) for lang in ("ja", "en")}
     rendered = [(variant, lang, render_kind(kind, by_lang[lang][variant], lang))
                 for variant in by_lang["ja"] for lang in ("ja", "en")]
-    return render_template("staff/templates.html", kinds=sorted(registered_kinds()), kind=kind, rendered=rendered)
+    return render_template("staff/templates.html", kinds=kinds, kind=kind, rendered=rendered,
+                           kind_label=delivery_log.kind_label)
 
 
 @bp.route("/mailbox")
@@ -69,7 +76,7 @@ def mail(key):
 @bp.route("/deliveries")
 @staff_required
 def deliveries():
-    """The delivery log: search by recipient/kind, filter by host and status."""
+    """The delivery log: search by recipient, filter by kind, host and status."""
     query = select(Delivery).order_by(Delivery.id.desc()).limit(300)
     status = request.args.get("status")
     if status in {s.name for s in DeliveryStatus}:
@@ -77,14 +84,20 @@ def deliveries():
     host_id = request.args.get("host_id", type=int)
     if host_id:
         query = query.where(Delivery.host_id == host_id)
+    kind = request.args.get("kind") or None
+    if kind:
+        query = query.where(Delivery.kind == kind)
     q = (request.args.get("q") or "").strip()
     if q:
         like = f"%{q}%"
         query = query.where(or_(Delivery.to_email.ilike(like), Delivery.kind.ilike(like)))
     hosts = db.session.scalars(select(User).where(User.is_staff.is_(False)).order_by(User.email)).all()
     return render_template("staff/deliveries.html", deliveries=db.session.scalars(query).all(), hosts=hosts,
-                           statuses=list(DeliveryStatus), status=status, host_id=host_id, q=q,
-                           action_form=EmptyForm(), readable_error=readable_error)
+                           statuses=list(DeliveryStatus), status=status, host_id=host_id, q=q, kind=kind,
+                           kinds=delivery_log.ordered_kinds(),
+                           action_form=EmptyForm(), readable_error=readable_error,
+                           kind_label=delivery_log.kind_label, state_label=delivery_log.state_label,
+                           status_labels=delivery_log.STATUS_LABELS)
 
 
 @bp.route("/deliveries/<int:delivery_id>/resend", methods=["POST"])
