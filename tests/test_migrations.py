@@ -104,3 +104,44 @@ def test_accounts_from_before_email_confirmation_count_as_confirmed(empty_databa
             verified_at = verified_at.replace(tzinfo=timezone.utc)
         assert verified_at == created  # confirmed since it was created: it works as before
         assert totp_secret is None  # staff set up their second factor at their next login where required
+
+
+#: The revision before the guest side's profile and service details (``users.bio``/``photo``,
+#: ``services.venue_address``/``cancellation_policy``).
+BEFORE_GUEST_SIDE = "c4d1a9e2f7b3"
+
+
+def test_hosts_and_services_from_before_the_guest_side_get_empty_profiles_and_details(empty_database_url,
+                                                                                     redis_url):
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=empty_database_url, REDIS_URL=redis_url)
+    created = datetime(2026, 5, 1, 9, 30)
+    with app.app_context():
+        upgrade(revision=BEFORE_GUEST_SIDE)
+        tables = sa.MetaData()
+        tables.reflect(bind=db.engine, only=["users", "services"])
+        users, services = tables.tables["users"], tables.tables["services"]
+        with db.engine.begin() as connection:
+            connection.execute(users.insert(), [{
+                "id": 1, "email": "host@example.com", "password_hash": "x", "display_name": "山田 花子",
+                "timezone": "Asia/Tokyo", "locale": "ja", "is_staff": False, "session_token": "token-1",
+                "created_at": created, "email_verified_at": created}])
+            connection.execute(services.insert(), [{
+                "id": n, "host_id": 1, "public_id": f"p{n}", "kind": kind, "title": f"講座{n}", "description": "説明",
+                "duration_minutes": 60, "capacity": 5, "venue": venue, "host_notes": "持ち物", "created_at": created}
+                for n, kind, venue in ((1, "ONLINE", "ZOOM"), (2, "CLASS_EVENT", "IN_PERSON"))])
+        db.engine.dispose()
+
+        upgrade()
+
+        with db.engine.connect() as connection:
+            host = connection.execute(sa.text(
+                "SELECT display_name, bio, photo, photo_digest FROM users WHERE id = 1")).one()
+            details = connection.execute(sa.text(
+                "SELECT id, title, host_notes, venue_address, cancellation_policy FROM services ORDER BY id")).all()
+        # The app reads them as before: the new columns' defaults, nothing else changed.
+        from app.models import Service, User
+        assert db.session.get(User, 1).bio == "" and db.session.get(Service, 2).venue_address == ""
+        db.session.remove()
+        db.engine.dispose()
+    assert tuple(host) == ("山田 花子", "", None, None)
+    assert [tuple(row) for row in details] == [(1, "講座1", "持ち物", "", ""), (2, "講座2", "持ち物", "", "")]

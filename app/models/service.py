@@ -13,6 +13,8 @@ from app.models.types import UTCDateTime
 TITLE_MAX = 100
 DESCRIPTION_MAX = 2000
 HOST_NOTES_MAX = 2000
+VENUE_ADDRESS_MAX = 200
+CANCELLATION_POLICY_MAX = 1000
 
 
 class ServiceKind(str, enum.Enum):
@@ -61,6 +63,11 @@ class Service(db.Model):
     venue: Mapped[Venue] = mapped_column(Enum(Venue, native_enum=False, length=20))
     #: ホストからの連絡事項: plain text included in the confirmation email.
     host_notes: Mapped[str] = mapped_column(Text, default="")
+    #: Where an in-person (対面) service takes place: shown to guests before they book and in
+    #: their emails (one line; empty for online services).
+    venue_address: Mapped[str] = mapped_column(String(VENUE_ADDRESS_MAX), default="", server_default="")
+    #: キャンセルポリシー: the host's own words (free text), shown before booking and in the confirmation.
+    cancellation_policy: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     host = relationship("User", back_populates="services")

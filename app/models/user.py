@@ -3,8 +3,8 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import String, and_
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import LargeBinary, String, Text, and_
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 from werkzeug.security import check_password_hash
 
 from app import clock
@@ -27,6 +27,13 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     #: Name shown to guests in emails ("ホスト名").
     display_name: Mapped[str] = mapped_column(String(80))
+    #: A short introduction shown to guests on the booking page (plain text, optional).
+    bio: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: The profile photo guests see: a small JPEG re-encoded by ``app.account.profile`` (no metadata),
+    #: loaded only when served.
+    photo: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
+    #: The photo's content hash: its URL (``/photos/<digest>.jpg``), so it can be cached for good.
+    photo_digest: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     #: IANA time zone the host sees times in.
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
     locale: Mapped[str] = mapped_column(String(8), default="ja")
