@@ -41,8 +41,9 @@ def init_security_headers(app: Flask) -> None:
     @app.after_request
     def _no_store(response):
         """Every page is someone's (guest data, a token in its URL, a CSRF token): no cache, neither
-        the browser's history nor a shared proxy, keeps a copy. Static files keep normal caching."""
-        if request.endpoint not in ("static", "dashboard.favicon"):
+        the browser's history nor a shared proxy, keeps a copy. Static files keep normal caching, and
+        so do hosts' profile photos (public, at a URL that changes with the photo)."""
+        if request.endpoint not in ("static", "dashboard.favicon", "account.photo"):
             response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -308,6 +308,9 @@ def test_the_staff_mailbox_masks_password_reset_links(client, login, make_host, 
 
 def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client, login, make_host, make_service,
                                                                   make_slot, make_booking):
+    from PIL import Image
+
+    from app.account import profile
     from app.messages import bulk
     from app.models import Delivery
     from tests.test_security import Browser
@@ -319,10 +322,17 @@ def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client,
     message = bulk.compose(host, service, slot_ids=[slot.id], all_upcoming=False, subject="件名", body="本文",
                            scheduled_at=None)
     delivery = db.session.query(Delivery).filter_by(booking_id=booking.id).first()
+    png = io.BytesIO()
+    Image.new("RGB", (320, 240), (200, 80, 40)).save(png, "PNG")
+    profile.set_photo(host, profile.photo_jpeg(png.getvalue()))  # guest pages show it: public, cacheable
+    db.session.commit()
     values = {"service_id": service.id, "slot_id": slot.id, "message_id": message.id, "delivery_id": delivery.id,
-              "booking_id": booking.id, "public_id": service.public_id, "key": "no-such-mail", "filename": "app.css"}
+              "booking_id": booking.id, "public_id": service.public_id, "key": "no-such-mail", "filename": "app.css",
+              "digest": host.photo_digest}
     tokens = {"booking.cancel": booking.cancel_token, "booking.join": booking.join_token,
-              "booking.booked": booking.cancel_token, "auth.reset_password": make_reset_token(host)}
+              "booking.booked": booking.cancel_token, "booking.calendar_file": booking.cancel_token,
+              "booking.google_calendar": booking.cancel_token,
+              "auth.reset_password": make_reset_token(host)}
     staff, anonymous = Browser(app.test_client()), Browser(app.test_client())
     make_host(email="cache-staff@example.com", name="運営", is_staff=True)
     assert staff.post("/login", {"email": "cache-staff@example.com", "password": PASSWORD}).status_code == 302
@@ -343,6 +353,8 @@ def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client,
             response.close()
             if rule.endpoint in ("static", "dashboard.favicon"):
                 assert response.status_code == 200 and "no-store" not in cache_control, (url, cache_control)
+            elif rule.endpoint == "account.photo":  # its URL changes with the photo: cached for good
+                assert response.status_code == 200 and cache_control.startswith("public, max-age="), cache_control
             else:
                 assert cache_control == "no-store", (url, response.status_code, cache_control)
             checked.append((rule.endpoint, response.status_code))

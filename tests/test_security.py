@@ -118,10 +118,10 @@ HOST_OBJECT_ARGUMENTS = {
     ("int", "booking_id"): "booking",
 }
 #: Arguments that are not host-owned ids: capability tokens handed to guests (the unguessable
-#: link is the credential), the staff mailbox key (staff routes are refused to hosts anyway)
-#: and static file names.
+#: link is the credential), the staff mailbox key (staff routes are refused to hosts anyway),
+#: static file names and the content hash of a profile photo (public: guest pages show it).
 NOT_HOST_OWNED_ARGUMENTS = {("string", "public_id"), ("string", "token"), ("string", "key"),
-                            ("path", "filename")}
+                            ("path", "filename"), ("string", "digest")}
 #: Routes that take a host-owned id from the query string instead of the path.
 QUERY_ID_ROUTES = {"/messages/new?service_id={service}"}
 #: Booking ids arrive only in form bodies (「URLを再送」 on a slot page): every attacking POST

@@ -1,21 +1,98 @@
 """Account settings pages. Views stay thin: validate, call one function (``zones``, ``accounts``), redirect."""
-from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext as _
 from flask_login import current_user, login_required, login_user
 
-from app.account import bp, zones
-from app.account.forms import AccountSettingsForm, ChangePasswordForm
+from app.account import bp, profile, zones
+from app.account.forms import AccountSettingsForm, ChangePasswordForm, PhotoForm, ProfileForm
 from app.auth import accounts
-from app.extensions import db, locks_when_writing, reads_only
+from app.extensions import begin_write, db, locks_when_writing, reads_only
+from app.forms import EmptyForm
+
+#: How long browsers and proxies keep a photo: its URL changes with its content.
+PHOTO_CACHE_SECONDS = 365 * 24 * 3600
 
 
-def _page(settings_form=None, password_form=None, status: int = 200):
-    """The settings page with both forms (each keeps what was typed into it, passwords aside)."""
+def _page(settings_form=None, password_form=None, profile_form=None, photo_form=None, status: int = 200):
+    """The settings page with its forms (each keeps what was typed into it, passwords aside)."""
     settings_form = settings_form or AccountSettingsForm(obj=current_user, formdata=None)
     settings_form.timezone.choices = zones.choices(str(get_locale() or "ja"), current=current_user.timezone)
     password_form = password_form or ChangePasswordForm(formdata=None)
-    return make_response(render_template("account/settings.html", form=settings_form,
-                                          password_form=password_form), status)
+    return make_response(render_template(
+        "account/settings.html", form=settings_form, password_form=password_form,
+        profile_form=profile_form or ProfileForm(obj=current_user, formdata=None),
+        photo_form=photo_form or PhotoForm(formdata=None), remove_photo_form=EmptyForm(formdata=None)), status)
+
+
+@bp.url_value_preprocessor
+def _photo_upload_limit(endpoint, values):
+    """A photo from a phone is a few MB: its route reads more than the 1 MB every other form may send.
+
+    Set here because URL value preprocessors run before any ``before_request`` hook (CSRF reads
+    the form, so the body's size limit must be known by then).
+    """
+    if endpoint == "account.upload_photo":
+        request.max_content_length = profile.PHOTO_UPLOAD_MAX + 64 * 1024  # the form's other fields
+
+
+@bp.route("/settings/account/profile", methods=["POST"])
+@login_required
+def save_profile():
+    """The name and introduction guests see on the booking pages and in their emails."""
+    form = ProfileForm()
+    if form.validate_on_submit():
+        profile.set_profile(current_user, form.display_name.data, form.bio.data)
+        db.session.commit()
+        flash(_("プロフィールを保存しました。予約ページとメールに表示されます。"), "success")
+        return redirect(url_for("account.settings") + "#profile")
+    return _page(profile_form=form)
+
+
+@bp.route("/settings/account/photo", methods=["POST"])
+@login_required
+@locks_when_writing  # decoding and re-encoding the image takes a moment: not while holding the lock
+def upload_photo():
+    """Replace the profile photo with an uploaded image, re-encoded small and without metadata."""
+    form = PhotoForm()
+    if form.validate_on_submit():
+        try:
+            jpeg = profile.photo_jpeg(form.photo.data.read(profile.PHOTO_UPLOAD_MAX + 1))
+        except profile.NotAPhoto as refused:
+            form.photo.errors.append(
+                _("写真のファイルが大きすぎます。8MBまでの画像を選んでください。") if refused.too_large else
+                _("この写真は使えません。JPEG・PNG・WebP形式の画像を選んでください。"))
+        else:
+            begin_write()
+            profile.set_photo(current_user, jpeg)
+            db.session.commit()
+            flash(_("プロフィール写真を保存しました。"), "success")
+            return redirect(url_for("account.settings") + "#profile")
+    return _page(photo_form=form)
+
+
+@bp.route("/settings/account/photo/remove", methods=["POST"])
+@login_required
+def remove_photo():
+    """Guests see the host's name without a photo again."""
+    if EmptyForm().validate_on_submit():
+        profile.remove_photo(current_user)
+        db.session.commit()
+        flash(_("プロフィール写真を削除しました。"), "success")
+    return redirect(url_for("account.settings") + "#profile")
+
+
+@bp.route("/photos/<digest>.jpg")
+@reads_only
+def photo(digest):
+    """A host's profile photo, public (guest pages show it) and cached for good (see ``PHOTO_CACHE_SECONDS``)."""
+    jpeg = profile.photo_for(digest)
+    if jpeg is None:
+        abort(404)
+    response = make_response(jpeg)
+    response.headers["Content-Type"] = "image/jpeg"
+    response.headers["Cache-Control"] = f"public, max-age={PHOTO_CACHE_SECONDS}, immutable"
+    response.set_etag(digest)
+    return response.make_conditional(request)
 
 
 @bp.route("/settings/account", methods=["GET", "POST"])
