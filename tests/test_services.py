@@ -22,7 +22,8 @@ def test_host_creates_each_kind_of_service(client, login, make_host):
     login(make_host())
     for kind, venue in (("online", "zoom"), ("class_event", "in_person"), ("private", "manual_url"),
                         ("subscription", "manual_url")):
-        response = client.post("/services/new", {**SERVICE_FORM, "kind": kind, "venue": venue})
+        address = {"venue_address": "東京都渋谷区神南1-2-3"} if venue == "in_person" else {}
+        response = client.post("/services/new", {**SERVICE_FORM, "kind": kind, "venue": venue, **address})
         assert response.status_code == 302
     kinds = {s.kind.value for s in db.session.query(Service).all()}
     assert kinds == {"online", "class_event", "private", "subscription"}

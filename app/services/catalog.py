@@ -77,15 +77,21 @@ def _host_services(host: User):
 
 
 def save_service(service: Service, *, kind: str, title: str, description: str, duration_minutes: int,
-                 capacity: int, venue: str, host_notes: str) -> Service:
-    """Apply validated form values to a (new or existing) service."""
+                 capacity: int, venue: str, host_notes: str, venue_address: str = "",
+                 cancellation_policy: str = "") -> Service:
+    """Apply validated form values to a (new or existing) service.
+
+    :param venue_address: kept for an in-person service only (an online one has no address to show).
+    """
     service.kind = ServiceKind(kind)
     service.title = title.strip()
     service.description = description or ""
     service.duration_minutes = duration_minutes
     service.capacity = capacity
     service.venue = Venue(venue)
+    service.venue_address = (venue_address or "").strip() if service.venue == Venue.IN_PERSON else ""
     service.host_notes = host_notes or ""
+    service.cancellation_policy = (cancellation_policy or "").strip()
     db.session.add(service)
     db.session.flush()
     return service

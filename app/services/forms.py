@@ -6,7 +6,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.forms import SingleLine
 from app.models import ServiceKind, Venue
-from app.models.service import DESCRIPTION_MAX, HOST_NOTES_MAX, TITLE_MAX
+from app.models.service import CANCELLATION_POLICY_MAX, DESCRIPTION_MAX, HOST_NOTES_MAX, TITLE_MAX, VENUE_ADDRESS_MAX
 
 KIND_LABELS = {
     ServiceKind.ONLINE: _l("オンラインタイプ"),
@@ -37,12 +37,25 @@ class ServiceForm(FlaskForm):
         NumberRange(min=1, max=1000, message=_l("定員は1〜1000人で入力してください。"))])
     venue = RadioField(_l("開催方法"), choices=[(v.value, label) for v, label in VENUE_LABELS.items()],
                        default=Venue.ZOOM.value, validators=[DataRequired(_l("開催方法を選んでください。"))])
+    #: Shown to guests before they book (and in their emails) when the venue is 対面.
+    venue_address = StringField(_l("会場の住所（対面の場合）"), validators=[
+        SingleLine(), Length(max=VENUE_ADDRESS_MAX,
+                             message=_l("会場の住所は%(max)d文字以内で入力してください。", max=VENUE_ADDRESS_MAX))],
+        filters=[lambda value: value.strip() if value else value])
     host_notes = TextAreaField(_l("ホストからの連絡事項（申し込み完了メールに記載されます）"), validators=[
         Length(max=HOST_NOTES_MAX, message=_l("連絡事項は%(max)d文字以内で入力してください。", max=HOST_NOTES_MAX))])
+    cancellation_policy = TextAreaField(_l("キャンセルポリシー"), validators=[
+        Length(max=CANCELLATION_POLICY_MAX, message=_l("キャンセルポリシーは%(max)d文字以内で入力してください。",
+                                                       max=CANCELLATION_POLICY_MAX))])
 
     def validate_venue(self, field):
         if field.data == Venue.ZOOM.value and self.kind.data != ServiceKind.ONLINE.value:
             raise ValidationError(_l("Zoomの自動発行はオンラインタイプのサービスでのみ選べます。"))
+
+    def validate_venue_address(self, field):
+        """An in-person service tells guests where to come before they book."""
+        if self.venue.data == Venue.IN_PERSON.value and not field.data:
+            raise ValidationError(_l("対面のサービスでは、会場の住所を入力してください（予約ページと予約者へのメールに表示されます）。"))
 
 
 class SlotForm(FlaskForm):

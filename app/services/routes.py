@@ -18,7 +18,8 @@ CANCEL_PAGE_GUESTS = 20
 
 def _service_values(form: ServiceForm) -> dict:
     return {name: getattr(form, name).data for name in
-            ("kind", "title", "description", "duration_minutes", "capacity", "venue", "host_notes")}
+            ("kind", "title", "description", "duration_minutes", "capacity", "venue", "venue_address",
+             "host_notes", "cancellation_policy")}
 
 
 def _slot_error(form: SlotForm, exc: Exception) -> None:
