@@ -31,7 +31,7 @@ def book_over_http(base: str, public_id: str, slot_id: int, email: str) -> tuple
         started = time.monotonic()
         response = guest.post(f"{base}/s/{public_id}", timeout=15, allow_redirects=False,
                               data={"csrf_token": token, "form_token": form_token, "slot_id": slot_id,
-                                    "guest_name": "正直 太郎", "guest_email": email})
+                                    "guest_name": "正直 太郎", "guest_email": email, "confirm": "1"})
         return response.status_code, time.monotonic() - started
 
 

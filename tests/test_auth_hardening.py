@@ -267,7 +267,8 @@ def test_a_new_host_confirms_the_email_before_the_public_page_takes_bookings(
     dashboard = text(host_browser.get("/dashboard"))
     assert "メールアドレスを確認しました" in dashboard and "確認が済んでいません" not in dashboard
 
-    booked = guest.post(public, {"slot_id": str(slot.id), "guest_name": "佐藤 一郎", "guest_email": "ichiro@example.com"})
+    booked = guest.post(public, {"slot_id": str(slot.id), "guest_name": "佐藤 一郎", "guest_email": "ichiro@example.com",
+                                 "confirm": "1"})
     assert booked.status_code == 302, text(booked)
     assert db.session.query(Booking).count() == 1
 

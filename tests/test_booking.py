@@ -18,7 +18,8 @@ def test_guest_books_and_receives_confirmation_with_notes_and_jst_time(
     assert "書道レッスン" in page and "残り3席" in page
 
     response = client.post(f"/s/{service.public_id}",
-                           {"slot_id": slot.id, "guest_name": "佐藤 一郎", "guest_email": "Ichiro@Example.com"})
+                           {"slot_id": slot.id, "guest_name": "佐藤 一郎", "guest_email": "Ichiro@Example.com",
+                            "confirm": "1"})
     assert response.status_code == 302
     run_jobs()
 
@@ -38,7 +39,7 @@ def test_guest_books_and_receives_confirmation_with_notes_and_jst_time(
 def test_same_email_cannot_book_the_same_slot_twice(client, make_host, make_service, make_slot):
     service = make_service(make_host())
     slot = make_slot(service)
-    data = {"slot_id": slot.id, "guest_name": "佐藤", "guest_email": "sato@example.com"}
+    data = {"slot_id": slot.id, "guest_name": "佐藤", "guest_email": "sato@example.com", "confirm": "1"}
     client.post(f"/s/{service.public_id}", data)
     again = client.post(f"/s/{service.public_id}", {**data, "guest_email": " SATO@example.com "})
     assert again.status_code == 200
@@ -52,7 +53,7 @@ def test_invalid_email_keeps_what_was_typed(client, make_host, make_service, mak
     service = make_service(make_host())
     slot = make_slot(service)
     response = client.post(f"/s/{service.public_id}",
-                           {"slot_id": slot.id, "guest_name": "佐藤 一郎", "guest_email": "not-an-email"})
+                           {"slot_id": slot.id, "guest_name": "佐藤 一郎", "guest_email": "not-an-email", "confirm": "1"})
     page = response.get_data(as_text=True)
     assert "メールアドレスの形式が正しくありません。" in page
     assert 'value="佐藤 一郎"' in page and 'value="not-an-email"' in page
@@ -64,12 +65,12 @@ def test_a_non_ascii_mailbox_is_refused_and_an_idn_domain_is_mailed_in_ascii(
     """Few providers relay SMTPUTF8, so the form asks for an ASCII mailbox; a Japanese domain is fine."""
     service = make_service(make_host())
     slot = make_slot(service)
-    page = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "佐藤 一郎",
+    page = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "佐藤 一郎", "confirm": "1",
                                                     "guest_email": "一郎@example.com"}).get_data(as_text=True)
     assert "メールアドレスの形式が正しくありません。" in page and db.session.query(Booking).count() == 0
 
     response = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "佐藤 一郎",
-                                                        "guest_email": "ichiro@例え.jp"})
+                                                        "guest_email": "ichiro@例え.jp", "confirm": "1"})
     assert response.status_code == 302
     run_jobs()
     [message] = smtp.wait_for(1)
@@ -124,9 +125,10 @@ def test_past_or_full_slots_are_refused(client, make_host, make_service, make_sl
     }
     for case, (slot, message) in refused.items():
         response = client.post(f"/s/{service.public_id}",
-                               {"slot_id": slot.id, "guest_name": "後藤", "guest_email": "goto@example.com"})
+                               {"slot_id": slot.id, "guest_name": "後藤", "guest_email": "goto@example.com",
+                                "confirm": "1"})
         assert response.status_code == 200 and message in response.get_data(as_text=True), case
-    assert client.post(f"/s/{service.public_id}", {"slot_id": 999_999, "guest_name": "後藤",
+    assert client.post(f"/s/{service.public_id}", {"slot_id": 999_999, "guest_name": "後藤", "confirm": "1",
                                                    "guest_email": "goto@example.com"}).status_code == 200
     db.session.rollback()
     assert db.session.query(Booking).filter_by(guest_email="goto@example.com").count() == 0
@@ -176,7 +178,8 @@ def test_header_injection_in_guest_name_is_refused(client, make_host, make_servi
     service = make_service(make_host())
     slot = make_slot(service)
     response = client.post(f"/s/{service.public_id}", {
-        "slot_id": slot.id, "guest_name": "太郎\r\nBcc: victim@example.com", "guest_email": "t@example.com"})
+        "slot_id": slot.id, "guest_name": "太郎\r\nBcc: victim@example.com", "guest_email": "t@example.com",
+        "confirm": "1"})
     assert "改行や制御文字は使えません" in response.get_data(as_text=True)
     assert db.session.query(Booking).count() == 0
 

@@ -59,7 +59,9 @@ def test_host_signs_up_creates_online_service_and_guest_books(page, live_server,
     page.get_by_label(re.compile("2030年6月20日")).check()
     page.get_by_label("お名前").fill("佐藤 一郎")
     page.get_by_label("メールアドレス").fill("ichiro@example.com")
-    page.get_by_role("button", name="申し込む").click()
+    page.get_by_role("button", name="申し込み内容を確認する").click()
+    expect(page.get_by_text("まだお申し込みは完了していません")).to_be_visible()
+    page.get_by_role("button", name="この内容で申し込む").click()
     expect(page.get_by_text("お申し込みが完了しました")).to_be_visible()
 
     # The confirmation email arrives through RQ and real SMTP, with the notes and the JST time.

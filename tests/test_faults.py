@@ -977,7 +977,7 @@ def test_a_slot_just_after_midnight_in_tokyo_keeps_its_japanese_date_everywhere(
 
     for slot, email in ((after, "midnight@example.com"), (before, "late@example.com")):
         response = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "夜 更子",
-                                                           "guest_email": email})
+                                                           "guest_email": email, "confirm": "1"})
         assert response.status_code == 302
         booked = client.get(response.headers["Location"]).get_data(as_text=True)
         assert clock.format_datetime_local(slot.starts_at) in booked
@@ -1032,7 +1032,7 @@ def test_a_host_in_los_angeles_sees_and_sends_los_angeles_time(
     assert "開催日時（ロサンゼルス時間）" in page  # the guest page names the host's zone in words
     assert "2030年6月20日(木) 09:00" in page
     response = client.post(f"/s/{service.public_id}", {"slot_id": summer.id, "guest_name": "佐藤 一郎",
-                                                       "guest_email": "ichiro@example.com"})
+                                                       "guest_email": "ichiro@example.com", "confirm": "1"})
     booked = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "2030年6月20日(木) 09:00" in booked
     run_jobs()

@@ -36,9 +36,9 @@ def linked_host(make_host, link_zoom):
 
 
 def book_on_the_page(client, service, slot, email):
-    """Book as a guest does; return the booked page."""
+    """Book as a guest does (the confirm step's 「この内容で申し込む」); return the booked page."""
     response = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "佐藤 一郎",
-                                                        "guest_email": email})
+                                                        "guest_email": email, "confirm": "1"})
     assert response.status_code == 302, response.get_data(as_text=True)
     return client.get(response.headers["Location"]).get_data(as_text=True)
 

@@ -15,7 +15,9 @@ from tests.conftest import body_text
 
 
 def book(client, service, slot, email, name="佐藤 一郎"):
-    return client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": name, "guest_email": email})
+    """The booking form's final post (「この内容で申し込む」 on the confirm step: ``confirm``)."""
+    return client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": name, "guest_email": email,
+                                                   "confirm": "1"})
 
 
 def sweep() -> None:
@@ -131,9 +133,10 @@ def test_the_form_must_be_read_before_it_is_sent_once_with_the_honeypot_empty(cl
         page = client.get(f"/s/{service.public_id}").get_data(as_text=True)
         token = client._HIDDEN.search(page).group(2)
         data = {"slot_id": slot.id, "guest_name": "佐藤 一郎", "guest_email": "human@example.com",
-                "form_token": token}
+                "form_token": token, "confirm": "1"}
         too_fast = client.post(f"/s/{service.public_id}", data)
-        assert too_fast.status_code == 200 and "もう一度「申し込む」を押してください" in too_fast.get_data(as_text=True)
+        assert too_fast.status_code == 200
+        assert "もう一度「この内容で申し込む」を押してください" in too_fast.get_data(as_text=True)
         clock.advance(timedelta(seconds=3))
         assert client.post(f"/s/{service.public_id}", data).status_code == 302
         replay = client.post(f"/s/{service.public_id}", {**data, "guest_email": "bot@example.com"})
@@ -141,7 +144,7 @@ def test_the_form_must_be_read_before_it_is_sent_once_with_the_honeypot_empty(cl
         clock.advance(timedelta(seconds=10))
         filled = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "Bot",
                                                          "guest_email": "bot2@example.com",
-                                                         "website": "http://spam.example"},
+                                                         "website": "http://spam.example", "confirm": "1"},
                              form_url=f"/s/{service.public_id}")
         assert filled.status_code == 200
         forged = client.post(f"/s/{service.public_id}", {**data, "guest_email": "bot3@example.com",

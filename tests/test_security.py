@@ -233,9 +233,14 @@ def test_payloads_in_every_field_render_inert_in_pages_and_emails(app, client, r
     smtp.clear()
     assert client.post("/login", {"email": "evil-host@example.com", "password": "long-enough-1"}).status_code == 302
     notes = f"{FULL}\n{URL_BREAKOUT}"
-    created = client.post("/services/new", {"kind": "class_event", "venue": "manual_url", "title": FULL,
+    # The profile guests see (the introduction is on the booking page) and an in-person service
+    # whose address (in a map link too) and cancellation policy are the payloads.
+    assert client.post("/settings/account/profile", {"display_name": SHORT, "bio": notes},
+                       form_url="/settings/account").status_code == 302
+    created = client.post("/services/new", {"kind": "class_event", "venue": "in_person", "title": FULL,
                                             "description": notes, "duration_minutes": "60", "capacity": "5",
-                                            "host_notes": notes})
+                                            "host_notes": notes, "venue_address": FULL,
+                                            "cancellation_policy": notes})
     assert created.status_code == 302, created.get_data(as_text=True)
     service = db.session.query(Service).one()
     starts = clock.to_local(clock.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
@@ -245,12 +250,13 @@ def test_payloads_in_every_field_render_inert_in_pages_and_emails(app, client, r
     # message (and shown back inert); template syntax is just text.
     guest = Browser(app.test_client())
     public = f"/s/{service.public_id}"
-    refused = guest.post(public, {"slot_id": str(slot.id), "guest_name": SHORT, "guest_email": "victim@example.com"})
+    refused = guest.post(public, {"slot_id": str(slot.id), "guest_name": SHORT, "guest_email": "victim@example.com",
+                                  "confirm": "1"})
     assert refused.status_code == 200 and "お名前にURLやメールアドレス" in refused.get_data(as_text=True)
     assert_inert(refused.get_data(as_text=True), "refused booking form")
     guest_name = f"{SSTI[0]} {SSTI[1]} 佐藤"
     booked = guest.post(public, {"slot_id": str(slot.id), "guest_name": guest_name,
-                                 "guest_email": "victim@example.com"})
+                                 "guest_email": "victim@example.com", "confirm": "1"})
     assert booked.status_code == 302, booked.get_data(as_text=True)
     booking = db.session.query(Booking).one()
     assert booking.guest_name == guest_name and db.session.get(User, service.host_id).display_name == SHORT
@@ -328,9 +334,9 @@ def test_forms_refuse_line_breaks_in_names_titles_and_emails(app, client, login,
     slot = make_slot(service)
     public = f"/s/{service.public_id}"
     page = client.post(public, {"slot_id": str(slot.id), "guest_name": value,
-                                "guest_email": "g@example.com"}).get_data(as_text=True)
+                                "guest_email": "g@example.com", "confirm": "1"}).get_data(as_text=True)
     assert refused in page
-    page = client.post(public, {"slot_id": str(slot.id), "guest_name": "山田",
+    page = client.post(public, {"slot_id": str(slot.id), "guest_name": "山田", "confirm": "1",
                                 "guest_email": "g@example.com\r\nBcc: evil@example.com"}).get_data(as_text=True)
     assert "メールアドレスの形式が正しくありません" in page
     assert db.session.query(Booking).count() == 0
@@ -382,7 +388,7 @@ def test_unicode_line_separators_in_names_are_refused(client, make_host, make_se
     slot = make_slot(service)
     for separator in ("\u2028", "\u2029", "\x85"):
         client.post(f"/s/{service.public_id}", {"slot_id": str(slot.id), "guest_name": f"山田{separator}花子",
-                                                "guest_email": "g@example.com"})
+                                                "guest_email": "g@example.com", "confirm": "1"})
     assert db.session.query(Booking).count() == 0
 
 

@@ -179,10 +179,10 @@ def test_guests_of_a_host_in_los_angeles_read_los_angeles_and_japan_time(client,
     host, service, slot = lesson()
     page = client.get(f"/s/{service.public_id}").get_data(as_text=True)
     assert "開催日時（ロサンゼルス時間）" in page
-    assert "2030年6月20日(木) 09:00（日本時間 2030年6月21日(金) 01:00）" in words(page)
+    assert "2030年6月20日(木) 09:00〜10:00（日本時間 2030年6月21日(金) 01:00〜02:00）" in words(page)
 
     response = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "佐藤 一郎",
-                                                       "guest_email": "ichiro@example.com"})
+                                                       "guest_email": "ichiro@example.com", "confirm": "1"})
     booked = client.get(response.headers["Location"]).get_data(as_text=True)
     assert LA_LESSON in words(booked)
     run_jobs()
@@ -199,7 +199,7 @@ def test_guests_of_a_host_in_los_angeles_read_los_angeles_and_japan_time(client,
 def test_an_english_guest_reads_the_zone_in_english(client, lesson, run_jobs, smtp):
     host, service, slot = lesson()
     response = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "Ann Lee",
-                                                       "guest_email": "ann@example.com"})
+                                                       "guest_email": "ann@example.com", "confirm": "1"})
     refresh()  # the test's one app context would keep the locale of the earlier (Japanese) request
     booked = client.get(response.headers["Location"], headers={"Accept-Language": "en"}).get_data(as_text=True)
     english = "Thu, Jun 20, 2030 09:00–10:00 Los Angeles Time (Fri, Jun 21, 2030 01:00–02:00 Japan Time)"
@@ -215,7 +215,7 @@ def test_an_english_guest_reads_the_zone_in_english(client, lesson, run_jobs, sm
 def test_guests_of_a_host_in_japan_read_japan_time_once(client, lesson, run_jobs, smtp):
     host, service, slot = lesson(zone="Asia/Tokyo")
     response = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "佐藤 一郎",
-                                                       "guest_email": "ichiro@example.com"})
+                                                       "guest_email": "ichiro@example.com", "confirm": "1"})
     booked = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "日本時間 2030年6月21日(金) 01:00〜02:00" in booked
     run_jobs()

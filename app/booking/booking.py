@@ -5,6 +5,7 @@ booked_count < capacity``: the database decides who gets it, so two guests racin
 can never both win, on SQLite or PostgreSQL.
 """
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from flask_babel import gettext as _
 from sqlalchemy import case, select, update
@@ -15,8 +16,9 @@ from app.auth.accounts import normalize_email
 from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
-from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus
+from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus, Venue
 from app.services.slots import guest_email_context, join_url_promise
+from app.zoom import link as zoom_link
 from app.zoom import meetings
 
 
@@ -42,6 +44,52 @@ def open_slots(service: Service) -> list[Slot]:
         select(Slot).where(Slot.service_id == service.id, Slot.status == SlotStatus.OPEN,
                            Slot.starts_at > clock.now()).order_by(Slot.starts_at)
     ).all()
+
+
+def bookable_slot(service: Service, slot_id: int) -> Slot:
+    """The slot a guest chose, when it can still be booked (the confirm step shows it).
+
+    Only a check: ``book`` takes the seat, and may still find it gone.
+
+    :raises SlotUnavailable, SlotFull: as ``book`` would.
+    """
+    slot = db.session.get(Slot, slot_id)
+    if slot is None or slot.service_id != service.id or not slot.is_open or slot.starts_at <= clock.now():
+        raise SlotUnavailable()
+    if slot.seats_left <= 0:
+        raise SlotFull()
+    return slot
+
+
+def venue_of(service: Service) -> dict:
+    """How a service is held, as guest pages and emails say it before and after booking.
+
+    ``venue`` is ``"zoom"`` only when the host's Zoom link issues the URLs (otherwise a Zoom service
+    reads as any online one, ``"online"``: the host hands out the link), ``"in_person"`` with
+    ``venue_address`` and a ``map_url`` (a map search for it), or ``"online"``.
+    """
+    if service.venue == Venue.IN_PERSON:
+        address = service.venue_address
+        return {"venue": "in_person", "venue_address": address,
+                "map_url": _MAP_SEARCH + quote(address) if address else None}
+    if service.venue == Venue.ZOOM and zoom_link.connection_for(service.host) is not None:
+        return {"venue": "zoom", "url_lead_hours": meetings.URL_LEAD_HOURS}
+    return {"venue": "online"}
+
+
+#: A map search anyone can open (no key, no script on our pages): Google Maps' documented URL.
+_MAP_SEARCH = "https://www.google.com/maps/search/?api=1&query="
+
+
+def joining(booking: Booking) -> dict:
+    """How this guest joins, as template context for the booked page and the confirmation email:
+    ``venue_of`` the service, plus ``url_promise`` for a Zoom booking (``join_url_promise``)."""
+    context = venue_of(booking.slot.service)
+    if context["venue"] == "zoom":
+        context.update(join_url_promise(booking))
+        if context["url_promise"] is None:  # booked before the host linked Zoom: the host hands it out
+            context["venue"] = "online"
+    return context
 
 
 def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> Booking:
@@ -132,10 +180,13 @@ def cancel_booking(booking: Booking, *, by_host: bool = False, message: str = ""
 @email_kind("booking_confirmation",
             subject=lambda ctx: _("【お申し込み完了】%(title)s", title=ctx["service"].title))
 def _confirmation_context(delivery: Delivery) -> dict:
+    from app.booking import calendar  # calendar builds on this module
+
     ctx = guest_email_context(delivery)
     if not ctx["booking"].is_confirmed:
         raise SkipDelivery("booking cancelled before the confirmation was sent")
-    ctx.update(join_url_promise(ctx["booking"]))
+    ctx.update(joining(ctx["booking"]))
+    ctx.update(calendar.links(ctx["booking"]))
     return ctx
 
 

@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 import re
 import unicodedata
 
-from wtforms import EmailField, HiddenField, RadioField, StringField
+from wtforms import EmailField, HiddenField, RadioField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from app.forms import SingleLine
@@ -40,3 +40,8 @@ class BookingForm(FlaskForm):
     form_token = HiddenField()
     #: Hidden from people (CSS and aria-hidden); bots fill it in.
     website = StringField(_l("ウェブサイト（空欄のままにしてください）"))
+    #: The confirm step's buttons. A post without ``confirm`` only shows what would be booked (the
+    #: data goes back in hidden fields); 「この内容で申し込む」 sends ``confirm`` and books; ``back``
+    #: returns to the form with what was typed.
+    confirm = SubmitField(_l("この内容で申し込む"))
+    back = SubmitField(_l("入力画面に戻る"))
