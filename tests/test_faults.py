@@ -801,7 +801,7 @@ def zoom_outcomes(smtp, title: str, bookings, host) -> dict:
     for booking in bookings:
         texts = {m["Subject"]: m.get_body(preferencelist=("plain",)).get_content()
                  for m in smtp.to(booking.guest_email)}
-        url = f"【ZoomのURLのお知らせ】{title}" in texts
+        url = f"【参加URLのご案内】{title}" in texts
         fallback = "自動でお送りします" in texts.get(f"【参加URLの準備中】{title}", "")
         outcome[booking.guest_email] = ("both" if url and fallback else "url" if url else
                                         "fallback" if fallback else "nothing")
@@ -938,7 +938,7 @@ def test_booking_at_exactly_24h_before_gets_the_url_at_once_and_a_second_earlier
     clock.travel_to(at_mark.starts_at - URL_LEAD)
     first = make_booking(at_mark, email="exactly@example.com")
     run_jobs()  # the jobs enqueued by the booking itself: no sweep, no clock move
-    assert "【ZoomのURLのお知らせ】境界レッスン" in subjects_to(smtp, first.guest_email)
+    assert "【参加URLのご案内】境界レッスン" in subjects_to(smtp, first.guest_email)
     url_row = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=first.id).one()
     at_once = (url_row.sent_at - (at_mark.starts_at - URL_LEAD)).total_seconds()
 
@@ -946,13 +946,13 @@ def test_booking_at_exactly_24h_before_gets_the_url_at_once_and_a_second_earlier
     clock.travel_to(early.starts_at - URL_LEAD - timedelta(seconds=1))
     second = make_booking(early, email="one-second-early@example.com")
     run_jobs()
-    assert "【ZoomのURLのお知らせ】境界レッスン" not in subjects_to(smtp, second.guest_email)
+    assert "【参加URLのご案内】境界レッスン" not in subjects_to(smtp, second.guest_email)
     row = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=second.id).one()
     assert row.due_at == early.starts_at - URL_LEAD  # due at the mark, not at once
     clock.advance(timedelta(seconds=1))
     assert worker.enqueue_sweeps_if_due() == 1  # the scheduler, which wakes up at the due time
     run_jobs()
-    assert "【ZoomのURLのお知らせ】境界レッスン" in subjects_to(smtp, second.guest_email)
+    assert "【参加URLのご案内】境界レッスン" in subjects_to(smtp, second.guest_email)
     figures("clock -24h", booked_at_mark_sent_after_s=f"{at_once:.2f}")
 
 

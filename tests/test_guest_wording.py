@@ -104,7 +104,7 @@ def test_moved_after_the_url_was_sent_keeps_the_link(client, linked_host, make_s
     run_jobs()
     clock.travel_to(slot.starts_at - timedelta(hours=24))
     outbox.send_due()
-    assert mail_to(smtp, "a@example.com", "【ZoomのURLのお知らせ】")
+    assert mail_to(smtp, "a@example.com", "【参加URLのご案内】")
     move(client, slot, slot.starts_at + timedelta(days=3))
     run_jobs()
     moved = mail_to(smtp, "a@example.com", "【日時変更】")
@@ -161,7 +161,7 @@ def test_off_offers_a_prefilled_url_notice_to_exactly_the_guests_holding_a_url(
     make_booking(yoga_later, email="waiting@example.com")
     make_booking(tea_soon, email="tea@example.com")
     run_jobs()
-    assert {str(m["To"]) for m in smtp.messages if m["Subject"].startswith("【ZoomのURLのお知らせ】")} == {
+    assert {str(m["To"]) for m in smtp.messages if m["Subject"].startswith("【参加URLのご案内】")} == {
         "予約 太郎 <holder@example.com>", "予約 太郎 <tea@example.com>"}
 
     done = client.post("/settings/zoom/off").get_data(as_text=True)

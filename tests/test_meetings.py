@@ -91,11 +91,12 @@ def test_full_path_url_email_exactly_24h_before(client, zoom_host, make_service,
     assert outbox.send_due() == 1  # the guest's URL email; the host notice waits to tell what became of it
     clock.advance(timedelta(minutes=1))
     assert outbox.send_due() == 1
-    url_mail = next(m for m in smtp.messages if m["Subject"] == "【ZoomのURLのお知らせ】90分ヨガ")
+    url_mail = next(m for m in smtp.messages if m["Subject"] == "【参加URLのご案内】90分ヨガ")
     text = body_text(url_mail)
     join_link = f"{live_server}/j/{booking.join_token}"
     assert join_link in text and meeting.password in text
-    assert "40分で一度切れます" in text  # Basic host, 90-minute service
+    # Basic host, 90-minute service: it ends at 40 minutes, the host restarts it, the same URL again.
+    assert "開始から40分で一度終了します。ホストがミーティングを再開しますので、同じURLからもう一度ご参加ください。" in text
     assert "マットをご用意ください" in text
     [ics] = [part for part in url_mail.iter_attachments() if part.get_content_type() == "text/calendar"]
     calendar = ics.get_content()
@@ -113,7 +114,7 @@ def test_licensed_host_has_no_40_minute_line(zoom_host, make_service, make_slot,
     slot = make_slot(make_service(host, duration_minutes=90), starts_in=timedelta(hours=3))
     make_booking(slot)
     run_jobs()
-    url_mail = next(m for m in smtp.wait_for(2) if "ZoomのURLのお知らせ" in m["Subject"])
+    url_mail = next(m for m in smtp.wait_for(2) if "参加URLのご案内" in m["Subject"])
     assert "40分" not in body_text(url_mail)
 
 
@@ -122,7 +123,7 @@ def test_late_booking_gets_the_url_at_once(zoom_host, make_service, make_slot, m
     slot = make_slot(make_service(host, title="直前レッスン"), starts_in=timedelta(hours=3))
     make_booking(slot)
     run_jobs()
-    assert "【ZoomのURLのお知らせ】直前レッスン" in subjects(smtp)
+    assert "【参加URLのご案内】直前レッスン" in subjects(smtp)
 
 
 def test_ten_guests_share_one_meeting(zoom_host, make_service, make_slot, make_booking, run_jobs, zoom):
@@ -291,7 +292,7 @@ def test_issuing_that_runs_out_of_retries_ends_failed_and_a_later_attempt_issues
     assert "Zoom発行済み" in zoom_state(client.get(f"/services/{service.id}").get_data(as_text=True))
     clock.travel_to(slot.starts_at - meetings.URL_LEAD)
     outbox.send_due()
-    assert "【ZoomのURLのお知らせ】朝ヨガ" in subjects(smtp)
+    assert "【参加URLのご案内】朝ヨガ" in subjects(smtp)
 
 
 def test_a_new_cause_or_the_same_one_after_issuing_alerts_the_host_again(

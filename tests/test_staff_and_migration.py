@@ -47,7 +47,7 @@ def test_gallery_shows_the_40_minute_line_only_for_basic(app, client, login, sta
     login(staff)
     page = client.get("/staff/templates?kind=zoom_url").get_data(as_text=True)
     assert "無料（Basic）ホスト・40分を超えるサービス" in page and "有料（Licensed）ホスト" in page
-    assert "40分で一度切れます" in page
+    assert "40分で一度終了します" in page and "ホストがミーティングを再開します" in page
     waiting = client.get("/staff/templates?kind=zoom_url_waiting").get_data(as_text=True)
     assert "ただいま準備しています" in waiting  # the email a guest gets while the URL cannot be issued
 

@@ -88,7 +88,7 @@ def test_off_then_on_then_backfill_sends_each_guest_one_new_url_email(
     old = meetings.meeting_for(slot.id)
     old_zoom_id, old_password = old.zoom_meeting_id, old.password
     for guest in guests:
-        assert subjects_to(smtp, guest.guest_email).count("【ZoomのURLのお知らせ】夜ヨガ") == 1
+        assert subjects_to(smtp, guest.guest_email).count("【参加URLのご案内】夜ヨガ") == 1
 
     assert client.post("/settings/zoom/off").status_code == 200
     clock.advance(timedelta(minutes=1))
@@ -103,7 +103,7 @@ def test_off_then_on_then_backfill_sends_each_guest_one_new_url_email(
     assert new.status == MeetingStatus.ISSUED and new.zoom_meeting_id != old_zoom_id
     assert old_zoom_id in {m["id"] for m in zoom.meetings() if m["deleted"]}
     for guest in guests:
-        urls = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【ZoomのURLのお知らせ】夜ヨガ"]
+        urls = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加URLのご案内】夜ヨガ"]
         assert len(urls) == 2  # the first link's, and exactly one new one
         assert new.password in body_text(urls[1]) and old_password not in body_text(urls[1])
         assert client.get(f"/j/{guest.join_token}").headers["Location"] == new.join_url
@@ -233,7 +233,7 @@ def test_late_booking_at_the_daily_limit_is_told_the_truth_and_gets_the_url_afte
     guest = make_booking(slot, email="early@example.com")
     run_until_settled(run_jobs, until=clock.now())
 
-    assert "【ZoomのURLのお知らせ】朝活" not in subjects_to(smtp, guest.guest_email)
+    assert "【参加URLのご案内】朝活" not in subjects_to(smtp, guest.guest_email)
     [waiting] = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加URLの準備中】朝活"]
     assert f"/j/{guest.join_token}" in body_text(waiting) and "自動でお送りします" in body_text(waiting)
     notices = subjects_to(smtp, host.email)
@@ -252,7 +252,7 @@ def test_late_booking_at_the_daily_limit_is_told_the_truth_and_gets_the_url_afte
     zoom.clear_faults()  # Zoom's budget comes back at 00:00 UTC
     at(datetime(2030, 6, 2, 0, 1, tzinfo=timezone.utc), zoom)
     run_until_settled(run_jobs, until=clock.now())
-    urls = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【ZoomのURLのお知らせ】朝活"]
+    urls = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加URLのご案内】朝活"]
     assert len(urls) == 1
     meeting = meetings.meeting_for(slot.id)
     assert meeting.status == MeetingStatus.ISSUED and meeting.password in body_text(urls[0])
@@ -269,11 +269,11 @@ def test_relinking_sends_the_waiting_url_emails_at_once(
     guest = make_booking(slot, email="patient@example.com")
     run_until_settled(run_jobs, until=clock.now())
     assert subjects_to(smtp, guest.guest_email).count("【参加URLの準備中】再連携レッスン") == 1
-    assert "【ZoomのURLのお知らせ】再連携レッスン" not in subjects_to(smtp, guest.guest_email)
+    assert "【参加URLのご案内】再連携レッスン" not in subjects_to(smtp, guest.guest_email)
 
     relink(client, link_zoom, host)
     run_until_settled(run_jobs, until=clock.now())  # no clock move: it goes now, not at the next look
-    assert subjects_to(smtp, guest.guest_email).count("【ZoomのURLのお知らせ】再連携レッスン") == 1
+    assert subjects_to(smtp, guest.guest_email).count("【参加URLのご案内】再連携レッスン") == 1
 
 
 def test_a_url_email_still_waiting_at_the_start_is_never_sent_after_it(
@@ -286,7 +286,7 @@ def test_a_url_email_still_waiting_at_the_start_is_never_sent_after_it(
     clock.travel_to(slot.starts_at + timedelta(minutes=1))
     zoom.clear_faults()
     run_until_settled(run_jobs)
-    assert "【ZoomのURLのお知らせ】開始後" not in subjects_to(smtp, guest.guest_email)
+    assert "【参加URLのご案内】開始後" not in subjects_to(smtp, guest.guest_email)
     url = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=guest.id).one()
     assert url.status == DeliveryStatus.CANCELLED
 

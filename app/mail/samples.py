@@ -22,13 +22,17 @@ WORDS = {
            "notes": "筆ペンと半紙をご用意ください。\n資料: https://example.com/shodo.pdf",
            "message_subject": "持ち物のご案内", "bulk_subject": "佐藤 一郎さん、持ち物のご案内",
            "bulk_body": "はじめてのオンライン書道は、明日の10:00からです。\n筆ペンをお持ちください。",
-           "removal": "同じ方から重複してお申し込みがあったため、こちらのご予約を取り消しました。"},
+           "removal": "同じ方から重複してお申し込みがあったため、こちらのご予約を取り消しました。",
+           "address": "東京都渋谷区神南1-2-3 青山ビル4階",
+           "policy": "前日まではキャンセル無料です。当日のキャンセルはご遠慮ください。"},
     "en": {"host": "Hanako Yamada", "guest": "Ichiro Sato", "guest2": "Hana Suzuki",
            "title": "Calligraphy online for beginners (90 min)",
            "notes": "Please have a brush pen and paper ready.\nHandout: https://example.com/shodo.pdf",
            "message_subject": "What to bring", "bulk_subject": "Ichiro Sato, what to bring",
            "bulk_body": "The calligraphy lesson starts soon.\nPlease bring a brush pen.",
-           "removal": "You booked this lesson twice, so I removed this booking."},
+           "removal": "You booked this lesson twice, so I removed this booking.",
+           "address": "4F Aoyama Bldg, 1-2-3 Jinnan, Shibuya, Tokyo",
+           "policy": "Free cancellation until the day before. Please do not cancel on the day."},
 }
 
 
@@ -42,7 +46,8 @@ def _base(locale="ja"):
     start = (clock.now() + timedelta(days=3)).replace(hour=1, minute=0, second=0, microsecond=0)
     host = SimpleNamespace(display_name=words["host"], email="hanako@example.com", timezone="Asia/Tokyo",
                            locale=locale)
-    service = SimpleNamespace(title=words["title"], duration_minutes=90, host=host, host_notes=words["notes"])
+    service = SimpleNamespace(title=words["title"], duration_minutes=90, host=host, host_notes=words["notes"],
+                              venue_address="", cancellation_policy="")
     slot = SimpleNamespace(id=1, starts_at=start, ends_at=start + timedelta(minutes=90), service=service)
     booking = SimpleNamespace(guest_name=words["guest"], guest_email="ichiro@example.com", slot=slot,
                               join_token="sample")
@@ -52,6 +57,10 @@ def _base(locale="ja"):
         "cancel_url": external_url("booking.cancel", token="sample"),
         "service_url": external_url("booking.service_page", public_id="sample"),
         "join_link": external_url("booking.join", token="sample"),
+        # booking.joining / calendar.links: a Zoom booking whose URL comes 24 hours ahead
+        "venue": "zoom", "url_promise": "ahead", "url_lead_hours": 24,
+        "ics_url": external_url("booking.calendar_file", public_id="sample", token="sample"),
+        "google_calendar_url": external_url("booking.google_calendar", public_id="sample", token="sample"),
         "settings_url": external_url("zoom.settings"),
         "slot_url": external_url("services.detail", service_id=1),
         "start_url": external_url("services.start_meeting", slot_id=1),
@@ -73,6 +82,13 @@ def _no_notes(ctx):
     return ctx["service"]
 
 
+def _in_person(ctx):
+    """The sample service held at a venue, with the host's cancellation policy."""
+    ctx["service"].venue_address = _words(ctx)["address"]
+    ctx["service"].cancellation_policy = _words(ctx)["policy"]
+    return ctx["service"]
+
+
 def _guest_state(ctx, state, name=None, email="ichiro@example.com", failure=None):
     return SimpleNamespace(guest_name=name or _words(ctx)["guest"], guest_email=email, state=state, failure=failure,
                            sent_at=clock.now(), next_try=clock.now() + timedelta(hours=9))
@@ -86,8 +102,13 @@ def _message(ctx):
 
 SAMPLES = {
     "booking_confirmation": {
-        "ホストからの連絡事項あり（Zoom OFF・手動URL）": _with(),
-        "連絡事項なし": _with(service=_no_notes),
+        "Zoom（URLは開催24時間前に送信）": _with(),
+        "ホストからの連絡事項あり（Zoom OFF・手動URL）": _with(venue="online", url_promise=None),
+        "連絡事項なし": _with(venue="online", url_promise=None, service=_no_notes),
+        "対面（会場の住所・キャンセルポリシーあり）": _with(
+            service=_in_person, venue="in_person", url_promise=None,
+            venue_address=lambda ctx: ctx["service"].venue_address,
+            map_url="https://www.google.com/maps/search/?api=1&query=sample"),
     },
     "booking_cancelled": {"標準": _with()},
     "booking_removed": {"ホストからのメッセージあり": _with(host_message=lambda ctx: _words(ctx)["removal"]),

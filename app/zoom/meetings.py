@@ -771,7 +771,7 @@ def ics_for(slot: Slot, join_link: str, description: str) -> bytes:
     return calendar.to_ical()
 
 
-@email_kind("zoom_url", subject=lambda ctx: _("【ZoomのURLのお知らせ】%(title)s", title=ctx["service"].title))
+@email_kind("zoom_url", subject=lambda ctx: _("【参加URLのご案内】%(title)s", title=ctx["service"].title))
 def _zoom_url_context(delivery: Delivery) -> dict:
     ctx = guest_email_context(delivery)
     booking, slot, service = ctx["booking"], ctx["slot"], ctx["service"]
