@@ -25,6 +25,11 @@ TIME_PATTERNS = {"ja": "HH:mm", "en": "HH:mm"}
 #: end, and Japan time added when the host's zone is another one.
 ZONED_PATTERNS = {"ja": "{zone} {when}", "en": "{when} {zone}"}
 RANGE_PATTERNS = {"ja": "{start}〜{end}", "en": "{start}–{end}"}
+#: The end of a range that finishes on a later day than it starts, after midnight (「翌00:30」); one
+#: that finishes at the midnight ending its first day is 「24:00」 (「23:00〜00:00」 reads as a
+#: range that ends before it starts).
+NEXT_DAY_PATTERNS = {"ja": "翌{time}", "en": "{time} (next day)"}
+MIDNIGHT_END = "24:00"
 ALSO_IN_JAPAN_PATTERNS = {"ja": "（{japan}）", "en": " ({japan})"}
 
 
@@ -166,11 +171,29 @@ def zone_location(tz_name: str, locale: str = "ja") -> str:
     return get_timezone_location(canonical_zone(tz_name), locale if locale in DATETIME_PATTERNS else "ja")
 
 
-def _datetime_range(start: datetime, end: datetime | None, tz_name: str, lang: str) -> str:
+def format_end_local(start: datetime, end: datetime, tz_name: str = DEFAULT_TZ, locale: str = "ja") -> str:
+    """The end time of a range from ``start``: ``11:00``; ``24:00`` at the midnight that ends the
+    start's day; ``翌00:30`` (``00:30 (next day)``) on a later day."""
+    lang = locale if locale in DATETIME_PATTERNS else "ja"
+    start_day = to_local(start, tz_name).date()
+    local_end = to_local(end, tz_name)
+    days = (local_end.date() - start_day).days
+    if days == 1 and (local_end.hour, local_end.minute) == (0, 0):
+        return MIDNIGHT_END
+    text = format_time_local(end, tz_name, lang)
+    return NEXT_DAY_PATTERNS[lang].format(time=text) if days >= 1 else text
+
+
+def format_range_local(start: datetime, end: datetime | None, tz_name: str = DEFAULT_TZ, locale: str = "ja") -> str:
+    """``2026年6月20日(土) 23:00〜24:00`` in ``tz_name`` (the start alone when ``end`` is None)."""
+    lang = locale if locale in DATETIME_PATTERNS else "ja"
     when = format_datetime_local(start, tz_name, lang)
     if end is None:
         return when
-    return RANGE_PATTERNS[lang].format(start=when, end=format_time_local(end, tz_name, lang))
+    return RANGE_PATTERNS[lang].format(start=when, end=format_end_local(start, end, tz_name, lang))
+
+
+_datetime_range = format_range_local
 
 
 def guest_time_parts(start: datetime, tz_name: str = DEFAULT_TZ, locale: str = "ja", end: datetime | None = None,

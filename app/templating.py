@@ -1,5 +1,6 @@
 """Jinja filters and globals: host-time-zone dates in Japanese formats, safe links in notes."""
 import re
+from datetime import timedelta
 
 from flask import current_app, url_for
 from flask_babel import get_locale, get_translations
@@ -51,6 +52,26 @@ def local_date(context, moment, tz_name: str | None = None) -> str:
 def local_time(context, moment, tz_name: str | None = None) -> str:
     """``10:00`` in the host's time zone."""
     return clock.format_time_local(moment, *_zone_and_locale(context, tz_name))
+
+
+@pass_context
+def local_range(context, start, end=None, tz_name: str | None = None, minutes: int | None = None) -> str:
+    """A slot's time for hosts, ``2026年6月20日(土) 23:00〜24:00``, in the host's time zone.
+
+    ``{{ slot.starts_at|local_range(slot.ends_at) }}``, or ``local_range(minutes=row.duration_minutes)``
+    for a row without ``ends_at``. A range ending at midnight ends at 「24:00」, one ending later at
+    「翌00:30」 (``clock.format_end_local``), never 「23:00〜00:00」.
+    """
+    if end is None and minutes is not None:
+        end = start + timedelta(minutes=minutes)
+    return clock.format_range_local(start, end, *_zone_and_locale(context, tz_name))
+
+
+@pass_context
+def local_end(context, end, start, tz_name: str | None = None) -> str:
+    """The end time alone, next to a start shown elsewhere: ``{{ slot.ends_at|local_end(slot.starts_at) }}``
+    → 「11:00」, 「24:00」 or 「翌00:30」."""
+    return clock.format_end_local(start, end, *_zone_and_locale(context, tz_name))
 
 
 @pass_context
@@ -273,7 +294,7 @@ def init_app(app) -> None:
     app.jinja_env.filters.update(
         local_datetime=local_datetime, local_date=local_date, local_time=local_time, linkify=linkify,
         number=number, delivery_state=delivery_state, guest_datetime=guest_datetime,
-        meeting_failure=meeting_failure,
+        meeting_failure=meeting_failure, local_range=local_range, local_end=local_end,
     )
     app.context_processor(_per_render)
     # Instead of Flask-Babel's (installed by ``babel.init_app``, which runs before this).
