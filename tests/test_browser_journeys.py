@@ -82,7 +82,7 @@ def test_host_signs_up_creates_online_service_and_guest_books(page, live_server,
     page.get_by_role("button", name="ログイン").click()
     page.wait_for_url("**/dashboard")
     expect(page.get_by_text("ichiro@example.com")).to_be_visible()
-    expect(page.get_by_text("予約 1 / 5")).to_be_visible()
+    expect(page.get_by_text("予約 1名／定員5名")).to_be_visible()
 
 
 def test_host_links_zoom_through_the_consent_page_and_turns_it_off(page, live_server, make_host, zoom):

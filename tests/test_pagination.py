@@ -191,7 +191,7 @@ def test_the_dashboard_shows_the_next_ten_slots_with_their_first_five_guests(
 
     everything = client.get("/dashboard/upcoming").get_data(as_text=True)
     assert [int(i) for i in re.findall(r'<tr id="slot-(\d+)"', everything)] == [s.id for s in slots]
-    assert "予約 7 / 20" in everything and f'href="/slots/{slots[0].id}"' in everything
+    assert "予約 7名／定員20名" in everything and f'href="/slots/{slots[0].id}"' in everything
 
 
 def test_the_dashboard_of_a_host_without_services_invites_to_create_one(client, login, make_host):

@@ -80,7 +80,7 @@ def test_dashboard_shows_upcoming_slots_with_guests(client, login, make_host, ma
     make_booking(slot, name="鈴木 花", email="hana@example.com")
     login(service.host)
     page = client.get("/dashboard").get_data(as_text=True)
-    assert "朝ヨガ" in page and "鈴木 花" in page and "hana@example.com" in page and "予約 1 / 3" in page
+    assert "朝ヨガ" in page and "鈴木 花" in page and "hana@example.com" in page and "予約 1名／定員3名" in page
 
 
 def test_moving_a_slot_tells_booked_guests(client, login, make_host, make_service, make_slot, make_booking,

@@ -109,7 +109,7 @@ def test_host_pages_and_forms_follow_the_zone_set_on_the_account_page(client, lo
     dashboard = client.get("/dashboard").get_data(as_text=True)
     assert "2030年6月20日(木) 09:00" in dashboard and "2030年6月21日" not in dashboard
     slot_page = client.get(f"/slots/{slot.id}").get_data(as_text=True)
-    assert '<h1 class="when">2030年6月20日(木) 09:00</h1>' in slot_page
+    assert '<h1 class="when">2030年6月20日(木) 09:00〜10:00</h1>' in slot_page
     detail = client.get(f"/services/{service.id}").get_data(as_text=True)
     assert "時刻はロサンゼルス時間で入力してください。" in detail
     assert "America/Los_Angeles" not in detail
@@ -122,6 +122,31 @@ def test_host_pages_and_forms_follow_the_zone_set_on_the_account_page(client, lo
     client.post(f"/services/{service.id}", {"starts_at": "2030-12-20T09:00"})  # PST, UTC−8
     db.session.rollback()
     assert {s.starts_at for s in service.slots} >= {datetime(2030, 12, 20, 17, 0, tzinfo=timezone.utc)}
+
+
+def test_a_lesson_that_ends_at_midnight_ends_at_24_00_for_hosts_and_guests(client, login, lesson, make_booking,
+                                                                           run_jobs, smtp):
+    # 23:00 Japan time, 60 minutes: 「23:00〜24:00」, never 「23:00〜00:00」 (which ends before it starts).
+    host, service, slot = lesson(zone="Asia/Tokyo")
+    slot.starts_at = datetime(2030, 6, 20, 14, 0, tzinfo=timezone.utc)
+    db.session.commit()
+    make_booking(slot, "田中 花子", "hanako@example.com")
+    login(host)
+    for url in ("/dashboard", "/dashboard/upcoming", f"/services/{service.id}", f"/slots/{slot.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "2030年6月20日(木) 23:00〜24:00" in page and "〜00:00" not in page, url
+    run_jobs()
+    [confirmation] = smtp.wait_for(1)
+    assert "2030年6月20日(木) 23:00〜24:00" in body_text(confirmation)
+    # Later than midnight it says the next day: 90 minutes end 「翌00:30」; English says so in words.
+    assert clock.format_range_local(slot.starts_at, slot.starts_at + timedelta(minutes=90)) == \
+        "2030年6月20日(木) 23:00〜翌00:30"
+    assert clock.format_range_local(slot.starts_at, slot.ends_at, locale="en") == "Thu, Jun 20, 2030 23:00–24:00"
+    assert clock.format_end_local(slot.starts_at, slot.starts_at + timedelta(minutes=90), locale="en") == \
+        "00:30 (next day)"
+    # A range within the day is unchanged, and so is an end at midnight seen from another zone.
+    assert clock.format_range_local(slot.starts_at, slot.ends_at, "America/Los_Angeles") == \
+        "2030年6月20日(木) 07:00〜08:00"
 
 
 def test_the_bulk_composer_reads_and_labels_the_send_time_in_the_hosts_zone(client, login, lesson, make_booking):

@@ -1,5 +1,5 @@
 """Host pages for services and slots. Every lookup goes through the owner-checking helpers."""
-from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -8,7 +8,7 @@ from app.booking import booking as bookings
 from app.extensions import db, reads_only
 from app.forms import EmptyForm
 from app.models import Venue
-from app.services import bp, catalog, guests, notes, slots
+from app.services import bp, catalog, guests, notes, sharing, slots
 from app.services.forms import KIND_LABELS, VENUE_LABELS, NotesForm, RemoveBookingForm, ServiceForm, SlotForm
 from app.zoom import link, meetings
 
@@ -96,10 +96,23 @@ def detail(service_id):
                                     _anchor=f"slot-{slot.id}"))
     tab = request.args.get("tab") if request.args.get("tab") in slots.TABS else "upcoming"
     shown, counts, slot_meetings = slots.service_slots(service, tab, request.args.get("page", 1, type=int))
+    public_url = sharing.public_url(service)
     return render_template("services/detail.html", service=service, form=form, kind_labels=KIND_LABELS,
                            venue_labels=VENUE_LABELS, tab=tab, counts=counts, slots=shown,
+                           public_url=public_url, qr=sharing.qr_data_uri(public_url),
                            meetings=slot_meetings if service.venue == Venue.ZOOM else {},
                            connection=link.shown_connection(current_user))
+
+
+@bp.route("/services/<int:service_id>/qr.png")
+@login_required
+@reads_only
+def booking_qr(service_id):
+    """The booking page's QR code as a PNG to print on a flyer (「QRコードを保存」)."""
+    service = catalog.get_own_service_or_404(service_id, current_user)
+    # Inline (the link's ``download`` attribute saves it under this name): opened directly, it is shown.
+    return Response(sharing.qr_png(sharing.public_url(service)), mimetype="image/png",
+                    headers={"Content-Disposition": f'inline; filename="booking-qr-{service.id}.png"'})
 
 
 @bp.route("/slots/<int:slot_id>")

@@ -172,7 +172,7 @@ def _upcoming(host_id, now):
     """The host's open future slots, soonest first (``host_id`` and ``now``: values or bind parameters)."""
     return (
         select(Slot.id, Slot.starts_at, Slot.capacity, Slot.booked_count, Slot.service_id,
-               Service.title.label("service_title"))
+               Service.title.label("service_title"), Service.duration_minutes)
         .join(Slot.service)
         .where(Service.host_id == host_id, Slot.status == SlotStatus.OPEN, Slot.starts_at > now)
         .order_by(Slot.starts_at, Slot.id)
@@ -188,8 +188,8 @@ def _next_slots_statement():
 def upcoming_slots(host: User, page: int, per_page: int = SLOTS_PER_PAGE) -> Page:
     """A page of the host's open future slots across services, soonest first, as narrow rows.
 
-    Each row has ``id``, ``starts_at``, ``capacity``, ``booked_count``, ``service_id`` and
-    ``service_title``: the lists of slots need nothing more.
+    Each row has ``id``, ``starts_at``, ``capacity``, ``booked_count``, ``service_id``,
+    ``service_title`` and ``duration_minutes``: the lists of slots need nothing more.
     """
     return paginate(_upcoming(host.id, clock.now()), page, per_page, scalars=False)
 
