@@ -210,7 +210,7 @@ def test_settings_name_the_first_twenty_bookings_made_before_linking_and_count_t
     book_many(make_booking, slot, 23)
     link_zoom(host)
     page = client.get("/settings/zoom").get_data(as_text=True)
-    assert "連携前のご予約（23件）" in page and "これら23件にもURLを発行する" in page
+    assert "連携前のご予約（23件）" in page and "この23件にもURLを発行する" in page
     assert "生徒020" in page and "生徒021" not in page and "ほか3件" in page
     # The list and the backfill (which takes them all) apply one rule.
     connection = link.connection_for(host)

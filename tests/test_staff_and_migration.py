@@ -166,5 +166,5 @@ def test_host_turns_the_legacy_link_off_before_release(app, client, login, demo)
     legacy_host = db.session.query(User).filter_by(email=LEGACY_HOSTS[1]).one()
     login(legacy_host, DEMO_PASSWORD)
     page = client.post("/settings/zoom/legacy-off", form_url="/settings/zoom", follow_redirects=True)
-    assert "発行済みのURL2件を無効にし、自動送信2通を止めました" in page.get_data(as_text=True)
+    assert "旧Zoom連携をOFFにしました。発行済みのURL2件を無効にし、自動送信予定だったメール2通を取り消しました。" in page.get_data(as_text=True)
     assert db.session.query(LegacyZoomLink).filter_by(host_id=legacy_host.id).one().status == LegacyStatus.OFF

@@ -11,7 +11,7 @@ from flask_babel import refresh
 
 from app import clock
 from app.extensions import db
-from app.models import Delivery, MeetingStatus, Message, User, ZoomMeeting
+from app.models import Delivery, MeetingStatus, Message, User, ZoomConnection, ZoomMeeting
 from app.models.zoom import MeetingFailure
 from tests.conftest import body_html, body_text
 
@@ -176,18 +176,25 @@ def test_the_bulk_composer_reads_and_labels_the_send_time_in_the_hosts_zone(clie
 
 # --- Zoom's daily budget comes back at 00:00 UTC ------------------------------------------------
 
-@pytest.mark.parametrize("zone,today,reset", [
-    ("America/Los_Angeles", datetime(2026, 7, 1, 3, 0, tzinfo=timezone.utc), "17:00"),   # PDT
-    ("America/Los_Angeles", datetime(2026, 12, 1, 3, 0, tzinfo=timezone.utc), "16:00"),  # PST
-    ("Asia/Tokyo", datetime(2026, 7, 1, 3, 0, tzinfo=timezone.utc), "09:00"),
+@pytest.mark.parametrize("zone,today,reset,when", [
+    ("America/Los_Angeles", datetime(2026, 7, 1, 3, 0, tzinfo=timezone.utc), "17:00", "毎日"),   # PDT
+    ("America/Los_Angeles", datetime(2026, 12, 1, 3, 0, tzinfo=timezone.utc), "16:00", "毎日"),  # PST
+    ("Asia/Tokyo", datetime(2026, 7, 1, 3, 0, tzinfo=timezone.utc), "09:00", "毎朝"),
 ])
 def test_the_zoom_budget_reset_is_shown_in_the_hosts_zone(client, link_zoom, make_host, make_service, make_slot,
-                                                          zone, today, reset):
+                                                          zone, today, reset, when):
+    from app.queue import get_redis
+    from app.zoom import link
+
     host = in_zone(make_host(), zone)
     link_zoom(host)
     clock.travel_to(today)
+    # A full day's budget is not worth a line; a low one says when it comes back, in the host's zone.
+    assert "URLを発行・変更できます" not in client.get("/settings/zoom").get_data(as_text=True)
+    connection_id = db.session.query(ZoomConnection).filter_by(host_id=host.id).one().id
+    get_redis().set(link.budget_key(connection_id, today.date()), 88)
     settings = client.get("/settings/zoom").get_data(as_text=True)
-    assert f"100 / 100回（毎日{reset}にリセット）" in settings
+    assert f"本日あと12回URLを発行・変更できます（{when}{reset}に回復）" in settings
 
     slot = make_slot(make_service(host))
     db.session.add(ZoomMeeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.FAILED,

@@ -33,6 +33,9 @@ def zoom_banners():
 
 #: Services and bookings the settings page names; it counts the rest.
 SETTINGS_LIST_LIMIT = 20
+#: The settings page says how many URL creates and updates Zoom still allows today only when this
+#: few are left (of 100 a day): a full budget is nothing the host needs to read about.
+BUDGET_SHOWN_AT = 20
 
 
 @bp.route("/settings/zoom")
@@ -42,9 +45,10 @@ def settings():
     connection = link.shown_connection(current_user)
     legacy_link = current_user.legacy_zoom_link  # both loaded with the user
     active = connection is not None and connection.is_active
+    budget = link.budget_left(connection.id) if connection is not None else None
     return render_template(
         "zoom/settings.html", connection=connection, form=LinkForm(), legacy_link=legacy_link,
-        budget=link.budget_left(connection.id) if connection is not None else None,
+        budget=budget, budget_low=budget is not None and budget <= BUDGET_SHOWN_AT,
         long_services=(link.services_cut_on_basic(current_user, SETTINGS_LIST_LIMIT)
                        if connection is not None and connection.is_basic else None),
         not_covered=link.not_covered_preview(connection, SETTINGS_LIST_LIMIT) if active else None,
@@ -60,8 +64,16 @@ def legacy_off():
     if not LinkForm().validate_on_submit():
         abort(400)
     meetings_deleted, emails = legacy.turn_off_legacy(current_user)
-    flash(_("旧Zoom連携をOFFにしました。発行済みのURL%(n)d件を無効にし、自動送信%(m)d通を止めました。",
-            n=meetings_deleted, m=emails), "success")
+    if meetings_deleted and emails:
+        said = _("旧Zoom連携をOFFにしました。発行済みのURL%(n)d件を無効にし、自動送信予定だったメール%(m)d通を取り消しました。",
+                 n=meetings_deleted, m=emails)
+    elif meetings_deleted:
+        said = _("旧Zoom連携をOFFにしました。発行済みのURL%(n)d件を無効にしました。", n=meetings_deleted)
+    elif emails:  # URLs already gone, a pending email left: not "0 URLs"
+        said = _("旧Zoom連携をOFFにしました。自動送信予定だったメール%(m)d通を取り消しました。", m=emails)
+    else:
+        said = _("旧Zoom連携をOFFにしました。")
+    flash(said, "success")
     return redirect(url_for("zoom.settings"))
 
 
