@@ -142,16 +142,19 @@ def test_host_composes_previews_schedules_and_watches_progress(page, live_server
     page.get_by_label("日時を指定して予約送信").check()
     when = clock.to_local(clock.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
     page.get_by_label("送信日時（日本時間）").fill(when)
-    page.get_by_role("button", name=re.compile("送信する")).click()
+    page.get_by_role("button", name="送信内容を確認する").click()  # asks once
+    expect(page.locator(".composer-summary")).to_have_text(re.compile(r"に3名へ送信します$"))
+    page.get_by_role("button", name="予約する").click()
     expect(page.get_by_text("メッセージを予約しました。")).to_be_visible()
-    expect(page.locator("#progress-percent")).to_have_text("0")
+    expect(page.locator("#message-stage")).to_have_text("送信予定")
 
     # Two hours later the scheduler starts it and the workers send it.
     clock.advance(timedelta(hours=2, minutes=1))
     db.session.rollback()  # see what the browser's requests committed
     assert bulk.start_due_messages() == 1
     run_jobs()
-    # The open page polls and fills the bar without a reload.
-    page.wait_for_function("() => document.getElementById('progress-percent').textContent === '100'")
+    # The open page notices it started (one reload) and shows the filled bar and its stage.
+    page.wait_for_function("() => (document.getElementById('progress-percent') || {}).textContent === '100'")
+    expect(page.locator("#message-stage")).to_have_text("送信完了")
     expect(page.locator("#progress-sent")).to_have_text("3")
     assert len([m for m in smtp.messages if m["Subject"].endswith("持ち物のご案内")]) == 3

@@ -27,7 +27,7 @@
       if (p.status !== status) { window.location.reload(); return; }
       if (p.status === "sending") show(p);
       if (FINAL[p.stage]) return;
-      setTimeout(poll, p.status === "sending" ? 1000 : 15000);
+      setTimeout(poll, p.status === "sending" ? 1000 : 5000);
     }).catch(function () { setTimeout(poll, 5000); });
   }
   poll();
