@@ -71,7 +71,7 @@ def test_a_word_in_braces_that_is_no_placeholder_is_refused_before_sending(clien
         page = client.post(url, {**form([first.id], body=f"{typed} 様\n明日はよろしくお願いします。"),
                                  "action": action}).get_data(as_text=True)
         error = f"使えない差し込み項目があります: {typed}" + (f"（正しくは {meant}）" if meant else "")
-        assert error + " { } で囲めるのは、差し込み項目のボタンで入れる記号だけです。" in unescape(page), action
+        assert error + "。差し込み項目は、本文の上のボタンで入れてください。" in unescape(page), action
         assert "明日はよろしくお願いします。" in unescape(page)  # the draft is kept
         assert "に今すぐ送信します" not in page  # no confirmation
     with pytest.raises(bulk.MessageError):  # nor from the domain function

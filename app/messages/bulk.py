@@ -109,8 +109,8 @@ def unknown_placeholders_error(*texts: str) -> str | None:
         meant = suggestion(token)
         named.append(token if meant is None else _("%(typed)s（正しくは %(known)s）", typed=token,
                                                      known="{%s}" % meant))
-    return (_("使えない差し込み項目があります: %(names)s", names="、".join(named)) + " "
-            + _("{ } で囲めるのは、差し込み項目のボタンで入れる記号だけです。"))
+    return _("使えない差し込み項目があります: %(names)s。差し込み項目は、本文の上のボタンで入れてください。",
+             names="、".join(named))
 
 
 def fill(text: str, values: dict[str, str]) -> str:

@@ -125,18 +125,19 @@ def _composer(form: MessageForm, service, message: Message | None = None):
         confirm = {"count": len(recipients), "summary": _summary(len(recipients), options["scheduled_at"]),
                    "scheduled": options["scheduled_at"] is not None}
         return _compose_page(form, service, message=message, confirm=confirm)
+    editing = message is not None
     try:
-        if message is None:
-            message = bulk.compose(current_user, service, **options)
-        else:
+        if editing:
             bulk.edit(message, current_user, **options)
+        else:
+            message = bulk.compose(current_user, service, **options)
     except bulk.MessageError as exc:
         flash(str(exc), "error")
         return _compose_page(form, service, message=message)
-    if message.status == MessageStatus.SCHEDULED:
-        flash(_("メッセージを予約しました。"), "success")
-    else:
+    if message.status != MessageStatus.SCHEDULED:
         flash(_("メッセージの送信を開始しました。"), "success")
+    else:
+        flash(_("メッセージを保存しました。") if editing else _("メッセージを予約しました。"), "success")
     return redirect(url_for("messages.detail", message_id=message.id))
 
 
