@@ -985,7 +985,7 @@ def test_a_slot_just_after_midnight_in_tokyo_keeps_its_japanese_date_everywhere(
     [body] = [m.get_body(preferencelist=("plain",)).get_content() for m in smtp.to("midnight@example.com")]
     assert "2030年6月20日(木) 00:30〜01:30" in body
     [body] = [m.get_body(preferencelist=("plain",)).get_content() for m in smtp.to("late@example.com")]
-    assert "2030年6月19日(水) 23:30〜00:30" in body  # the end is on the next day (shown as a time only)
+    assert "2030年6月19日(水) 23:30〜翌00:30" in body  # the end is on the next day, and says so
     create = [c for c in zoom.calls("/v2/users/me/meetings", method="POST")
               if c["json"]["start_time"] == "2030-06-19T15:30:00Z"]
     assert create and create[0]["json"]["timezone"] == "Asia/Tokyo"
