@@ -996,7 +996,7 @@ def test_a_slot_just_after_midnight_in_tokyo_keeps_its_japanese_date_everywhere(
     clock.travel_to(after.starts_at - URL_LEAD)
     while outbox.send_due():
         pass
-    [url_mail] = [m for m in smtp.to("midnight@example.com") if "URLのお知らせ" in m["Subject"]]
+    [url_mail] = [m for m in smtp.to("midnight@example.com") if "参加URLのご案内" in m["Subject"]]
     assert "2030年6月20日(木) 00:30〜01:30" in url_mail.get_body(preferencelist=("plain",)).get_content()
     [ics] = [part for part in url_mail.iter_attachments() if part.get_content_type() == "text/calendar"]
     calendar = ics.get_content()
