@@ -182,7 +182,7 @@ def resend_url(slot_id):
         else:
             meetings.resend_url(booking)
             db.session.commit()
-            flash(_("%(name)s様にURLのお知らせを再送します。", name=booking.guest_name), "success")
+            flash(_("%(name)s様に参加URLのご案内を再送します。", name=booking.guest_name), "success")
     return _back_to_guests(slot.id, f"booking-{booking.id}")
 
 

@@ -690,7 +690,7 @@ def fresh_start_url(slot: Slot) -> str:
     try:
         return link.api_for(connection.id).get_meeting(meeting.zoom_meeting_id).start_url
     except ZoomGone:
-        raise NoMeeting(_("このミーティングはZoom上で削除されています。URLのお知らせの前に自動で再発行します。")) from None
+        raise NoMeeting(_("このミーティングはZoom上で削除されています。参加URLのご案内の前に自動で再発行します。")) from None
     except ZoomError:
         raise NoMeeting(_("Zoomに接続できませんでした。しばらくしてからもう一度お試しください。")) from None
 
