@@ -305,7 +305,7 @@ def test_seed_demo_accounts_are_confirmed_and_the_demo_staff_logs_in_with_a_pass
     db.session.rollback()
     users = db.session.query(User).all()
     assert users and all(user.email_verified_at is not None for user in users)
-    assert log_in(browser(), "staff@example.com", "demo-pass-2026").headers["Location"] == "/dashboard"
+    assert log_in(browser(), "staff@example.com", "demo-pass-2026").headers["Location"] == "/staff/"
 
 
 # --- 4. changing the password ---------------------------------------------------------------------------------

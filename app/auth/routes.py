@@ -35,11 +35,16 @@ def _safe_next(target: str | None) -> str:
     """
     if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
             or any(ord(ch) < 32 or ord(ch) == 127 for ch in target)):
-        return url_for("dashboard.home")
+        return _home()
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
-        return url_for("dashboard.home")
+        return _home()
     return target
+
+
+def _home() -> str:
+    """Where a login lands: staff on their home, hosts on their dashboard."""
+    return url_for("staff.index" if current_user.is_authenticated and current_user.is_staff else "dashboard.home")
 
 
 def _now() -> float:
