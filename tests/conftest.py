@@ -2,6 +2,7 @@
 database file with the real migrations, RQ's own worker, and a live HTTP server for the
 browser tests. Nothing is faked; tables and Redis are emptied between tests.
 """
+import logging
 import os
 import re
 import shutil
@@ -321,6 +322,26 @@ def link_zoom(client, login, zoom):
         return query
 
     return link
+
+
+@pytest.fixture
+def production_app(monkeypatch, database_url, redis_url, app):
+    """``create_app(ProductionConfig)`` with production secrets (JSON logs), on the test database and Redis."""
+    from cryptography.fernet import Fernet
+
+    from config import ProductionConfig
+
+    monkeypatch.setattr(ProductionConfig, "SECRET_KEY", "production-secret-" + "x" * 32)
+    monkeypatch.setattr(ProductionConfig, "TOKEN_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    root = logging.getLogger()
+    before, level = root.handlers[:], root.level
+    production = create_app(ProductionConfig, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url)
+    yield production
+    root.handlers[:] = before  # LOG_JSON replaced the root handlers
+    root.setLevel(level)
+    with production.app_context():
+        db.session.remove()
+        db.engine.dispose()  # its own pool: close it before the database goes away
 
 
 # --- factories ----------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ Through the real app, Redis, SMTP server, migrations and CLI. Expected values ar
 (minutes, subjects, cookie names), never computed by the code under test; TOTP codes are computed
 from the secret the page shows, as an authenticator app does.
 """
-import logging
 import re
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -405,22 +404,6 @@ def test_an_idle_session_is_logged_out_and_remember_me_still_holds(make_host, br
     clock.advance(timedelta(minutes=181))
     assert remembered.get("/dashboard").status_code == 200  # "ログインしたままにする" holds, as before
     assert remembered.get("/dashboard").status_code == 200  # and on the request after
-
-
-@pytest.fixture
-def production_app(monkeypatch, database_url, redis_url, app):
-    """``create_app(ProductionConfig)`` with production secrets, on the test database and Redis."""
-    monkeypatch.setattr(ProductionConfig, "SECRET_KEY", "production-secret-" + "x" * 32)
-    monkeypatch.setattr(ProductionConfig, "TOKEN_ENCRYPTION_KEY", Fernet.generate_key().decode())
-    root = logging.getLogger()
-    before, level = root.handlers[:], root.level
-    production = create_app(ProductionConfig, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url)
-    yield production
-    root.handlers[:] = before  # LOG_JSON replaced the root handlers
-    root.setLevel(level)
-    with production.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_production_cookies_carry_the_host_prefix(production_app, make_host):

@@ -30,7 +30,6 @@ from cryptography.fernet import Fernet
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from app import create_app
 from app.auth.accounts import make_reset_token
 from app.extensions import db
 from app.mail import outbox
@@ -217,40 +216,24 @@ def test_gunicorns_access_log_holds_no_token(app, gunicorn, make_host, make_serv
                  f'"GET /s/{service.public_id}/booked/[redacted] HTTP/1.1" 200',
                  '"GET /reset/[redacted] HTTP/1.1" 200',
                  '"GET /zoom/callback?code=[redacted]&state=[redacted] HTTP/1.1" 302',
-                 f'"GET /static/app.css HTTP/1.1" 200 ', f'"{base}/c/[redacted]"', f'"{base}/reset/[redacted]"'):
+                 '"GET /static/app.css HTTP/1.1" 200 ', f'"{base}/c/[redacted]"', f'"{base}/reset/[redacted]"'):
         assert line in access, (line, access)
 
 
-@pytest.fixture
-def production_logging(monkeypatch, database_url, redis_url, app):
-    """An ``APP_ENV=production`` app (JSON logs to stderr) on the test database and Redis."""
-    monkeypatch.setattr(ProductionConfig, "SECRET_KEY", "production-secret-" + "x" * 32)
-    monkeypatch.setattr(ProductionConfig, "TOKEN_ENCRYPTION_KEY", Fernet.generate_key().decode())
-    root = logging.getLogger()
-    before, level = root.handlers[:], root.level
-    production = create_app(ProductionConfig, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url)
-    yield production
-    root.handlers[:] = before
-    root.setLevel(level)
-    with production.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-def test_the_apps_own_json_logs_hold_no_token(monkeypatch, production_logging):
+def test_the_apps_own_json_logs_hold_no_token(monkeypatch, production_app):
     from app.logs import JsonFormatter
 
     # Alembic's fileConfig (the session's migrations) disabled the loggers that existed then.
-    monkeypatch.setattr(production_logging.logger, "disabled", False)
+    monkeypatch.setattr(production_app.logger, "disabled", False)
     [handler] = [h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter)]
     written = io.StringIO()
     handler.setStream(written)  # stderr, in production
     token, join, code = "cancel-Tok3n-9d2f", "join-Tok3n-a81c", "oauth-code-Zk2"
-    with production_logging.test_request_context(f"/c/{token}?code={code}"):
+    with production_app.test_request_context(f"/c/{token}?code={code}"):
         try:
             raise RuntimeError(f"failed while reading /j/{join}?code={code}")
         except RuntimeError:
-            production_logging.log_exception(sys.exc_info())  # Flask's "Exception on <path> [GET]"
+            production_app.log_exception(sys.exc_info())  # Flask's "Exception on <path> [GET]"
         logging.getLogger("app.test").warning("redirecting to /reset/%s", token)
     entries = [json.loads(line) for line in written.getvalue().splitlines()]
     assert [e["message"] for e in entries] == ["Exception on /c/[redacted] [GET]", "redirecting to /reset/[redacted]"]

@@ -19,11 +19,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import pytest
-from cryptography.fernet import Fernet
 from flask import g
 from markupsafe import escape
 
-from app import clock, create_app, crypto
+from app import clock, crypto
 from app.extensions import db
 from app.mail import outbox
 from app.mail.render import RenderedEmail, build_message
@@ -31,7 +30,6 @@ from app.messages import bulk
 from app.models import Booking, Delivery, DeliveryStatus, Message, Service, User, ZoomConnection
 from app.queue import QUEUE_NAMES, get_queue, get_redis
 from app.zoom import link
-from config import ProductionConfig
 from tests.conftest import CsrfClient, body_html, body_text, wait_until
 from tests.factories import PASSWORD
 
@@ -548,22 +546,6 @@ def test_webhook_url_validation_is_answered_every_time(app, client):
 
 
 # --- sessions -----------------------------------------------------------------------------------------
-
-@pytest.fixture
-def production_app(monkeypatch, database_url, redis_url, app):
-    """``create_app(ProductionConfig)`` with production secrets, on the test database and Redis."""
-    monkeypatch.setattr(ProductionConfig, "SECRET_KEY", "production-secret-" + "x" * 32)
-    monkeypatch.setattr(ProductionConfig, "TOKEN_ENCRYPTION_KEY", Fernet.generate_key().decode())
-    root = logging.getLogger()
-    before, level = root.handlers[:], root.level
-    production = create_app(ProductionConfig, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url)
-    yield production
-    root.handlers[:] = before  # LOG_JSON replaced the root handlers
-    root.setLevel(level)
-    with production.app_context():
-        db.session.remove()
-        db.engine.dispose()  # its own pool: close it before the database goes away
-
 
 def cookie(response, name: str) -> str:
     return next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(name + "="))
