@@ -273,6 +273,24 @@ class CsrfClient:
         return self._end_request(self.raw.post(url, data=data, **kwargs))
 
 
+class Browser(CsrfClient):
+    """Another browser beside ``client``, with its own cookies.
+
+    Every test request shares the test's app context, and Flask-Login caches the request's user
+    in ``g``: left there, one browser's login would answer for the other's requests.
+    """
+
+    @staticmethod
+    def _new_request() -> None:
+        CsrfClient._new_request()
+        g.pop("_login_user", None)
+
+    @staticmethod
+    def _end_request(response):
+        g.pop("_login_user", None)
+        return CsrfClient._end_request(response)
+
+
 @pytest.fixture
 def client(app):
     return CsrfClient(app.test_client())
@@ -393,6 +411,17 @@ def browser():
         )
         yield browser
         browser.close()
+
+
+def full_page_screenshot(page, path: str) -> None:
+    """A screenshot of the whole page with the email frames drawn: Chromium's full-page capture
+    leaves frames it has not painted blank, so the viewport is made as tall as the page first."""
+    width = page.viewport_size["width"]
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": width, "height": min(height, 15000)})
+    page.wait_for_timeout(300)
+    page.screenshot(path=path)
+    page.set_viewport_size({"width": width, "height": 812})
 
 
 @pytest.fixture

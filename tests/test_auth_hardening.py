@@ -15,7 +15,6 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from flask import g
 from werkzeug.security import generate_password_hash
 
 from app import clock, create_app
@@ -23,7 +22,7 @@ from app.warmup import warm_up
 from app.extensions import db
 from app.models import Booking, Delivery, User
 from config import Config, ProductionConfig, TestConfig
-from tests.conftest import CsrfClient, body_text
+from tests.conftest import Browser as SharedBrowser, body_text
 from tests.factories import PASSWORD
 
 WRONG = "not-the-password-1"
@@ -32,7 +31,7 @@ WRONG_ANSWER = "メールアドレスまたはパスワードが正しくあり�
 THROTTLED = "しばらくログインできません"
 
 
-class Browser(CsrfClient):
+class Browser(SharedBrowser):
     """A browser with its own cookies and address, whose every request loads its user afresh.
 
     The test's requests share one app context, and Flask-Login caches the request's user in ``g``:
@@ -57,15 +56,6 @@ class Browser(CsrfClient):
     def post(self, url, data=None, *, form_url=None, **kwargs):
         return super().post(url, data, form_url=form_url, **self._from(kwargs))
 
-    @staticmethod
-    def _new_request() -> None:
-        CsrfClient._new_request()
-        g.pop("_login_user", None)
-
-    @staticmethod
-    def _end_request(response):
-        g.pop("_login_user", None)
-        return CsrfClient._end_request(response)
 
 
 @pytest.fixture

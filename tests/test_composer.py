@@ -21,7 +21,7 @@ from app.extensions import db
 from app.mail import outbox
 from app.messages import bulk
 from app.models import Delivery, DeliveryStatus, MeetingStatus, Message, ZoomMeeting
-from tests.conftest import body_text
+from tests.conftest import body_text, full_page_screenshot
 from tests.factories import PASSWORD
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "composer"
@@ -290,17 +290,6 @@ def test_a_scheduled_message_shows_its_stage_and_its_real_recipient_count(client
 
 
 # --- in a browser -----------------------------------------------------------------------------------------
-
-def full_page_screenshot(page, path: str) -> None:
-    """A screenshot of the whole page with the email frames drawn: Chromium's full-page capture
-    leaves frames it has not painted blank, so the viewport is made as tall as the page first."""
-    width = page.viewport_size["width"]
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": width, "height": min(height, 15000)})
-    page.wait_for_timeout(300)
-    page.screenshot(path=path)
-    page.set_viewport_size({"width": width, "height": 812})
-
 
 def shoot(page, name: str) -> None:
     """Full-page screenshots at 375 and 1280 px under test-artifacts/composer/ (then back to 375)."""

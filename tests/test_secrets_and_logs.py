@@ -296,7 +296,7 @@ def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client,
     from app.account import profile
     from app.messages import bulk
     from app.models import Delivery
-    from tests.test_security import Browser
+    from tests.conftest import Browser
 
     host = make_host(email="cache-host@example.com")
     service = make_service(host, venue="manual_url", kind="class_event")

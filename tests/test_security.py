@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import pytest
-from flask import g
 from markupsafe import escape
 
 from app import clock, crypto
@@ -30,7 +29,7 @@ from app.messages import bulk
 from app.models import Booking, Delivery, DeliveryStatus, Message, Service, User, ZoomConnection
 from app.queue import QUEUE_NAMES, get_queue, get_redis
 from app.zoom import link
-from tests.conftest import CsrfClient, body_html, body_text, wait_until
+from tests.conftest import Browser, body_html, body_text, wait_until
 from tests.factories import PASSWORD
 
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "javascript:alert(1)")
@@ -69,24 +68,6 @@ def assert_inert(html: str, where: str) -> None:
     assert "<img src=x" not in lowered, where
     assert not re.search(r"""(href|src|action)\s*=\s*["']?\s*javascript:""", lowered), where
     assert "test-secret-key" not in html and "SECRET_KEY" not in html, where  # {{ config }} never ran
-
-
-class Browser(CsrfClient):
-    """Another browser beside ``client``, with its own cookies.
-
-    Every test request shares the test's app context, and Flask-Login caches the request's user
-    in ``g``: left there, one browser's login would answer for the other's requests.
-    """
-
-    @staticmethod
-    def _new_request() -> None:
-        CsrfClient._new_request()
-        g.pop("_login_user", None)
-
-    @staticmethod
-    def _end_request(response):
-        g.pop("_login_user", None)
-        return CsrfClient._end_request(response)
 
 
 def logged_in_client(app, user) -> Browser:

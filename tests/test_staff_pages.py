@@ -14,6 +14,7 @@ from app.mail import outbox
 from app.mail.render import registered_kinds
 from app.models import DeliveryStatus
 from app.staff import deliveries
+from tests.conftest import full_page_screenshot
 from tests.factories import PASSWORD
 
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "composer"
@@ -129,17 +130,6 @@ def test_the_mailbox_shows_dates_in_japan_time_labelled(app, client, login, staf
 SMALL_TARGETS = """() => [...document.querySelectorAll('main a[href], main button, main input:not([type=hidden]), main select, main summary')]
   .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && (r.height < 43.5 || r.width < 43.5); })
   .map(e => e.tagName + ' ' + (e.innerText || e.name || '').slice(0, 20))"""
-
-
-def full_page_screenshot(page, path: str) -> None:
-    """A screenshot of the whole page with the email frames drawn: Chromium's full-page capture
-    leaves frames it has not painted blank, so the viewport is made as tall as the page first."""
-    width = page.viewport_size["width"]
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": width, "height": min(height, 15000)})
-    page.wait_for_timeout(300)
-    page.screenshot(path=path)
-    page.set_viewport_size({"width": width, "height": 812})
 
 
 def look(page, name: str) -> None:
