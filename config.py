@@ -146,6 +146,8 @@ class Config:
     #: Guest emails a host's own actions (moving, cancelling, removing, resending) may send per UTC day.
     HOST_NOTICE_DAILY_LIMIT = env_int("HOST_NOTICE_DAILY_LIMIT", 500)
     RATELIMIT_HEADERS_ENABLED = True
+    #: Redis down: the public forms stay open (logged) rather than answering 500.
+    RATELIMIT_SWALLOW_ERRORS = True
 
     # --- authentication (app/auth) ---
     #: Proxy hops in front of the app whose X-Forwarded-For/-Proto are believed (werkzeug's ProxyFix):

@@ -5,14 +5,18 @@ post is accepted only with a valid token at least ``BOOKING_FORM_MIN_SECONDS`` o
 reads the page and types; a bot posts at once), at most a few hours old, used once, and with the
 honeypot field left empty (it is hidden from people, and bots fill every field).
 """
+import logging
 import secrets
 from datetime import timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
+from redis.exceptions import RedisError
 
 from app import clock
 from app.queue import get_redis
+
+log = logging.getLogger(__name__)
 
 #: A form older than this is refused (the page is reloaded and sent again).
 FORM_MAX_AGE = timedelta(hours=6)
@@ -49,5 +53,10 @@ def check(token: str | None, honeypot: str | None) -> None:
         raise NotAccepted(too_fast=True)
     if age > FORM_MAX_AGE.total_seconds():
         raise NotAccepted()
-    if not get_redis().set(f"booking-form:{nonce}", 1, nx=True, ex=int(FORM_MAX_AGE.total_seconds()) + 60):
+    try:
+        first = get_redis().set(f"booking-form:{nonce}", 1, nx=True, ex=int(FORM_MAX_AGE.total_seconds()) + 60)
+    except RedisError as exc:  # a Redis outage must not close the booking form: the other checks hold
+        log.warning("booking form token not recorded, Redis unavailable: %s", exc)
+        return
+    if not first:
         raise NotAccepted()  # the same rendering posted twice
