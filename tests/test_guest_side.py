@@ -85,7 +85,9 @@ def in_person(host_with_profile, make_service, make_slot):
     service = make_service(host_with_profile, title="はじめての書道教室", kind="class_event", venue="in_person",
                            duration_minutes=90, capacity=5, description="筆と半紙はこちらでご用意します。",
                            venue_address=ADDRESS, cancellation_policy=POLICY, host_notes="汚れてもよい服装でお越しください。")
-    slot = make_slot(service, starts_in=timedelta(days=3))
+    # 10:00 JST, three days ahead: a range that never crosses midnight, whatever time the suite runs
+    ten = (clock.now() + timedelta(days=3)).replace(hour=1, minute=0, second=0, microsecond=0)
+    slot = make_slot(service, starts_in=timedelta(days=3), starts_at=ten)
     return service, slot
 
 
