@@ -318,3 +318,23 @@ def test_the_plan_is_read_at_link_time_at_each_create_and_at_most_hourly(
     zoom.clear_calls()
     assert meetings.run_preflights() == 1
     assert plan_reads(zoom) == 1
+
+
+def test_the_host_notice_waits_ten_minutes_at_most_for_the_guests_emails(
+        make_host, link_zoom, make_service, make_slot, make_booking, run_jobs, smtp, zoom):
+    host = linked_host(make_host, link_zoom)
+    slot = make_slot(make_service(host, title="再送待ち"), starts_in=timedelta(hours=3))  # URL email due at once
+    guest = make_booking(slot, email="slow-mx@example.com")
+    url = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=guest.id).one()
+    # Its first attempt failed and SMTP retries it in an hour: the guest's email is still on its way.
+    url.due_at, url.last_error = clock.now() + timedelta(hours=1), "SMTPServerDisconnected: Connection unexpectedly closed"
+    db.session.commit()
+    run_jobs()
+    outbox.send_due()
+    assert not [m for m in smtp.to(host.email) if "再送待ち" in m["Subject"]]  # waits to tell what became of it
+    for _ in range(6):  # twelve minutes, a look every two
+        clock.advance(timedelta(minutes=2))
+        outbox.send_due()
+    [notice] = [m for m in smtp.to(host.email) if "再送待ち" in m["Subject"]]
+    assert notice["Subject"] == "【要確認】ZoomのURLをまだお送りできていない予約者がいます（再送待ち）"
+    assert "slow-mx@example.com" in body_text(notice) and "送信中" in body_text(notice)

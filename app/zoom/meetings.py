@@ -919,12 +919,15 @@ def _host_notice_context(delivery: Delivery) -> dict:
         raise SkipDelivery("Zoom link is OFF")
     states = [s for s in guest_url_states(slot) if s.state != "none"]
     now = clock.now()
-    if any(s.state == "sending" for s in states) and now < delivery.due_at + NOTICE_WAITS_FOR_GUESTS:
-        # Same moment as the guests' emails: tell the host what happened to them, not what may.
+    # Due with the guests' emails: tell the host what happened to them, not what may. (Each wait
+    # moves the row's due_at, so the bound counts from when the notice first fell due.)
+    first_due = max(delivery.created_at, slot.starts_at - URL_LEAD)
+    if any(s.state == "sending" for s in states) and now < first_due + NOTICE_WAITS_FOR_GUESTS:
         raise DeferDelivery(now + timedelta(minutes=1), "guests_sending")
+    meeting = meeting_for(slot.id)
     return {"slot": slot, "service": slot.service, "host": slot.service.host, "tz": slot.service.host.timezone,
             "guests": states, "all_sent": all(s.state == "sent" for s in states),
-            "has_meeting": meeting_for(slot.id) is not None and meeting_for(slot.id).status == MeetingStatus.ISSUED,
+            "has_meeting": meeting is not None and meeting.status == MeetingStatus.ISSUED,
             "start_url": external_url("services.start_meeting", slot_id=slot.id),
             "slot_url": external_url("services.slot_detail", slot_id=slot.id)}
 
