@@ -460,8 +460,11 @@ ON_ZOOM = (MeetingStatus.ISSUED, MeetingStatus.ISSUING, MeetingStatus.DELETE_FAI
 AFTER_END = timedelta(minutes=10)
 
 
-def withdraw_meeting(slot_id: int) -> bool:
+def withdraw_meeting(slot_id: int, *, finish_off: bool = True) -> bool:
     """Delete the slot's meeting on Zoom (slot cancelled, last guest gone, link OFF); commits.
+
+    :param finish_off: then forget an OFF link with nothing left to delete (``turn_off``, which
+        deletes all of a host's meetings, does that once at its end).
 
     Returns False when there is nothing to delete or the slot was booked again meanwhile (a
     meeting Zoom would not delete then serves again).
@@ -493,7 +496,8 @@ def withdraw_meeting(slot_id: int) -> bool:
     begin_write()
     meeting_for(slot_id).mark_deleted()
     db.session.commit()
-    link.finish_off(host.id)
+    if finish_off:
+        link.finish_off(host.id)
     return True
 
 
@@ -596,7 +600,7 @@ def turn_off(host: User) -> OffResult:
     for meeting in link.live_meetings(host):
         slot_id = meeting.slot_id
         try:
-            result.deleted += withdraw_meeting(slot_id)
+            result.deleted += withdraw_meeting(slot_id, finish_off=False)
         except ZoomError as exc:
             record_delete_failure(slot_id, exc)
             meeting = meeting_for(slot_id)
