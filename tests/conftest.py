@@ -168,6 +168,24 @@ def zoom(zoom_server):
     return zoom_server
 
 
+# --- the local Google emulator ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def google_server():
+    from devtools.google_emulator.server import GoogleEmulatorServer
+
+    server = GoogleEmulatorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def google(google_server):
+    """The Google emulator, reset for this test (consents, tokens, events, faults, call log, modes)."""
+    google_server.reset()
+    return google_server
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     """SQLite file by default; ``TEST_DATABASE=postgresql`` runs a throwaway PostgreSQL cluster."""
@@ -182,7 +200,7 @@ def database_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def app(database_url, tmp_path_factory, redis_url, smtp_server, zoom_server):
+def app(database_url, tmp_path_factory, redis_url, smtp_server, zoom_server, google_server):
     app = create_app(
         TestConfig,
         SQLALCHEMY_DATABASE_URI=database_url,
@@ -194,6 +212,12 @@ def app(database_url, tmp_path_factory, redis_url, smtp_server, zoom_server):
         ZOOM_CLIENT_ID=zoom_server.client_id,
         ZOOM_CLIENT_SECRET=zoom_server.client_secret,
         ZOOM_WEBHOOK_SECRET_TOKEN=zoom_server.webhook_secret_token,
+        GOOGLE_CLIENT_ID=google_server.client_id,
+        GOOGLE_CLIENT_SECRET=google_server.client_secret,
+        GOOGLE_AUTHORIZE_URL=google_server.authorize_url,
+        GOOGLE_TOKEN_URL=google_server.token_url,
+        GOOGLE_REVOKE_URL=google_server.revoke_url,
+        GOOGLE_CALENDAR_BASE_URL=google_server.calendar_url,
     )
     with app.app_context():
         upgrade()  # the real migrations, not create_all()
@@ -335,6 +359,33 @@ def link_zoom(client, login, zoom):
         code = zoom.authorize_code_for(zoom_email, redirect_uri=query["redirect_uri"][0], state=query["state"][0],
                                        code_challenge=query["code_challenge"][0])
         done = client.get(f"/zoom/callback?code={code}&state={query['state'][0]}")
+        assert done.status_code == 302
+        db.session.rollback()
+        return query
+
+    return link
+
+
+@pytest.fixture
+def link_google(client, login, google):
+    """Link a host's Google Calendar through the real OAuth flow (consent answered by the emulator).
+
+    ``granted_scopes`` lets the user untick scopes on the consent screen (default: all asked).
+    """
+
+    def link(host, google_email="free@gmail.test", *, granted_scopes=None):
+        login(host)
+        start = client.post("/settings/google/link", form_url="/settings")
+        assert start.status_code == 302, start.get_data(as_text=True)
+        assert start.headers["Location"].startswith(google.authorize_url), start.headers["Location"]
+        query = parse_qs(urlsplit(start.headers["Location"]).query)
+        code = google.authorize_code_for(
+            google_email, redirect_uri=query["redirect_uri"][0], state=query["state"][0],
+            code_challenge=query["code_challenge"][0], scope=query["scope"][0],
+            access_type=query.get("access_type", ["online"])[0], prompt=query.get("prompt", [""])[0],
+            granted_scopes=granted_scopes,
+        )
+        done = client.get(f"/google/callback?code={code}&state={query['state'][0]}")
         assert done.status_code == 302
         db.session.rollback()
         return query

@@ -17,6 +17,7 @@ import string
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import api_error, deleted, not_found
 
@@ -136,8 +137,19 @@ def _event_time(value: object, name: str) -> dict:
         if not isinstance(stamp, str) or not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?",
                                                           stamp):
             raise _invalid("Invalid value for: Invalid format: \"%s\"" % stamp)
-        if not re.search(r"(Z|[+-]\d\d:\d\d)$", stamp) and not value.get("timeZone"):
-            raise api_error(400, "required", f"Missing time zone definition for {name} time.")
+        zone_name = value.get("timeZone")
+        zone = None
+        if zone_name is not None:
+            try:
+                zone = ZoneInfo(zone_name)
+            except (ZoneInfoNotFoundError, ValueError, TypeError):
+                raise api_error(400, "invalid", f"Invalid time zone definition for {name} time.") from None
+        if not re.search(r"(Z|[+-]\d\d:\d\d)$", stamp):
+            if zone is None:
+                raise api_error(400, "required", f"Missing time zone definition for {name} time.")
+            # Google answers with the offset filled in: "2026-07-01T10:00:00+09:00" beside the timeZone
+            local = datetime.fromisoformat(stamp).replace(tzinfo=zone)
+            value = {**value, "dateTime": local.isoformat(timespec="seconds")}
     return {key: value[key] for key in ("date", "dateTime", "timeZone") if key in value}
 
 
