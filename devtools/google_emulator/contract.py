@@ -214,6 +214,35 @@ def validate_request(method_id: str, params: dict | None = None, body: object = 
     _raise_if(messages, f"{method_id} request does not match the discovery document:")
 
 
+def method_for(http_method: str, path: str) -> tuple[str, dict[str, str]]:
+    """The method id and path parameters of a request path such as ``/calendar/v3/calendars/primary/events``."""
+    service_path = "/" + discovery()["servicePath"]
+    relative = path.split("?")[0].removeprefix(service_path)
+    found = []
+
+    def walk(node: dict) -> None:
+        for spec in node.get("methods", {}).values():
+            pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(spec["path"]))
+            match = re.fullmatch(pattern, relative)
+            if spec["httpMethod"] == http_method.upper() and match:
+                found.append((spec["path"].count("{"), spec["id"], match.groupdict()))
+        for child in node.get("resources", {}).values():
+            walk(child)
+
+    walk(discovery())
+    if not found:
+        raise ContractError(f"{http_method.upper()} {path}: no such method in the discovery document")
+    _, method_id, path_params = min(found)  # the most literal template wins
+    return method_id, path_params
+
+
+def validate_call(call: dict) -> str:
+    """Check one entry of the emulator's call log (``method``, ``path``, ``query``, ``json``); return its method id."""
+    method_id, path_params = method_for(call["method"], call["path"])
+    validate_request(method_id, {**path_params, **(call.get("query") or {})}, call.get("json"))
+    return method_id
+
+
 def validate_response(method_id: str, body: object) -> None:
     """Check a success body against the method's ``response`` schema (no body for ``events.delete``).
 
