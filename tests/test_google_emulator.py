@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from devtools.google_emulator.contract import validate_error
-from devtools.google_emulator.state import pkce_s256
+from devtools.google_emulator.identity import pkce_s256
 
 REDIRECT = "http://127.0.0.1:5000/google/callback"
 OWNED = "https://www.googleapis.com/auth/calendar.events.owned"

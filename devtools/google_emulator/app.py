@@ -21,10 +21,8 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, re
 from .errors import GoogleError, auth_error, fault_error, insufficient_permissions, not_found, oauth_error
 from .events import SEND_UPDATES, rfc3339
 from .faults import ERROR_KINDS
-from .state import (
-    DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, IDENTITY_SCOPES,
-    KNOWN_SCOPES, SCOPE_PREFIX, EmulatorState, User, normalise_scopes,
-)
+from .identity import IDENTITY_SCOPES, KNOWN_SCOPES, SCOPE_PREFIX, User, normalise_scopes
+from .state import DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorState
 
 CONTROL_PREFIX = "/_emulator/"
 AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge",

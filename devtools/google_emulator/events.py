@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import api_error, deleted, not_found
 
 if TYPE_CHECKING:
-    from .state import EmulatorState, User
+    from .identity import User
+    from .state import EmulatorState
 
 _EVENT_ID_RE = re.compile(r"[0-9a-v]{5,1024}")  # base32hex, lowercase (facts §3)
 _BASE32HEX = "0123456789abcdefghijklmnopqrstuv"

@@ -9,10 +9,7 @@ to ``shared/reference/google-meet-facts.md``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
 import secrets
 import threading
 from collections import deque
@@ -22,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .errors import oauth_error
 from .faults import Fault, parse_fault
+from .identity import SCOPE_PREFIX, TEST_USERS, pkce_s256, sign_jwt
 
 UTC = timezone.utc
 
@@ -31,38 +29,6 @@ DEFAULT_ACCESS_TOKEN_TTL = 3599  # §1: expires_in in Google's samples
 CODE_TTL = timedelta(minutes=10)
 ISSUER = "https://accounts.google.com"
 CALL_LOG_SIZE = 10_000
-
-SCOPE_PREFIX = "https://www.googleapis.com/auth/"
-#: Short names Google accepts and the full scope it grants for them.
-SCOPE_ALIASES = {"email": SCOPE_PREFIX + "userinfo.email", "profile": SCOPE_PREFIX + "userinfo.profile"}
-IDENTITY_SCOPES = frozenset({"openid", SCOPE_PREFIX + "userinfo.email", SCOPE_PREFIX + "userinfo.profile"})
-CALENDAR_SCOPES = frozenset(SCOPE_PREFIX + name for name in (
-    "calendar", "calendar.events", "calendar.events.owned", "calendar.app.created",
-    "calendar.readonly", "calendar.events.readonly", "calendar.events.owned.readonly",
-))
-KNOWN_SCOPES = IDENTITY_SCOPES | CALENDAR_SCOPES
-
-
-@dataclass(frozen=True)
-class User:
-    """A Google test account; ``hd`` is the Workspace domain, ``None`` for a personal account."""
-
-    email: str
-    name: str
-    hd: str | None = None
-
-    @property
-    def sub(self) -> str:
-        """The stable, numeric account id Google puts in ``sub`` (21 digits)."""
-        digest = hashlib.sha256(("sub:" + self.email).encode()).digest()
-        return str(10**20 + int.from_bytes(digest[:8], "big") % (9 * 10**20))
-
-
-TEST_USERS = (
-    User("free@gmail.test", "Free Personal"),
-    User("teacher@school.test", "School Teacher", hd="school.test"),
-)
-
 
 @dataclass
 class AuthCode:
@@ -91,33 +57,6 @@ class Grant:
     refresh_token: str | None
     access_tokens: set[str] = field(default_factory=set)
     revoked: bool = False
-
-
-def normalise_scopes(scope: str) -> list[str]:
-    """Split a space-delimited ``scope`` and expand Google's short names (``email`` → userinfo.email)."""
-    scopes = []
-    for name in scope.split():
-        full = SCOPE_ALIASES.get(name, name)
-        if full not in scopes:
-            scopes.append(full)
-    return scopes
-
-
-def pkce_s256(verifier: str) -> str:
-    """The RFC 7636 S256 challenge: base64url, no padding, of SHA-256(verifier)."""
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode().rstrip("=")
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def sign_jwt(claims: dict, secret: str) -> str:
-    """An HS256 JWT signed with the client secret (Google signs RS256; clients here only decode it)."""
-    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "emulator"}, separators=(",", ":")).encode())
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-    signature = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
-    return f"{header}.{payload}.{_b64(signature)}"
 
 
 class EmulatorState:
