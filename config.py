@@ -19,6 +19,8 @@ DEV_TOKEN_ENCRYPTION_KEY = "ZGV2LW9ubHktdG9rZW4ta2V5LTMyLWJ5dGVzLWxvbmc="
 #: this repository: they may sign the emulator's requests, never a real Zoom's.
 DEV_ZOOM_CLIENT_SECRET = "sandbox-client-secret"
 DEV_ZOOM_WEBHOOK_SECRET_TOKEN = "sandbox-webhook-secret"
+#: The local Google emulator's sandbox OAuth client (devtools/google_emulator), published likewise.
+DEV_GOOGLE_CLIENT_SECRET = "sandbox-google-client-secret"
 
 
 def env_str(name: str, default: str) -> str:
@@ -91,6 +93,16 @@ class Config:
     ZOOM_WEBHOOK_SECRET_TOKEN = env_str("ZOOM_WEBHOOK_SECRET_TOKEN", DEV_ZOOM_WEBHOOK_SECRET_TOKEN)
     ZOOM_OAUTH_BASE_URL = env_str("ZOOM_OAUTH_BASE_URL", "http://127.0.0.1:5050")
     ZOOM_API_BASE_URL = env_str("ZOOM_API_BASE_URL", "http://127.0.0.1:5050/v2")
+
+    #: Defaults are the local Google emulator (devtools/google_emulator, port 5060); the real Google is
+    #: https://accounts.google.com/o/oauth2/v2/auth, https://oauth2.googleapis.com/token and /revoke,
+    #: and https://www.googleapis.com/calendar/v3 (google-meet-facts §1, §3).
+    GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID", "sandbox-google-client-id")
+    GOOGLE_CLIENT_SECRET = env_str("GOOGLE_CLIENT_SECRET", DEV_GOOGLE_CLIENT_SECRET)
+    GOOGLE_AUTHORIZE_URL = env_str("GOOGLE_AUTHORIZE_URL", "http://127.0.0.1:5060/o/oauth2/v2/auth")
+    GOOGLE_TOKEN_URL = env_str("GOOGLE_TOKEN_URL", "http://127.0.0.1:5060/token")
+    GOOGLE_REVOKE_URL = env_str("GOOGLE_REVOKE_URL", "http://127.0.0.1:5060/revoke")
+    GOOGLE_CALENDAR_BASE_URL = env_str("GOOGLE_CALENDAR_BASE_URL", "http://127.0.0.1:5060/calendar/v3")
 
     BABEL_DEFAULT_LOCALE = "ja"
     BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
@@ -238,3 +250,6 @@ class ProductionConfig(Config):
             if cls.ZOOM_WEBHOOK_SECRET_TOKEN in ("", DEV_ZOOM_WEBHOOK_SECRET_TOKEN):
                 raise RuntimeError("ZOOM_WEBHOOK_SECRET_TOKEN must be set to the Zoom app's Secret Token "
                                    "in production")
+        if not uses_zoom_emulator(cls.GOOGLE_TOKEN_URL, cls.GOOGLE_CALENDAR_BASE_URL):
+            if cls.GOOGLE_CLIENT_SECRET in ("", DEV_GOOGLE_CLIENT_SECRET):
+                raise RuntimeError("GOOGLE_CLIENT_SECRET must be set to the Google OAuth client's secret in production")

@@ -30,9 +30,11 @@ def init_security_headers(app: Flask) -> None:
     from flask_talisman import Talisman
 
     policy = dict(app.config["CONTENT_SECURITY_POLICY"])
-    zoom = urlsplit(app.config["ZOOM_OAUTH_BASE_URL"])
-    # Chrome checks form-action on the redirect after a POST too: ON/relink POSTs, then goes to Zoom.
-    policy["form-action"] = " ".join([policy.get("form-action", "'self'"), f"{zoom.scheme}://{zoom.netloc}"])
+    # Chrome checks form-action on the redirect after a POST too: ON/relink POSTs, then goes to the
+    # video tool's consent page.
+    origins = [urlsplit(app.config[name]) for name in ("ZOOM_OAUTH_BASE_URL", "GOOGLE_AUTHORIZE_URL")]
+    policy["form-action"] = " ".join([policy.get("form-action", "'self'"),
+                                      *dict.fromkeys(f"{o.scheme}://{o.netloc}" for o in origins)])
     Talisman(app, content_security_policy=policy, force_https=app.config["FORCE_HTTPS"],
              strict_transport_security_max_age=app.config["HSTS_MAX_AGE"], frame_options="DENY",
              session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
@@ -83,7 +85,7 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     write_requests_take_the_lock(app)
     read_views_skip_the_transaction(app)
 
-    from app import account, auth, booking, dashboard, messages, services, staff, zoom
+    from app import account, auth, booking, dashboard, google, meetings, messages, services, staff, zoom
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
@@ -92,13 +94,17 @@ def create_app(config_class: type = Config, **overrides) -> Flask:
     app.register_blueprint(booking.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(zoom.bp)
+    app.register_blueprint(google.bp)
     app.register_blueprint(messages.bp)
     # The load balancer probes /healthz over plain http: answer it instead of redirecting to https.
     app.view_functions["dashboard.healthz"].talisman_view_options = {"force_https": False}
 
-    from app.zoom.link import init_oauth
+    meetings.init_app(app)
+    from app.google.link import init_oauth as init_google_oauth
+    from app.zoom.link import init_oauth as init_zoom_oauth
 
-    init_oauth(app)
+    init_zoom_oauth(app)
+    init_google_oauth(app)
 
     from app import cli, errors, logs, templating
 

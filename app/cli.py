@@ -19,10 +19,10 @@ def seed_legacy_hosts() -> None:
     """Hosts still on the old platform sub-account link, with legacy-issued URLs and pending emails."""
     from app.booking.booking import book
     from app.mail.outbox import queue_email
-    from app.models import LegacyZoomLink, MeetingStatus, ZoomMeeting
+    from app.models import LegacyZoomLink, Meeting, MeetingStatus
     from app.services.catalog import create_service
     from app.services.slots import add_slot
-    from app.zoom.meetings import url_due_at
+    from app.meetings.timing import url_due_at
 
     for n, email in enumerate(LEGACY_HOSTS, start=1):
         if accounts.find_user(email) is not None:
@@ -34,15 +34,15 @@ def seed_legacy_hosts() -> None:
         start = clock.now().replace(minute=0, second=0, microsecond=0)
         for days in (2, 5):
             slot = add_slot(service, start + timedelta(days=days, hours=1))
-            db.session.add(ZoomMeeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.ISSUED, legacy=True,
-                                       zoom_meeting_id=90000000000 + slot.id * 10 + n,
-                                       join_url=f"https://zoom.us/j/{90000000000 + slot.id * 10 + n}?pwd=legacy",
-                                       password="legacy", issued_at=clock.now()))
+            zoom_id = 90000000000 + slot.id * 10 + n
+            db.session.add(Meeting(slot_id=slot.id, host_id=host.id, provider="zoom", status=MeetingStatus.ISSUED,
+                                   legacy=True, external_id=str(zoom_id), join_url=f"https://zoom.us/j/{zoom_id}?pwd=legacy",
+                                   password="legacy", issued_at=clock.now()))
             db.session.commit()
             booking = book(service, slot.id, f"生徒{n}-{days}", f"student{n}{days}@example.com")
-            queue_email("zoom_url", to_email=booking.guest_email, to_name=booking.guest_name, host_id=host.id,
+            queue_email("meeting_url", to_email=booking.guest_email, to_name=booking.guest_name, host_id=host.id,
                         booking_id=booking.id, slot_id=slot.id, due_at=url_due_at(slot),
-                        dedupe_key=f"zoom_url:{booking.id}")
+                        dedupe_key=f"meeting_url:{booking.id}")
             db.session.commit()
 
 

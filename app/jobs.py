@@ -4,7 +4,8 @@ Jobs raise on failure so RQ records it; the outbox keeps its own retry state, so
 dies half-way is finished by the scheduler's sweep.
 """
 from app.mail import outbox
-from app.zoom import link, meetings
+from app.meetings import issuing, planning, withdraw
+from app.zoom import link
 
 
 def send_deliveries(delivery_ids: list[int]) -> int:
@@ -28,20 +29,20 @@ def zoom_meeting_deleted(zoom_meeting_id: int) -> bool:
 
 
 def issue_meeting(slot_id: int) -> str:
-    """Issue the slot's Zoom meeting (or schedule the retry that fits the failure)."""
-    return meetings.issue_or_defer(slot_id)
+    """Issue the slot's meeting on its video tool (or schedule the retry that fits the failure)."""
+    return issuing.issue_or_defer(slot_id)
 
 
 def withdraw_meeting(slot_id: int) -> str:
-    """Delete the slot's meeting on Zoom (slot cancelled or empty, link OFF), or schedule the retry."""
-    return meetings.withdraw_or_retry(slot_id)
+    """Delete the slot's meeting on its tool (slot cancelled or empty, tool OFF), or schedule the retry."""
+    return withdraw.withdraw_or_retry(slot_id)
 
 
-def move_meeting(slot_id: int) -> bool:
-    """PATCH the slot's meeting to the slot's new time."""
-    return meetings.move_meeting(slot_id)
+def move_meeting(slot_id: int) -> str:
+    """Move the slot's meeting to the slot's new time (or schedule the retry)."""
+    return planning.move_or_retry(slot_id)
 
 
 def run_preflights() -> int:
-    """Pre-flight checks of slots entering the 27-hour window."""
-    return meetings.run_preflights()
+    """Pre-flight checks of slots entering the pre-flight window."""
+    return planning.run_preflights()

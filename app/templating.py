@@ -96,21 +96,25 @@ def zone_label(context, tz_name: str | None = None) -> str:
 
 
 @pass_context
-def meeting_failure(context, failure, tz_name: str | None = None) -> str:
+def meeting_failure(context, failure, tz_name: str | None = None, tool: str | None = None) -> str:
     """Why a meeting has no URL, for the host; after Zoom's daily limit, when it comes back.
+
+    ``tool`` names the video tool (default: the render's ``tool_name``, or its ``meeting``'s).
 
     Zoom gives the 100 creates back at 00:00 UTC: 09:00 in Tokyo, 16:00 or 17:00 in Los Angeles,
     so the time is the host's (``tz_name``, default this render's zone), not part of the text.
     """
     if failure is None:
         return ""
-    from app.models.zoom import MeetingFailure
+    from app.models import MeetingFailure
     from app.zoom.client import next_utc_midnight
 
+    meeting = context.get("meeting")
+    tool = tool or context.get("tool_name") or (meeting.tool_name if meeting is not None else "Zoom")
     if failure != MeetingFailure.DAILY_LIMIT:
-        return str(failure.text)
+        return str(failure.text(tool))
     return _translations(context).ugettext("%(why)s上限は%(time)sに戻ります。") % {
-        "why": failure.text, "time": local_time(context, next_utc_midnight(), tz_name)}
+        "why": failure.text(tool), "time": local_time(context, next_utc_midnight(), tz_name)}
 
 
 def _translations(context):
@@ -289,8 +293,9 @@ def has_url(text: str) -> bool:
 
 def init_app(app) -> None:
     """Register the filters and template globals."""
+    from app.meetings.timing import URL_LEAD_HOURS
     from app.zoom.client import next_utc_midnight
-    from app.zoom.meetings import BASIC_LIMIT_MINUTES
+    from app.zoom.provider import BASIC_LIMIT_MINUTES
 
     app.jinja_env.filters.update(
         local_datetime=local_datetime, local_date=local_date, local_time=local_time, linkify=linkify,
@@ -313,4 +318,6 @@ def init_app(app) -> None:
         zoom_budget_reset=next_utc_midnight,
         # A free (Basic) Zoom meeting ends after this many minutes (``_macros.basic_cut_notice``).
         basic_limit_minutes=BASIC_LIMIT_MINUTES,
+        # Hours before the start the URL email goes out (``meetings.timing``): never a written "24".
+        url_lead_hours=URL_LEAD_HOURS,
     )

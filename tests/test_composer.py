@@ -20,7 +20,7 @@ from app import clock
 from app.extensions import db
 from app.mail import outbox
 from app.messages import bulk
-from app.models import Delivery, DeliveryStatus, MeetingStatus, Message, ZoomMeeting
+from app.models import Delivery, DeliveryStatus, MeetingStatus, Message, Meeting
 from tests.conftest import body_text, full_page_screenshot
 from tests.factories import PASSWORD
 
@@ -123,7 +123,7 @@ def test_recipients_without_a_join_url_are_counted_and_read_when_it_comes(
     make_booking(later, "鈴木 花", "hana@example.com")
     make_booking(later, "高橋 次郎", "jiro@example.com")
     run_jobs()  # both meetings issued on the emulator
-    db.session.query(ZoomMeeting).filter_by(slot_id=later.id).one().status = MeetingStatus.FAILED
+    db.session.query(Meeting).filter_by(slot_id=later.id).one().status = MeetingStatus.FAILED
     db.session.commit()
     url = f"/messages/new?service_id={service.id}"
     data = form([ready.id, later.id], subject="当日のご案内", body="{guest_name}様\n参加はこちら: {zoom_link}")

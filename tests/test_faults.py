@@ -727,7 +727,8 @@ def zoom_driver(app, zoom, monkeypatch):
     from rq.registry import ScheduledJobRegistry
 
     from app.queue import QUEUE_NAMES, get_queue, get_redis
-    from app.zoom import link, meetings
+    from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+    from app.zoom import link
 
     real_api_for = link.api_for
 
@@ -785,10 +786,10 @@ def zoom_driver(app, zoom, monkeypatch):
 
         def through_url_time(self, slot) -> None:
             """The slot's pre-flight, then its URL-email moment, with what runs after each."""
-            self.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
-            meetings.run_preflights()
+            self.travel_to(slot.starts_at - timing.PREFLIGHT_LEAD)
+            planning.run_preflights()
             self.pump()
-            self.travel_to(slot.starts_at - meetings.URL_LEAD)
+            self.travel_to(slot.starts_at - timing.URL_LEAD)
             self.pump()
 
     yield Driver()
@@ -811,12 +812,12 @@ def zoom_outcomes(smtp, title: str, bookings, host) -> dict:
 
 
 def assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host, case) -> dict:
-    from app.zoom import meetings
+    from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
 
     result = zoom_outcomes(smtp, title, bookings, host)
     db.session.rollback()
-    urls = {d.to_email: d for d in db.session.query(Delivery).filter_by(kind="zoom_url")}
-    meeting = meetings.meeting_for(bookings[0].slot_id)
+    urls = {d.to_email: d for d in db.session.query(Delivery).filter_by(kind="meeting_url")}
+    meeting = issuing.meeting_for(bookings[0].slot_id)
     live = [m for m in zoom.meetings() if not m["deleted"] and meeting and meeting.issue_key
             and f"[ref:{meeting.issue_key}]" in (m.get("agenda") or "")]
     calls = [(c["method"], c["path"], c["status"], c.get("timestamp")) for c in zoom.calls("/v2/")]
@@ -830,7 +831,7 @@ def assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host
             (DeliveryStatus.SENT, False) if got == "url" else (DeliveryStatus.PENDING, True)), (case, row.last_error)
         if got == "url":  # the link in the email leads to the slot's meeting, which exists on Zoom
             location = client.get(f"/j/{booking.join_token}").headers["Location"]
-            assert location == meeting.join_url and [m for m in live if m["id"] == meeting.zoom_meeting_id], \
+            assert location == meeting.join_url and [m for m in live if m["id"] == int(meeting.external_id)], \
                 f"{case}: the URL sent leads nowhere"
         else:
             assert result["alerts"], f"{case}: {booking.guest_email} was told the host sends the URL; host not alerted"
@@ -849,7 +850,7 @@ def book_two_guests_of_a_linked_host(make_host, link_zoom, make_service, make_sl
 def test_zoom_fault_never_leaves_a_booking_silently_without_url(
         kind, persistent, client, zoom, zoom_driver, make_host, link_zoom, make_service, make_slot, make_booking,
         smtp):
-    from app.zoom import meetings
+    from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
 
     title = f"障害{kind}"
     # The fault hits the call with a side effect: the meeting create (POST /users/me/meetings).
@@ -869,7 +870,7 @@ def test_zoom_fault_never_leaves_a_booking_silently_without_url(
     creates = zoom.calls("/v2/users/me/meetings", method="POST")
     figures(f"zoom {case}", guests=sorted(result["guests"].values()), host_alerts=len(result["alerts"]),
             creates=len(creates), created=len([c for c in creates if c["status"] == 201]),
-            meeting=meetings.meeting_for(slot.id).status.value)
+            meeting=issuing.meeting_for(slot.id).status.value)
     if not persistent:  # one fault, then Zoom answers: everyone gets the URL
         assert set(result["guests"].values()) == {"url"}, case
     # The retry comes when Zoom said: Retry-After seconds after the 429, or 09:00 JST (+1 min) for the day's budget.
@@ -882,7 +883,7 @@ def test_zoom_fault_never_leaves_a_booking_silently_without_url(
         assert retries[0] == datetime(2031, 3, 5, 9, 1, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp(), case
     assert len(result["alerts"]) <= 1, f"{case}: the host was alerted {len(result['alerts'])} times for one slot"
     if "fallback" in result["guests"].values():  # no URL: the meeting says why (and is retried, or given up)
-        meeting = meetings.meeting_for(slot.id)
+        meeting = issuing.meeting_for(slot.id)
         assert meeting.failure is not None and meeting.status.value in ("failed", "issuing"), case
 
 
@@ -890,12 +891,13 @@ def test_zoom_fault_never_leaves_a_booking_silently_without_url(
 def test_dead_refresh_token_never_leaves_a_booking_silently_without_url(
         when, app, client, zoom, zoom_driver, make_host, link_zoom, make_service, make_slot, make_booking, smtp):
     from app import crypto
-    from app.zoom import link, meetings
+    from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+    from app.zoom import link
     from app.zoom.client import ZoomOAuth
 
     def rotate_behind_our_back():  # as if Zoom revoked the grant: the stored refresh token is dead
         db.session.rollback()
-        conn = link.connection_for(host)
+        conn = link.connection_for(host.id)
         ZoomOAuth(zoom.url, zoom.client_id, zoom.client_secret).refresh(crypto.decrypt(conn.refresh_token_enc))
         conn.access_expires_at = clock.now() - timedelta(minutes=1)  # the next call must refresh
         db.session.commit()
@@ -909,7 +911,7 @@ def test_dead_refresh_token_never_leaves_a_booking_silently_without_url(
     bookings = [make_booking(slot, email=f"guest{i}.{slot.id}@example.com") for i in (1, 2)]
     zoom_driver.pump()
     if when == "after_issue":
-        assert meetings.meeting_for(slot.id).status.value == "issued"
+        assert issuing.meeting_for(slot.id).status.value == "issued"
         rotate_behind_our_back()
     zoom_driver.through_url_time(slot)
     case = f"invalid_grant-{when}"
@@ -929,7 +931,7 @@ def subjects_to(smtp, address: str) -> list[str]:
 def test_booking_at_exactly_24h_before_gets_the_url_at_once_and_a_second_earlier_at_the_mark(
         zoom, link_zoom, make_host, make_service, make_slot, make_booking, run_jobs, smtp):
     import worker
-    from app.zoom.meetings import URL_LEAD
+    from app.meetings.timing import URL_LEAD
 
     host = make_host()
     link_zoom(host)
@@ -939,7 +941,7 @@ def test_booking_at_exactly_24h_before_gets_the_url_at_once_and_a_second_earlier
     first = make_booking(at_mark, email="exactly@example.com")
     run_jobs()  # the jobs enqueued by the booking itself: no sweep, no clock move
     assert "【参加URLのご案内】境界レッスン" in subjects_to(smtp, first.guest_email)
-    url_row = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=first.id).one()
+    url_row = db.session.query(Delivery).filter_by(kind="meeting_url", booking_id=first.id).one()
     at_once = (url_row.sent_at - (at_mark.starts_at - URL_LEAD)).total_seconds()
 
     early = make_slot(service, starts_in=timedelta(days=2))  # from the moved clock: 24 h after the first
@@ -947,7 +949,7 @@ def test_booking_at_exactly_24h_before_gets_the_url_at_once_and_a_second_earlier
     second = make_booking(early, email="one-second-early@example.com")
     run_jobs()
     assert "【参加URLのご案内】境界レッスン" not in subjects_to(smtp, second.guest_email)
-    row = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=second.id).one()
+    row = db.session.query(Delivery).filter_by(kind="meeting_url", booking_id=second.id).one()
     assert row.due_at == early.starts_at - URL_LEAD  # due at the mark, not at once
     clock.advance(timedelta(seconds=1))
     assert worker.enqueue_sweeps_if_due() == 1  # the scheduler, which wakes up at the due time
@@ -959,7 +961,7 @@ def test_booking_at_exactly_24h_before_gets_the_url_at_once_and_a_second_earlier
 def test_a_slot_just_after_midnight_in_tokyo_keeps_its_japanese_date_everywhere(
         client, login, zoom, link_zoom, make_host, make_service, run_jobs, smtp):
     from app.models import Slot
-    from app.zoom.meetings import URL_LEAD
+    from app.meetings.timing import URL_LEAD
 
     host = make_host(name="山田 花子")
     link_zoom(host)  # logged in as the host
@@ -991,7 +993,7 @@ def test_a_slot_just_after_midnight_in_tokyo_keeps_its_japanese_date_everywhere(
     assert create and create[0]["json"]["timezone"] == "Asia/Tokyo"
 
     # The URL email goes out at 2030-06-19 00:30 JST (2030-06-18 15:30 UTC), with the JST date.
-    row = db.session.query(Delivery).filter_by(kind="zoom_url", to_email="midnight@example.com").one()
+    row = db.session.query(Delivery).filter_by(kind="meeting_url", to_email="midnight@example.com").one()
     assert row.due_at.isoformat() == "2030-06-18T15:30:00+00:00"
     clock.travel_to(after.starts_at - URL_LEAD)
     while outbox.send_due():

@@ -464,10 +464,10 @@ def test_the_url_email_names_the_service_offers_join_and_explains_the_40_minute_
     text, html = body_text(mail), body_html(mail)
     assert "ご予約いただいた「90分ヨガ」の参加URLをお送りします。" in text
     join = f"{app.config['APP_BASE_URL']}/j/{booking.join_token}"
-    assert re.search(rf'<a href="{re.escape(join)}"[^>]*>参加する</a>', html)
+    assert re.search(rf'<a href="{re.escape(join)}"[^>]*>Zoomで参加する</a>', html)
     restart = "このミーティングは開始から40分で一度終了します。ホストがミーティングを再開しますので、同じURLからもう一度ご参加ください。"
     assert restart in text and restart in html
-    assert "Zoomで参加する" not in html and "ZoomのURLのお知らせ" not in mail["Subject"]
+    assert "ZoomのURLのお知らせ" not in mail["Subject"]
     assert "山田 花子" in html.split("<div style=\"background:#ffffff")[0]  # the guest layout's header
 
 
@@ -475,9 +475,9 @@ def test_the_url_email_names_the_service_offers_join_and_explains_the_40_minute_
 
 def test_confirmation_samples_cover_each_venue_and_read_as_english_in_english(app):
     variants = sample_contexts("booking_confirmation")
-    assert {ctx["venue"] for ctx in variants.values()} == {"zoom", "online", "in_person"}
+    assert {ctx["venue"] for ctx in variants.values()} == {"video_tool", "online", "in_person"}
     with app.test_request_context():
-        for kind in ("booking_confirmation", "zoom_url", "booking_cancelled", "slot_moved"):
+        for kind in ("booking_confirmation", "meeting_url", "booking_cancelled", "slot_moved"):
             for variant, context in sample_contexts(kind, "en").items():
                 mail = render_kind(kind, context, "en")
                 for part in (mail.subject, mail.text, words(mail.html)):

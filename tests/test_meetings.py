@@ -12,10 +12,12 @@ from app import clock
 from app.booking import booking as bookings
 from app.extensions import db
 from app.mail import outbox
-from app.models import Delivery, DeliveryStatus, MeetingStatus, ZoomMeeting
-from app.models.zoom import LinkStatus, MeetingFailure
+from app.models import Delivery, DeliveryStatus, MeetingStatus, Meeting
+from app.models import LinkStatus, MeetingFailure
 from app.queue import get_queue
-from app.zoom import link, meetings
+from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+from app.zoom import link
+from app.zoom.provider import meeting_body
 from tests.conftest import body_html, body_text
 
 
@@ -79,7 +81,7 @@ def test_full_path_url_email_exactly_24h_before(client, zoom_host, make_service,
     booking = make_booking(slot, name="佐藤 一郎", email="ichiro@example.com")
     run_jobs()
     assert subjects(smtp) == ["【お申し込み完了】90分ヨガ"]
-    meeting = meetings.meeting_for(slot.id)
+    meeting = issuing.meeting_for(slot.id)
     assert meeting.status == MeetingStatus.ISSUED and len(creates(zoom)) == 1
     body = creates(zoom)[0]["json"]
     assert body["start_time"].endswith("Z") and body["timezone"] == "Asia/Tokyo"
@@ -133,7 +135,7 @@ def test_ten_guests_share_one_meeting(zoom_host, make_service, make_slot, make_b
         make_booking(slot, email=f"g{n}@example.com")
     run_jobs()
     assert len(creates(zoom)) == 1
-    assert db.session.query(ZoomMeeting).count() == 1
+    assert db.session.query(Meeting).count() == 1
     # Once it is issued, later guests queue no issue job at all.
     for n in range(10, 13):
         make_booking(slot, email=f"g{n}@example.com")
@@ -148,13 +150,13 @@ def test_meeting_deleted_on_zoom_is_reissued_before_the_url_email(client, zoom_h
     slot = make_slot(make_service(host))
     booking = make_booking(slot)
     run_jobs()
-    first = meetings.meeting_for(slot.id).zoom_meeting_id
+    first = int(issuing.meeting_for(slot.id).external_id)
     zoom.delete_meeting_out_of_band(first)
     clock.travel_to(slot.starts_at - timedelta(hours=24))
     outbox.send_due()
     db.session.rollback()
-    meeting = meetings.meeting_for(slot.id)
-    assert meeting.status == MeetingStatus.ISSUED and meeting.zoom_meeting_id != first
+    meeting = issuing.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.ISSUED and int(meeting.external_id) != first
     assert len(creates(zoom)) == 2
     assert client.get(f"/j/{booking.join_token}").headers["Location"] == meeting.join_url
 
@@ -164,15 +166,15 @@ def test_crashed_attempt_is_reconciled_not_duplicated(zoom_host, make_service, m
     service = make_service(host)
     slot = make_slot(service)
     # A previous attempt recorded ISSUING, Zoom created the meeting, and the worker died.
-    conn = link.connection_for(host)
-    row = ZoomMeeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.ISSUING, issue_key="k" * 32, attempts=1)
+    conn = link.connection_for(host.id)
+    row = Meeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.ISSUING, issue_key="k" * 32, attempts=1)
     db.session.add(row)
     db.session.commit()
-    created = link.api_for(conn.id).create_meeting(meetings.meeting_body(slot, conn, "k" * 32))
+    created = link.api_for(conn.id).create_meeting(meeting_body(issuing.spec_for(slot, "k" * 32)))
     bookings.book(service, slot.id, "客", "c@example.com")
     zoom.clear_calls()
-    meeting = meetings.issue_meeting(slot.id)
-    assert meeting.zoom_meeting_id == created.id
+    meeting = issuing.issue_meeting(slot.id)
+    assert int(meeting.external_id) == created.id
     assert creates(zoom) == []
 
 
@@ -183,13 +185,13 @@ def test_per_second_429_is_retried_after_retry_after(zoom_host, make_service, ma
     get_queue().empty()
     zoom.inject_fault("429_per_second", path="/v2/users/me/meetings", method="POST", times=1, retry_after=7)
     before = time.time()
-    assert meetings.issue_or_defer(slot.id) == "retry"
+    assert issuing.issue_or_defer(slot.id) == "retry"
     after = time.time()
     [retry_at] = scheduled_times()
     assert before + 7 - 1 < retry_at <= after + 7  # Zoom's 7 seconds (RQ keeps whole seconds), not RQ's back-off
-    meeting = meetings.meeting_for(slot.id)
-    assert meeting.failure == MeetingFailure.ZOOM_UNAVAILABLE and "HTTP 429" in meeting.error_detail
-    assert meetings.issue_or_defer(slot.id) == "issued"
+    meeting = issuing.meeting_for(slot.id)
+    assert meeting.failure == MeetingFailure.UNAVAILABLE and "HTTP 429" in meeting.error_detail
+    assert issuing.issue_or_defer(slot.id) == "issued"
 
 
 def test_5xx_is_retried_by_rq_then_succeeds(zoom_host, make_service, make_slot, make_booking, run_jobs, zoom):
@@ -198,14 +200,14 @@ def test_5xx_is_retried_by_rq_then_succeeds(zoom_host, make_service, make_slot, 
     zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=1)
     make_booking(slot)
     run_jobs()
-    meeting = meetings.meeting_for(slot.id)
-    assert meeting.status == MeetingStatus.ISSUING and meeting.failure == MeetingFailure.ZOOM_UNAVAILABLE
+    meeting = issuing.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.ISSUING and meeting.failure == MeetingFailure.UNAVAILABLE
     assert len(ScheduledJobRegistry(queue=get_queue())) == 1  # ZOOM_RETRY's back-off
     run_jobs_and_retries(run_jobs)
-    meeting = meetings.meeting_for(slot.id)
+    meeting = issuing.meeting_for(slot.id)
     assert meeting.status == MeetingStatus.ISSUED and meeting.failure is None and meeting.error_detail == ""
     assert len([c for c in creates(zoom) if c["status"] == 201]) == 1
-    assert db.session.query(Delivery).filter_by(kind="zoom_trouble").count() == 0
+    assert db.session.query(Delivery).filter_by(kind="meeting_trouble").count() == 0
 
 
 def test_persistent_fault_alerts_the_host_once_for_the_slot(zoom_host, make_service, make_slot, make_booking,
@@ -215,19 +217,19 @@ def test_persistent_fault_alerts_the_host_once_for_the_slot(zoom_host, make_serv
     zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
     guests = [make_booking(slot, email=f"guest{i}@example.com") for i in (1, 2)]
     run_jobs_and_retries(run_jobs)  # the slot's issue job, until RQ gives up
-    clock.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
-    assert meetings.run_preflights() == 1
+    clock.travel_to(slot.starts_at - timing.PREFLIGHT_LEAD)
+    assert planning.run_preflights() == 1
     run_jobs()
-    clock.travel_to(slot.starts_at - meetings.URL_LEAD)
+    clock.travel_to(slot.starts_at - timing.URL_LEAD)
     outbox.send_due()
     outbox.send_due()  # anything written while the URL emails were rendered
     [alert] = trouble_alerts(smtp, "障害レッスン")
     assert "Zoomが応答しなかったため" in body_text(alert)
-    assert db.session.query(Delivery).filter_by(kind="zoom_trouble").count() == 1
+    assert db.session.query(Delivery).filter_by(kind="meeting_trouble").count() == 1
     for guest in guests:  # told it is being prepared, with their page; the URL email waits for a meeting
         [mail] = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加URLの準備中】障害レッスン"]
         assert "自動でお送りします" in body_text(mail) and f"/j/{guest.join_token}" in body_text(mail)
-        url = db.session.query(Delivery).filter_by(kind="zoom_url", booking_id=guest.id).one()
+        url = db.session.query(Delivery).filter_by(kind="meeting_url", booking_id=guest.id).one()
         assert url.status == DeliveryStatus.PENDING and url.last_error == "waiting:zoom_unavailable"
 
 
@@ -243,8 +245,8 @@ def test_a_busy_slots_bookings_share_one_issue_job(zoom_host, make_service, make
         make_booking(slot, email=f"guest{i}@example.com")
     assert len(issue_jobs()) == 1
     run_jobs()
-    assert meetings.meeting_for(slot.id).status == MeetingStatus.ISSUED and len(creates(zoom)) == 1
-    assert db.session.query(Delivery).filter_by(kind="zoom_url").count() == 4
+    assert issuing.meeting_for(slot.id).status == MeetingStatus.ISSUED and len(creates(zoom)) == 1
+    assert db.session.query(Delivery).filter_by(kind="meeting_url").count() == 4
 
 
 def test_bookings_while_issuing_is_retried_add_no_create_attempts(zoom_host, make_service, make_slot,
@@ -259,13 +261,13 @@ def test_bookings_while_issuing_is_retried_add_no_create_attempts(zoom_host, mak
         make_booking(slot, email=f"later{i}@example.com")
     assert issue_jobs() == []  # the scheduled retry covers them
     run_jobs_and_retries(run_jobs)
-    assert len(creates(zoom)) == 1 + meetings.ZOOM_RETRY.max  # one job's attempts, not four jobs'
-    assert meetings.meeting_for(slot.id).status == MeetingStatus.FAILED
+    assert len(creates(zoom)) == 1 + retry.TOOL_RETRY.max  # one job's attempts, not four jobs'
+    assert issuing.meeting_for(slot.id).status == MeetingStatus.FAILED
     zoom.clear_faults()
     make_booking(slot, email="after@example.com")  # given up: a new booking tries again
     assert len(issue_jobs()) == 1
     run_jobs()
-    assert meetings.meeting_for(slot.id).status == MeetingStatus.ISSUED
+    assert issuing.meeting_for(slot.id).status == MeetingStatus.ISSUED
 
 
 def test_issuing_that_runs_out_of_retries_ends_failed_and_a_later_attempt_issues_it(
@@ -276,21 +278,21 @@ def test_issuing_that_runs_out_of_retries_ends_failed_and_a_later_attempt_issues
     zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
     make_booking(slot)
     run_jobs_and_retries(run_jobs)
-    meeting = meetings.meeting_for(slot.id)
-    assert meeting.status == MeetingStatus.FAILED and meeting.failure == MeetingFailure.ZOOM_UNAVAILABLE
+    meeting = issuing.meeting_for(slot.id)
+    assert meeting.status == MeetingStatus.FAILED and meeting.failure == MeetingFailure.UNAVAILABLE
     assert "HTTP 500" in meeting.error_detail  # what Zoom said, for staff
     state = zoom_state(client.get(f"/services/{service.id}").get_data(as_text=True))
     assert "URL未発行" in state and "Zoomが応答しなかったため、発行できていません。" in state and "発行中" not in state
 
     zoom.clear_faults()
-    clock.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
-    meetings.run_preflights()  # the pre-flight issues it
+    clock.travel_to(slot.starts_at - timing.PREFLIGHT_LEAD)
+    planning.run_preflights()  # the pre-flight issues it
     db.session.rollback()
-    meeting = meetings.meeting_for(slot.id)
+    meeting = issuing.meeting_for(slot.id)
     assert meeting.status == MeetingStatus.ISSUED and meeting.failure is None
     assert len([m for m in zoom.meetings() if not m["deleted"]]) == 1
     assert "URL発行済み" in zoom_state(client.get(f"/services/{service.id}").get_data(as_text=True))
-    clock.travel_to(slot.starts_at - meetings.URL_LEAD)
+    clock.travel_to(slot.starts_at - timing.URL_LEAD)
     outbox.send_due()
     assert "【参加URLのご案内】朝ヨガ" in subjects(smtp)
 
@@ -304,19 +306,19 @@ def test_a_new_cause_or_the_same_one_after_issuing_alerts_the_host_again(
     make_booking(slot, email="g2@example.com")
     run_jobs_and_retries(run_jobs)  # alert 1
     zoom.clear_faults()
-    clock.travel_to(slot.starts_at - meetings.PREFLIGHT_LEAD)
-    meetings.run_preflights()  # issued: the trouble is over
+    clock.travel_to(slot.starts_at - timing.PREFLIGHT_LEAD)
+    planning.run_preflights()  # issued: the trouble is over
     db.session.rollback()
-    zoom.delete_meeting_out_of_band(meetings.meeting_for(slot.id).zoom_meeting_id)
+    zoom.delete_meeting_out_of_band(int(issuing.meeting_for(slot.id).external_id))
     zoom.inject_fault("500", path="/v2/users/me/meetings", method="POST", times=None)
-    clock.travel_to(slot.starts_at - meetings.URL_LEAD)
+    clock.travel_to(slot.starts_at - timing.URL_LEAD)
     outbox.send_due()  # both URL emails find it gone and cannot re-issue it: alert 2, once
     outbox.send_due()
     assert len(trouble_alerts(smtp, "夕方クラス")) == 2
 
     db.session.rollback()
-    assert meetings.alert_host(slot, MeetingFailure.ZOOM_UNAVAILABLE) is None  # still the same trouble
-    assert meetings.alert_host(slot, MeetingFailure.LINK_BROKEN) is not None  # a new cause
+    assert alerts.alert_host(slot, MeetingFailure.UNAVAILABLE) is None  # still the same trouble
+    assert alerts.alert_host(slot, MeetingFailure.LINK_BROKEN) is not None  # a new cause
 
 
 def test_an_english_host_reads_why_in_english(client, make_host, link_zoom, make_service, make_slot, make_booking,
@@ -327,12 +329,12 @@ def test_an_english_host_reads_why_in_english(client, make_host, link_zoom, make
     link_zoom(host)
     service = make_service(host, title="Morning English")
     slot = make_slot(service)
-    conn = link.connection_for(host)
+    conn = link.connection_for(host.id)
     conn.status = LinkStatus.NEEDS_RELINK  # the grant died before the first booking
     db.session.commit()
     make_booking(slot)
     run_jobs()
-    assert meetings.meeting_for(slot.id).failure == MeetingFailure.LINK_BROKEN
+    assert issuing.meeting_for(slot.id).failure == MeetingFailure.LINK_BROKEN
     [alert] = [m for m in smtp.to(host.email) if m["Subject"] == "[Action required] Could not prepare a Zoom link "
                                                                   "(Morning English)"]
     english = "The Zoom connection is broken. Until you reconnect, your guests will not receive their links."
@@ -353,11 +355,11 @@ def test_daily_limit_defers_to_after_0900_jst(zoom_host, make_service, make_slot
         make_booking(slot)
         zoom.inject_fault("429_daily", path="/v2/users/me/meetings", method="POST", times=1,
                           retry_after="next_midnight")
-        assert meetings.issue_or_defer(slot.id) == "deferred"
+        assert issuing.issue_or_defer(slot.id) == "deferred"
         [retry_at] = scheduled_times()
         # Zoom's budget comes back at 09:00 JST the same morning; the job runs a minute after.
         assert retry_at == datetime(2031, 3, 5, 9, 1, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()
-        assert link.budget_left(link.connection_for(host).id) == 0
+        assert link.budget_left(link.connection_for(host.id).id) == 0
     finally:
         zoom.set_clock(None)
 
@@ -367,7 +369,7 @@ def test_dead_token_at_send_time_tells_guest_the_url_is_coming_and_alerts_host(
     host = zoom_host()
     slot = make_slot(make_service(host, title="朝のレッスン", host_notes="予備URL: https://meet.example.com/z"))
     make_booking(slot)
-    conn = link.connection_for(host)
+    conn = link.connection_for(host.id)
     conn.status = LinkStatus.NEEDS_RELINK  # the grant died after booking
     conn.broken_reason = "test"
     db.session.commit()
@@ -398,8 +400,8 @@ def test_booking_without_link_gets_no_meeting(make_host, make_service, make_slot
     slot = make_slot(make_service(make_host()))
     make_booking(slot)
     run_jobs()
-    assert creates(zoom) == [] and db.session.query(ZoomMeeting).count() == 0
-    assert db.session.query(Delivery).filter_by(kind="zoom_url").count() == 0
+    assert creates(zoom) == [] and db.session.query(Meeting).count() == 0
+    assert db.session.query(Delivery).filter_by(kind="meeting_url").count() == 0
 
 
 def test_moving_slot_patches_meeting_and_moves_the_url_email(client, zoom_host, make_service, make_slot,
@@ -413,7 +415,7 @@ def test_moving_slot_patches_meeting_and_moves_the_url_email(client, zoom_host, 
     [patch] = zoom.calls("/v2/meetings/", method="PATCH")
     assert patch["json"]["start_time"] == "2031-02-01T01:00:00Z"
     db.session.rollback()
-    due = db.session.query(Delivery).filter_by(kind="zoom_url").one().due_at
+    due = db.session.query(Delivery).filter_by(kind="meeting_url").one().due_at
     assert due.isoformat() == "2031-01-31T01:00:00+00:00"
 
 
@@ -425,9 +427,9 @@ def test_last_guest_cancelling_deletes_the_meeting(client, zoom_host, make_servi
     run_jobs()
     client.post(f"/c/{booking.cancel_token}")
     run_jobs()
-    assert meetings.meeting_for(slot.id).status == MeetingStatus.DELETED
+    assert issuing.meeting_for(slot.id).status == MeetingStatus.DELETED
     assert len(zoom.calls("/v2/meetings/", method="DELETE")) == 1
-    assert db.session.query(Delivery).filter_by(kind="zoom_url").one().status == DeliveryStatus.CANCELLED
+    assert db.session.query(Delivery).filter_by(kind="meeting_url").one().status == DeliveryStatus.CANCELLED
 
 
 def test_preflight_alerts_the_host_while_there_is_time(zoom_host, make_service, make_slot, make_booking,
@@ -436,12 +438,12 @@ def test_preflight_alerts_the_host_while_there_is_time(zoom_host, make_service, 
     slot = make_slot(make_service(host, title="夜の講座"), starts_in=timedelta(days=2))
     make_booking(slot)
     run_jobs()
-    conn = link.connection_for(host)
+    conn = link.connection_for(host.id)
     conn.status = LinkStatus.NEEDS_RELINK
     db.session.commit()
     clock.travel_to(slot.starts_at - timedelta(hours=27))
-    assert meetings.run_preflights() == 1
-    assert meetings.run_preflights() == 0  # once per slot
+    assert planning.run_preflights() == 1
+    assert planning.run_preflights() == 0  # once per slot
     run_jobs()
     assert "【要対応】ZoomのURLを用意できませんでした（夜の講座）" in subjects(smtp)
 
@@ -457,7 +459,7 @@ def test_backfill_covers_bookings_made_before_linking(client, make_host, link_zo
     client.post("/settings/zoom/backfill", form_url="/settings/zoom")
     run_jobs()
     assert len(creates(zoom)) == 1
-    assert db.session.query(Delivery).filter_by(kind="zoom_url").count() == 1
+    assert db.session.query(Delivery).filter_by(kind="meeting_url").count() == 1
 
 
 def test_settings_list_exactly_the_bookings_made_before_linking(client, make_host, link_zoom, make_service,

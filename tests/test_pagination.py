@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from app import clock
 from app.extensions import db
 from app.models import Delivery, Slot, SlotStatus
-from app.zoom import link, meetings
+from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+from app.zoom import link
+from app.zoom.provider import tool as zoom_tool
 
 
 def guest_names(page: str) -> list[str]:
@@ -94,7 +96,7 @@ def test_resending_a_url_from_a_later_page_comes_back_to_that_page(client, link_
     assert f'name="booking_id" value="{bookings[52].id}"' in page
     response = client.post(action, {"booking_id": str(bookings[52].id)}, form_url=f"/slots/{slot.id}?page=2")
     assert response.headers["Location"] == f"/slots/{slot.id}?page=2#booking-{bookings[52].id}"
-    resent = db.session.query(Delivery).filter_by(booking_id=bookings[52].id, kind="zoom_url").count()
+    resent = db.session.query(Delivery).filter_by(booking_id=bookings[52].id, kind="meeting_url").count()
     assert resent == 2  # the planned one and the resend
 
 
@@ -213,10 +215,10 @@ def test_settings_name_the_first_twenty_bookings_made_before_linking_and_count_t
     assert "連携前のご予約（23件）" in page and "この23件にもURLを発行する" in page
     assert "生徒020" in page and "生徒021" not in page and "ほか3件" in page
     # The list and the backfill (which takes them all) apply one rule.
-    connection = link.connection_for(host)
-    preview = link.not_covered_preview(connection, 20)
-    assert [b.id for b in meetings.bookings_before_link(connection)][:20] == [b.id for b in preview.items]
-    assert preview.total == len(meetings.bookings_before_link(connection))
+    connection = link.connection_for(host.id)
+    preview = switch.not_covered_preview(connection, zoom_tool, 20)
+    assert [b.id for b in switch.bookings_before_link(connection, zoom_tool)][:20] == [b.id for b in preview.items]
+    assert preview.total == len(switch.bookings_before_link(connection, zoom_tool))
 
 
 # --- dates: the cached formats are Babel's -------------------------------------------------------------

@@ -31,8 +31,8 @@ from app.auth import accounts
 from app.booking import booking as bookings
 from app.extensions import db
 from app.messages import bulk
-from app.models import Delivery, DeliveryStatus, LegacyZoomLink, MeetingStatus, SlotStatus, ZoomMeeting
-from app.models.zoom import MeetingFailure
+from app.models import Delivery, DeliveryStatus, LegacyZoomLink, MeetingStatus, SlotStatus, Meeting
+from app.models import MeetingFailure
 from app.zoom import legacy
 from tests.factories import PASSWORD
 
@@ -102,11 +102,11 @@ def demo(app, live_server, link_zoom, run_jobs, smtp, make_host, make_service, m
     run_jobs()  # meetings issued on the emulator, confirmations and the due URL email sent
     bookings.cancel_booking(guests[2])  # after receiving the URL: the slot page names him
     db.session.commit()
-    meeting = db.session.query(ZoomMeeting).filter_by(slot_id=failed.id).one()
+    meeting = db.session.query(Meeting).filter_by(slot_id=failed.id).one()
     meeting.status, meeting.failure = MeetingStatus.FAILED, MeetingFailure.DAILY_LIMIT
     cancelled = make_slot(online, starts_in=timedelta(days=10))
-    db.session.add(ZoomMeeting(slot_id=cancelled.id, host_id=host.id, status=MeetingStatus.DELETE_FAILED,
-                               zoom_meeting_id=81234567890, error_detail="Zoom API 500"))
+    db.session.add(Meeting(slot_id=cancelled.id, host_id=host.id, status=MeetingStatus.DELETE_FAILED,
+                               external_id=str(81234567890), error_detail="Zoom API 500"))
     cancelled.status = SlotStatus.CANCELLED
     make_slot(online, starts_in=timedelta(days=3))  # open, nobody yet
     past = make_slot(manual, starts_in=timedelta(days=1))
@@ -343,7 +343,7 @@ def test_every_page_fits_a_phone_and_a_desktop(app, page, live_server, demo, mon
     page.goto("/settings/zoom/off")
     page.click("main form button.danger[type=submit]")
     page.wait_for_load_state()
-    sweep.look("zoom.turn_off-done")
+    sweep.look("meetings.turn_off-done")
 
     # Staff.
     sweep.log_in(demo["staff"].email)

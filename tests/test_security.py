@@ -610,8 +610,9 @@ def test_every_page_sends_a_strict_csp_and_the_security_headers(app, client, log
         assert policy["default-src"] == "'self'" and policy["script-src"] == "'self'"
         assert policy["object-src"] == "'none'" and policy["base-uri"] == "'none'"
         assert policy["frame-ancestors"] == "'none'"
-        zoom = urlsplit(app.config["ZOOM_OAUTH_BASE_URL"])
-        assert policy["form-action"] == f"'self' {zoom.scheme}://{zoom.netloc}"
+        # ON/relink POSTs redirect to the video tools' consent pages: their origins, nothing else.
+        zoom, google = (urlsplit(app.config[name]) for name in ("ZOOM_OAUTH_BASE_URL", "GOOGLE_AUTHORIZE_URL"))
+        assert policy["form-action"] == f"'self' {zoom.scheme}://{zoom.netloc} {google.scheme}://{google.netloc}"
         assert "unsafe-eval" not in response.headers["Content-Security-Policy"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.mail import outbox
 from app.mail.render import registered_kinds, render_kind
 from app.mail.samples import SAMPLES, sample_contexts
-from app.models import Delivery, DeliveryStatus, LegacyStatus, LegacyZoomLink, MeetingStatus, User, ZoomMeeting
+from app.models import Delivery, DeliveryStatus, LegacyStatus, LegacyZoomLink, MeetingStatus, User, Meeting
 from app.staff.deliveries import readable_error
 from tests.conftest import body_text
 
@@ -45,10 +45,14 @@ def test_every_template_renders_in_both_languages(app, client, login, staff):
 
 def test_gallery_shows_the_40_minute_line_only_for_basic(app, client, login, staff):
     login(staff)
-    page = client.get("/staff/templates?kind=zoom_url").get_data(as_text=True)
-    assert "無料（Basic）ホスト・40分を超えるサービス" in page and "有料（Licensed）ホスト" in page
+    page = client.get("/staff/templates?kind=meeting_url").get_data(as_text=True)
+    assert "Zoom無料（Basic）ホスト・40分を超えるサービス" in page and "Zoom有料（Licensed）ホスト" in page
     assert "40分で一度終了します" in page and "ホストがミーティングを再開します" in page
-    waiting = client.get("/staff/templates?kind=zoom_url_waiting").get_data(as_text=True)
+    assert page.count("このミーティングは開始から40分で一度終了します") == 2  # the Basic sample, text and HTML
+    # Google Meet: the 60-minute group limit and 「参加をリクエスト」, never Zoom's restart.
+    assert "3人以上が参加している場合、開始から60分で終了します" in page and "参加をリクエスト" in page
+    assert "Google Meetで参加する" in page
+    waiting = client.get("/staff/templates?kind=meeting_url_waiting").get_data(as_text=True)
     assert "ただいま準備しています" in waiting  # the email a guest gets while the URL cannot be issued
 
 
@@ -131,7 +135,7 @@ def test_announce_and_release_on_demo_data(app, client, login, demo, smtp, run_j
     page = client.get("/settings/zoom").get_data(as_text=True)
     assert "旧Zoom連携をOFFにする" in page and "よくある質問" in page
     # Before the release a legacy URL still works through the stable link.
-    meeting = db.session.query(ZoomMeeting).filter_by(host_id=legacy_host.id).first()
+    meeting = db.session.query(Meeting).filter_by(host_id=legacy_host.id).first()
     booking = meeting.slot.bookings[0]
     assert client.get(f"/j/{booking.join_token}").headers["Location"] == meeting.join_url
     client.post("/logout", form_url="/dashboard")
@@ -146,8 +150,8 @@ def test_announce_and_release_on_demo_data(app, client, login, demo, smtp, run_j
     assert "0 legacy link(s) released" in runner.invoke(args=["migration", "release"]).output
     db.session.rollback()
     assert {link.status for link in db.session.query(LegacyZoomLink)} == {LegacyStatus.RELEASED}
-    assert {m.status for m in db.session.query(ZoomMeeting).filter_by(legacy=True)} == {MeetingStatus.DELETED}
-    assert db.session.query(Delivery).filter_by(kind="zoom_url", status=DeliveryStatus.PENDING).count() == 0
+    assert {m.status for m in db.session.query(Meeting).filter_by(legacy=True)} == {MeetingStatus.DELETED}
+    assert db.session.query(Delivery).filter_by(kind="meeting_url", status=DeliveryStatus.PENDING).count() == 0
     run_jobs()
     released_mails = [m for m in smtp.messages if "旧Zoom連携を終了しました" in m["Subject"]]
     assert len(released_mails) == 2

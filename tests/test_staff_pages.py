@@ -59,7 +59,7 @@ def test_the_staff_home_counts_what_needs_a_look_today_in_japan_time(client, log
     delivery(status=DeliveryStatus.FAILED, claimed_at=datetime(2030, 6, 19, 14, 0, tzinfo=timezone.utc))  # 23:00 yesterday
     delivery(due_at=NOON_JST - timedelta(minutes=30))  # due half an hour ago: workers down?
     delivery(due_at=NOON_JST + timedelta(minutes=5), last_error="SMTPServerDisconnected")  # being retried
-    delivery(kind="zoom_url", due_at=NOON_JST + timedelta(hours=1), last_error="waiting:daily_limit")  # not a retry
+    delivery(kind="meeting_url", due_at=NOON_JST + timedelta(hours=1), last_error="waiting:daily_limit")  # not a retry
     delivery(status=DeliveryStatus.SENT, sent_at=NOON_JST)
     login(staff)
     page = client.get("/staff/").get_data(as_text=True)
@@ -78,7 +78,7 @@ def test_deliveries_show_kinds_and_states_in_japanese_and_times_in_japan_time(cl
     delivery(status=DeliveryStatus.FAILED, to="nobody@example.com", attempts=5, last_error="SMTP down")
     delivery(kind="booking_confirmation", to="guest@example.com", due_at=NOON_JST + timedelta(minutes=5),
              last_error="SMTPServerDisconnected: gone", attempts=1)
-    delivery(kind="zoom_url", to="waiting@example.com", last_error="waiting:daily_limit")
+    delivery(kind="meeting_url", to="waiting@example.com", last_error="waiting:daily_limit")
     delivery(kind="bulk_message", to="sent@example.com", status=DeliveryStatus.SENT, sent_at=NOON_JST)
     login(staff)
     page = client.get("/staff/deliveries").get_data(as_text=True)

@@ -11,8 +11,8 @@ from flask_babel import refresh
 
 from app import clock
 from app.extensions import db
-from app.models import Delivery, MeetingStatus, Message, User, ZoomConnection, ZoomMeeting
-from app.models.zoom import MeetingFailure
+from app.models import Delivery, MeetingStatus, Message, User, ZoomConnection, Meeting
+from app.models import MeetingFailure
 from tests.conftest import body_html, body_text
 
 LESSON = datetime(2030, 6, 20, 16, 0, tzinfo=timezone.utc)
@@ -197,11 +197,11 @@ def test_the_zoom_budget_reset_is_shown_in_the_hosts_zone(client, link_zoom, mak
     assert f"本日あと12回URLを発行・変更できます（{when}{reset}に回復）" in settings
 
     slot = make_slot(make_service(host))
-    db.session.add(ZoomMeeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.FAILED,
+    db.session.add(Meeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.FAILED,
                                failure=MeetingFailure.DAILY_LIMIT))
     db.session.commit()
     page = client.get(f"/slots/{slot.id}").get_data(as_text=True)
-    assert f"Zoomの1日の発行上限（100回）に達したため、発行できていません。上限は{reset}に戻ります。" in page
+    assert f"Zoomの1日の発行上限に達したため、発行できていません。上限は{reset}に戻ります。" in page
     assert "毎日9:00" not in page and "毎日9:00" not in settings
 
 

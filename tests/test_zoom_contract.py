@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.zoom import link, meetings
+from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+from app.zoom import link
 from devtools.zoom_emulator import contract
 
 
@@ -39,13 +40,13 @@ def test_client_requests_match_the_specs(zoom, link_zoom, make_host, make_servic
     slot = make_slot(make_service(host, title="契約テスト" * 20), starts_in=timedelta(days=2))
     make_booking(slot)
     run_jobs()  # users/me + create
-    api = link.api_for(link.connection_for(host).id)
-    meeting = meetings.meeting_for(slot.id)
+    api = link.api_for(link.connection_for(host.id).id)
+    meeting = issuing.meeting_for(slot.id)
     api.list_meetings()
-    api.get_meeting(meeting.zoom_meeting_id)
-    api.update_meeting(meeting.zoom_meeting_id, {"start_time": "2031-01-01T01:00:00Z", "duration": 30,
+    api.get_meeting(int(meeting.external_id))
+    api.update_meeting(int(meeting.external_id), {"start_time": "2031-01-01T01:00:00Z", "duration": 30,
                                                  "timezone": "Asia/Tokyo"})
-    api.delete_meeting(meeting.zoom_meeting_id)
+    api.delete_meeting(int(meeting.external_id))
     calls = [c for c in zoom.calls("/v2/")]
     assert {(c["method"], c["path"].split("/")[2]) for c in calls} >= {
         ("GET", "users"), ("POST", "users"), ("GET", "meetings"), ("PATCH", "meetings"), ("DELETE", "meetings")}

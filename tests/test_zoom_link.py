@@ -15,8 +15,9 @@ from rq.registry import ScheduledJobRegistry
 
 from app import clock, crypto
 from app.extensions import db
-from app.models import MeetingStatus, ZoomConnection, ZoomMeeting
-from app.models.zoom import LinkBreak, LinkStatus
+from app.models import MeetingStatus, ZoomConnection, Meeting
+from app.models import LinkBreak, LinkStatus
+from app.meetings.provider import ProviderAuthError
 from app.queue import get_queue, get_redis
 from app.zoom import link
 
@@ -163,7 +164,7 @@ def test_dead_refresh_token_marks_link_broken_emails_host_and_shows_banner(
     zoom.clear_calls()
     from app.zoom.client import ZoomOAuth
     ZoomOAuth(zoom.url, zoom.client_id, zoom.client_secret).refresh(crypto.decrypt(conn.refresh_token_enc))
-    with pytest.raises(link.ZoomAuthError):
+    with pytest.raises(ProviderAuthError):
         link.access_token(conn.id, force_refresh=True)
     conn = connection(host)
     assert conn.status == LinkStatus.NEEDS_RELINK and "連携が切れました" in conn.broken_reason_text
@@ -181,8 +182,8 @@ def issue_meeting(host, slot, conn):
     created = link.api_for(conn.id).create_meeting(
         {"topic": slot.service.title, "type": 2, "duration": 60,
          "start_time": slot.starts_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "timezone": "Asia/Tokyo"})
-    meeting = ZoomMeeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.ISSUED,
-                          zoom_meeting_id=created.id, join_url=created.join_url, issued_at=clock.now())
+    meeting = Meeting(slot_id=slot.id, host_id=host.id, status=MeetingStatus.ISSUED,
+                          external_id=str(created.id), join_url=created.join_url, issued_at=clock.now())
     db.session.add(meeting)
     db.session.commit()
     return meeting
@@ -198,9 +199,9 @@ def test_turn_off_deletes_meetings_in_each_zoom_case(client, link_zoom, make_hos
     for slot in slots:
         make_booking(slot)
     normal, gone, ended, running = (issue_meeting(host, s, conn) for s in slots)
-    zoom.delete_meeting_out_of_band(gone.zoom_meeting_id)   # 404 / 3001
-    zoom.set_meeting_status(ended.zoom_meeting_id, "ended")  # 3007
-    zoom.set_meeting_status(running.zoom_meeting_id, "started")  # 3002
+    zoom.delete_meeting_out_of_band(int(gone.external_id))   # 404 / 3001
+    zoom.set_meeting_status(int(ended.external_id), "ended")  # 3007
+    zoom.set_meeting_status(int(running.external_id), "started")  # 3002
 
     confirm = client.get("/settings/zoom/off").get_data(as_text=True)
     assert "発行済みのZoomミーティング4件" in confirm and "影響を受ける今後のご予約（4件）" in confirm
@@ -208,24 +209,24 @@ def test_turn_off_deletes_meetings_in_each_zoom_case(client, link_zoom, make_hos
     assert "Zoomミーティングを3件削除し、自動送信予定だったメール" in done
     assert "開催中のため削除できませんでした" in done
     remaining = {m["id"] for m in zoom.meetings() if not m["deleted"]}
-    assert normal.zoom_meeting_id not in remaining and running.zoom_meeting_id in remaining
+    assert int(normal.external_id) not in remaining and int(running.external_id) in remaining
     # OFF at once; the grant is kept (not revoked) only to delete the running meeting after its end.
     settings = client.get("/settings/zoom").get_data(as_text=True)
     assert "OFF（未連携）" in settings and "Zoomで削除できなかったミーティング（1件）" in settings
     assert connection(host).status == LinkStatus.OFF and zoom.calls("/oauth/revoke") == []
-    statuses = {m.slot_id: m.status for m in db.session.query(ZoomMeeting).all()}
+    statuses = {m.slot_id: m.status for m in db.session.query(Meeting).all()}
     assert statuses.pop(running.slot_id) == MeetingStatus.DELETE_FAILED
     assert set(statuses.values()) == {MeetingStatus.DELETED}
     [job_id] = ScheduledJobRegistry(queue=get_queue()).get_job_ids()  # after the lesson's end
-    zoom.set_meeting_status(running.zoom_meeting_id, "waiting")  # the lesson ended
+    zoom.set_meeting_status(int(running.external_id), "waiting")  # the lesson ended
     job = Job.fetch(job_id, connection=get_redis())
     ScheduledJobRegistry(queue=get_queue()).remove(job)
     get_queue().enqueue_job(job)
     run_jobs()
-    assert running.zoom_meeting_id not in {m["id"] for m in zoom.meetings() if not m["deleted"]}
+    assert int(running.external_id) not in {m["id"] for m in zoom.meetings() if not m["deleted"]}
     assert connection(host) is None and len(zoom.calls("/oauth/revoke")) == 1
-    assert {m.status for m in db.session.query(ZoomMeeting).all()} == {MeetingStatus.DELETED}
-    assert {m.join_url for m in db.session.query(ZoomMeeting).all()} == {""}
+    assert {m.status for m in db.session.query(Meeting).all()} == {MeetingStatus.DELETED}
+    assert {m.join_url for m in db.session.query(Meeting).all()} == {""}
 
 
 # --- webhooks ------------------------------------------------------------------------------------
@@ -305,11 +306,11 @@ def test_meeting_deleted_webhook_marks_meeting_gone(client, app, link_zoom, make
     link_zoom(host)
     slot = make_slot(make_service(host))
     meeting = issue_meeting(host, slot, connection(host))
-    body = {"event": "meeting.deleted", "payload": {"object": {"id": meeting.zoom_meeting_id}}}
+    body = {"event": "meeting.deleted", "payload": {"object": {"id": int(meeting.external_id)}}}
     assert post_webhook(client, app, body).status_code == 204
     run_jobs()
     db.session.rollback()
-    assert db.session.get(ZoomMeeting, meeting.id).status == MeetingStatus.DELETED
+    assert db.session.get(Meeting, meeting.id).status == MeetingStatus.DELETED
 
 
 def test_an_english_host_reads_why_the_link_broke_in_english(client, link_zoom, make_host, run_jobs, smtp):

@@ -17,9 +17,10 @@ from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus, Venue
-from app.services.slots import guest_email_context, join_url_promise
-from app.zoom import link as zoom_link
-from app.zoom import meetings
+from app.mail.guest import guest_email_context
+from app.meetings import planning, timing, tools
+from app.services.slots import join_url_promise
+from app.urls import external_url
 
 
 class SlotUnavailable(Exception):
@@ -64,16 +65,20 @@ def bookable_slot(service: Service, slot_id: int) -> Slot:
 def venue_of(service: Service) -> dict:
     """How a service is held, as guest pages and emails say it before and after booking.
 
-    ``venue`` is ``"zoom"`` only when the host's Zoom link issues the URLs (otherwise a Zoom service
-    reads as any online one, ``"online"``: the host hands out the link), ``"in_person"`` with
+    ``venue`` is ``"video_tool"`` (with ``tool_name``) only when the host's link to the service's
+    video tool issues the URLs (otherwise it reads as any online service, ``"online"``: the host
+    hands out the link), ``"fixed_url"`` for the host's own URL, ``"in_person"`` with
     ``venue_address`` and a ``map_url`` (a map search for it), or ``"online"``.
     """
     if service.venue == Venue.IN_PERSON:
         address = service.venue_address
         return {"venue": "in_person", "venue_address": address,
                 "map_url": _MAP_SEARCH + quote(address) if address else None}
-    if service.venue == Venue.ZOOM and zoom_link.connection_for(service.host) is not None:
-        return {"venue": "zoom", "url_lead_hours": meetings.URL_LEAD_HOURS}
+    if service.venue == Venue.FIXED_URL and service.meeting_url:
+        return {"venue": "fixed_url"}
+    tool = tools.tool_for(service)
+    if tool is not None and tool.link_for(service.host_id) is not None:
+        return {"venue": "video_tool", "tool_name": tool.name, "url_lead_hours": timing.URL_LEAD_HOURS}
     return {"venue": "online"}
 
 
@@ -83,12 +88,15 @@ _MAP_SEARCH = "https://www.google.com/maps/search/?api=1&query="
 
 def joining(booking: Booking) -> dict:
     """How this guest joins, as template context for the booked page and the confirmation email:
-    ``venue_of`` the service, plus ``url_promise`` for a Zoom booking (``join_url_promise``)."""
+    ``venue_of`` the service, plus ``url_promise`` for a booking whose URL a video tool issues
+    (``join_url_promise``), or the guest's ``join_link`` to the host's fixed URL."""
     context = venue_of(booking.slot.service)
-    if context["venue"] == "zoom":
+    if context["venue"] == "video_tool":
         context.update(join_url_promise(booking))
-        if context["url_promise"] is None:  # booked before the host linked Zoom: the host hands it out
+        if context["url_promise"] is None:  # booked before the host linked the tool: the host hands it out
             context["venue"] = "online"
+    elif context["venue"] == "fixed_url":
+        context["join_link"] = external_url("booking.join", token=booking.join_token)
     return context
 
 
@@ -128,7 +136,7 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
     queue_email("booking_confirmation", to_email=email, to_name=booking.guest_name,
                 host_id=service.host_id, booking_id=booking.id, slot_id=slot_id,
                 dedupe_key=f"confirmation:{booking.id}")
-    meetings.plan_url_delivery(booking)
+    planning.plan_url_delivery(booking)
     db.session.commit()
     return booking
 
@@ -173,7 +181,7 @@ def cancel_booking(booking: Booking, *, by_host: bool = False, message: str = ""
                     to_name=booking.guest_name, host_id=booking.slot.service.host_id, booking_id=booking.id,
                     slot_id=booking.slot_id, payload={"message": message} if by_host and message else None)
     db.session.flush()
-    meetings.booking_cancelled(booking)
+    planning.booking_cancelled(booking)
     return Cancellation(emailed=emailed)
 
 

@@ -3,7 +3,7 @@
 Both say the same: the service, its start and end, where (the stable ``/j/`` link of a Zoom
 booking, the venue's address) and, in the details, the host's notes and the page of the booking
 (with its cancel link). The .ics entry has the UID of the invitation the URL email attaches
-(``app.zoom.meetings.ics_for``), so adding both leaves one entry in a calendar, not two.
+(``app.meetings.emails.ics_for``), so adding both leaves one entry in a calendar, not two.
 """
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,7 +41,7 @@ def event_for(booking: Booking) -> CalendarEvent:
     venue = venue_of(service)
     booked_url = external_url("booking.booked", public_id=service.public_id, token=booking.cancel_token)
     lines, location, url = [], "", booked_url
-    if venue["venue"] == "zoom":
+    if venue["venue"] in ("video_tool", "fixed_url"):
         url = location = external_url("booking.join", token=booking.join_token)
         lines.append(_("参加URL（開始時刻になったら開いてください）: %(url)s", url=url))
     elif venue["venue"] == "in_person":

@@ -12,9 +12,9 @@ from app.booking.forms import BookingForm
 from app.extensions import db
 from app.forms import EmptyForm
 from app.limits import limiter
-from app.models import MeetingStatus, Service
+from app.meetings import issuing, timing
+from app.models import MeetingStatus, Service, Venue
 from app.urls import external_url
-from app.zoom import meetings
 
 
 @bp.app_template_global()
@@ -174,20 +174,24 @@ def cancel(token):
 
 @bp.route("/j/<token>")
 def join(token):
-    """The stable join link in guest emails: redirect to the slot's current Zoom URL.
+    """The stable join link in guest emails: redirect to the slot's current meeting URL (or the
+    host's fixed URL).
 
     Safe to GET (mail scanners open links): it only reads.
     """
     booking = bookings.booking_for_join_token(token)
     if booking is None:
         abort(404)
-    meeting = meetings.meeting_for(booking.slot_id)
+    service = booking.slot.service
+    if booking.is_confirmed and booking.slot.is_open and service.venue == Venue.FIXED_URL and service.meeting_url:
+        return redirect(service.meeting_url)
+    meeting = issuing.meeting_for(booking.slot_id)
     if booking.is_confirmed and booking.slot.is_open and meeting is not None and meeting.join_url \
             and meeting.status == MeetingStatus.ISSUED:
         return redirect(meeting.join_url)
-    # Withdrawn = the host turned Zoom OFF (or never had it for this booking); otherwise the URL
+    # Withdrawn = the host turned the tool OFF (or never had it for this booking); otherwise the URL
     # is being (re-)issued and will come by email.
-    withdrawn = meetings.covering_connection(booking) is None
+    withdrawn = issuing.covering_link(booking) is None
     return render_template("booking/join_unavailable.html", booking=booking, service=booking.slot.service,
-                           host=booking.slot.service.host, withdrawn=withdrawn, url_lead_hours=meetings.URL_LEAD_HOURS,
-                           url_time_passed=meetings.url_due_at(booking.slot) <= clock.now())
+                           host=booking.slot.service.host, withdrawn=withdrawn, url_lead_hours=timing.URL_LEAD_HOURS,
+                           url_time_passed=timing.url_due_at(booking.slot) <= clock.now())

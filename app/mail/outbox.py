@@ -26,7 +26,7 @@ from sqlalchemy import and_, bindparam, event, func, or_, select, update
 
 from app import clock, limits
 from app.extensions import begin_write, db
-from app.mail.render import (BATCH_MEMO, WAITING_PREFIX, DeferDelivery, SkipDelivery, build_message,
+from app.mail.render import (BATCH_CHECKS, BATCH_MEMO, WAITING_PREFIX, DeferDelivery, SkipDelivery, build_message,
                              envelope_address, render_delivery)
 from app.mail.smtp import SmtpLanes
 from app.models import Booking, Delivery, DeliveryStatus
@@ -265,6 +265,7 @@ def _batch_session(session, rows: list[Delivery]):
     event.listen(session, "after_commit", forget)
     event.listen(session, "after_rollback", forget)
     session.info[BATCH_MEMO] = {}
+    session.info[BATCH_CHECKS] = {}
     try:
         booking_ids = {delivery.booking_id for delivery in rows if delivery.booking_id}
         if booking_ids:
@@ -272,6 +273,7 @@ def _batch_session(session, rows: list[Delivery]):
         yield
     finally:
         del session.info[BATCH_MEMO]
+        del session.info[BATCH_CHECKS]
         event.remove(session, "after_rollback", forget)
         event.remove(session, "after_commit", forget)
         event.remove(session, "loaded_as_persistent", hold)

@@ -96,11 +96,19 @@ def render_kind(name: str, context: dict, locale: str) -> RenderedEmail:
 BATCH_MEMO = "outbox_batch_memo"
 
 
-def per_batch(key, compute: Callable):
+#: ``session.info`` key of the memo that outlives the batch's commits (see ``per_batch``).
+BATCH_CHECKS = "outbox_batch_checks"
+
+
+def per_batch(key, compute: Callable, *, across_commits: bool = False):
     """``compute()``, remembered for the rest of the outbox batch being rendered, which reads one
     snapshot (forgotten at the batch's end and at any commit or rollback during it); outside a
-    batch (a preview), ``compute()`` every time."""
-    memo = db.session.info.get(BATCH_MEMO)
+    batch (a preview), ``compute()`` every time.
+
+    :param across_commits: remember it until the batch ends even across commits: for what is
+        asked of another system (a meeting checked on its video tool), not read from our rows.
+    """
+    memo = db.session.info.get(BATCH_CHECKS if across_commits else BATCH_MEMO)
     if memo is None:
         return compute()
     if key not in memo:

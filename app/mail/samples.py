@@ -10,7 +10,8 @@ from flask_babel import force_locale
 
 from app import clock
 from app.messages.bulk import held_reason
-from app.models.zoom import LinkBreak, MeetingFailure
+from app.meetings.timing import URL_LEAD_HOURS
+from app.models import LinkBreak, MeetingFailure
 from app.urls import external_url
 
 
@@ -58,7 +59,7 @@ def _base(locale="ja"):
         "service_url": external_url("booking.service_page", public_id="sample"),
         "join_link": external_url("booking.join", token="sample"),
         # booking.joining / calendar.links: a Zoom booking whose URL comes 24 hours ahead
-        "venue": "zoom", "url_promise": "ahead", "url_lead_hours": 24,
+        "venue": "video_tool", "tool_name": "Zoom", "url_promise": "ahead", "url_lead_hours": URL_LEAD_HOURS,
         "ics_url": external_url("booking.calendar_file", public_id="sample", token="sample"),
         "google_calendar_url": external_url("booking.google_calendar", public_id="sample", token="sample"),
         "settings_url": external_url("zoom.settings"),
@@ -123,15 +124,18 @@ SAMPLES = {
                                     reset_url=lambda ctx: external_url("auth.request_reset"))},
     "password_changed": {"標準": _with(user=lambda ctx: ctx["host"], changed_at=lambda ctx: clock.now(),
                                       reset_url=lambda ctx: external_url("auth.request_reset"))},
-    "zoom_url": {
-        "無料（Basic）ホスト・40分を超えるサービス": _with(basic_cut=True),
-        "有料（Licensed）ホスト": _with(basic_cut=False),
-        "直前のご予約（すぐに送信）": _with(basic_cut=False, slot=lambda ctx: SimpleNamespace(
+    "meeting_url": {
+        "Zoom無料（Basic）ホスト・40分を超えるサービス": _with(cut_minutes=40),
+        "Zoom有料（Licensed）ホスト": _with(cut_minutes=None),
+        "Google Meet（無料アカウント・3人以上で60分）": _with(
+            tool_name="Google Meet", cut_minutes=60,
+            meeting=SimpleNamespace(password="", join_url="https://meet.google.com/abc-defg-hij")),
+        "直前のご予約（すぐに送信）": _with(cut_minutes=None, slot=lambda ctx: SimpleNamespace(
             id=1, starts_at=clock.now() + timedelta(hours=2), ends_at=clock.now() + timedelta(hours=3, minutes=30),
             service=ctx["service"])),
     },
-    "zoom_url_waiting": {"URLを準備中（用意でき次第、自動で送信）": _with()},
-    "zoom_host_notice": {
+    "meeting_url_waiting": {"URLを準備中（用意でき次第、自動で送信）": _with()},
+    "meeting_host_notice": {
         "全員に送信済み": _with(all_sent=True, has_meeting=True, guests=lambda ctx: [
             _guest_state(ctx, "sent"),
             _guest_state(ctx, "sent", name=_words(ctx)["guest2"], email="hana@example.com")]),
@@ -140,15 +144,18 @@ SAMPLES = {
             _guest_state(ctx, "waiting", name=_words(ctx)["guest2"], email="hana@example.com",
                          failure=MeetingFailure.DAILY_LIMIT)]),
     },
-    "zoom_delete_failed": {"Zoomが応答しない": _with(
-        reason=MeetingFailure.ZOOM_UNAVAILABLE.delete_text,
-        meeting=lambda ctx: SimpleNamespace(zoom_meeting_id=81234567890))},
-    "zoom_trouble": {"連携切れ": _with(failure=MeetingFailure.LINK_BROKEN),
-                     "1日の上限": _with(failure=MeetingFailure.DAILY_LIMIT),
-                     "Zoomが応答しない": _with(failure=MeetingFailure.ZOOM_UNAVAILABLE)},
-    "zoom_relink_needed": {"認可切れ": _with(reason=LinkBreak.text_of(LinkBreak.GRANT_LOST)),
-                           "別のホストで連携": _with(reason=LinkBreak.text_of(LinkBreak.TAKEN_OVER))},
+    "meeting_delete_failed": {"Zoomが応答しない": _with(
+        reason=MeetingFailure.UNAVAILABLE.delete_text("Zoom"),
+        meeting=lambda ctx: SimpleNamespace(external_id="81234567890"))},
+    "meeting_trouble": {"連携切れ": _with(failure=MeetingFailure.LINK_BROKEN),
+                        "1日の上限": _with(failure=MeetingFailure.DAILY_LIMIT),
+                        "Zoomが応答しない": _with(failure=MeetingFailure.UNAVAILABLE),
+                        "Google Meetが応答しない": _with(failure=MeetingFailure.UNAVAILABLE, tool_name="Google Meet")},
+    "zoom_relink_needed": {"認可切れ": _with(reason=LinkBreak.text_of(LinkBreak.GRANT_LOST, "Zoom")),
+                           "別のホストで連携": _with(reason=LinkBreak.text_of(LinkBreak.TAKEN_OVER, "Zoom"))},
     "zoom_deauthorized": {"標準": _with()},
+    "google_relink_needed": {"認可切れ": _with(reason=LinkBreak.text_of(LinkBreak.GRANT_LOST, "Google Meet")),
+                             "カレンダーの許可なし": _with(reason=LinkBreak.text_of(LinkBreak.SCOPE_MISSING, "Google Meet"))},
     "bulk_message": {"標準": _with(message=_message, subject_text=lambda ctx: _words(ctx)["bulk_subject"],
                                   body_text=lambda ctx: _words(ctx)["bulk_body"])},
     "bulk_message_held": {"標準": _with(message=_message,

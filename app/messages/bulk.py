@@ -26,7 +26,7 @@ from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Meetin
 from app.queue import enqueue_after_commit
 from app.templating import has_url
 from app.urls import external_url
-from app.zoom import link, meetings
+from app.meetings import issuing, timing, tools
 
 #: The only placeholders there are, with the short label of their insert button (the composer,
 #: status pages) and what they become.
@@ -141,12 +141,15 @@ def join_link(booking: Booking) -> tuple[str | None, str]:
     outbox batch (``per_batch``), not once per email.
     """
     slot, service = booking.slot, booking.slot.service
-    meeting = per_batch(("meeting", slot.id), lambda: meetings.meeting_for(slot.id))
+    if service.venue == Venue.FIXED_URL and service.meeting_url:
+        return external_url("booking.join", token=booking.join_token), ""
+    meeting = per_batch(("meeting", slot.id), lambda: issuing.meeting_for(slot.id))
     if meeting is not None and meeting.status == MeetingStatus.ISSUED:
         return external_url("booking.join", token=booking.join_token), ""
+    tool = tools.tool_for(service)
     connection = None
-    if service.venue == Venue.ZOOM:
-        connection = per_batch(("zoom_link", service.host_id), lambda: link.connection_for(service.host))
+    if tool is not None:
+        connection = per_batch(("video_link", service.host_id, tool.key), lambda: tool.link_for(service.host_id))
     return None, _no_url_yet(booking, connection)
 
 
@@ -156,9 +159,9 @@ def _no_url_yet(booking: Booking, connection) -> str:
     if service.venue == Venue.IN_PERSON:
         return _("対面での開催のため、参加URLはありません。")
     if connection is not None and booking.created_at >= connection.applies_from:
-        # Issued and emailed automatically (``meetings.plan_url_delivery``).
-        if slot.starts_at - meetings.URL_LEAD > clock.now():
-            return _("参加URLは、開催の%(hours)d時間前までにメールでお送りします。", hours=meetings.URL_LEAD_HOURS)
+        # Issued and emailed automatically (``meetings.planning.plan_url_delivery``).
+        if slot.starts_at - timing.URL_LEAD > clock.now():
+            return _("参加URLは、開催の%(hours)d時間前までにメールでお送りします。", hours=timing.URL_LEAD_HOURS)
         return _("参加URLは、準備ができ次第メールでお送りします。")
     if service.venue == Venue.MANUAL_URL and has_url(service.host_notes):
         return _("参加URLは、お申し込み完了メールでご案内しています。")
@@ -188,11 +191,14 @@ def without_join_url(recipients: list[Booking]) -> list[NoUrlGroup]:
     groups: dict[str, list[Booking]] = {}
     for booking in recipients:
         slot, service = booking.slot, booking.slot.service
-        meeting = cached(("meeting", slot.id), lambda: meetings.meeting_for(slot.id))
+        if service.venue == Venue.FIXED_URL and service.meeting_url:
+            continue
+        meeting = cached(("meeting", slot.id), lambda: issuing.meeting_for(slot.id))
         if meeting is not None and meeting.status == MeetingStatus.ISSUED:
             continue
-        connection = (cached(("zoom_link", service.host_id), lambda: link.connection_for(service.host))
-                      if service.venue == Venue.ZOOM else None)
+        tool = tools.tool_for(service)
+        connection = (cached(("video_link", service.host_id, tool.key), lambda: tool.link_for(service.host_id))
+                      if tool is not None else None)
         groups.setdefault(_no_url_yet(booking, connection), []).append(booking)
     return sorted((NoUrlGroup(instead, bookings) for instead, bookings in groups.items()),
                   key=lambda group: -len(group.bookings))

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
 from app.extensions import db
+from app.models.booking import BookingStatus
 from app.models.types import UTCDateTime
 
 TITLE_MAX = 100
@@ -15,6 +16,7 @@ DESCRIPTION_MAX = 2000
 HOST_NOTES_MAX = 2000
 VENUE_ADDRESS_MAX = 200
 CANCELLATION_POLICY_MAX = 1000
+MEETING_URL_MAX = 500
 
 
 class ServiceKind(str, enum.Enum):
@@ -31,7 +33,11 @@ class Venue(str, enum.Enum):
 
     #: Zoom meeting issued automatically on the host's linked account.
     ZOOM = "zoom"
-    #: Another video tool, or a URL the host hands out (usually in the host notes).
+    #: Google Meet link issued automatically on the host's linked Google calendar.
+    GOOGLE_MEET = "google_meet"
+    #: The host's own fixed meeting URL (``Service.meeting_url``), sent like an issued one.
+    FIXED_URL = "fixed_url"
+    #: No URL from the product: the host hands it out (usually in the host notes).
     MANUAL_URL = "manual_url"
     IN_PERSON = "in_person"
 
@@ -68,6 +74,8 @@ class Service(db.Model):
     venue_address: Mapped[str] = mapped_column(String(VENUE_ADDRESS_MAX), default="", server_default="")
     #: キャンセルポリシー: the host's own words (free text), shown before booking and in the confirmation.
     cancellation_policy: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: The host's own meeting URL, for ``Venue.FIXED_URL`` (https only).
+    meeting_url: Mapped[str] = mapped_column(String(MEETING_URL_MAX), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     host = relationship("User", back_populates="services")
@@ -81,7 +89,7 @@ class Service(db.Model):
     @property
     def is_online(self) -> bool:
         """True for services held over video."""
-        return self.venue in (Venue.ZOOM, Venue.MANUAL_URL)
+        return self.venue in (Venue.ZOOM, Venue.GOOGLE_MEET, Venue.FIXED_URL, Venue.MANUAL_URL)
 
 
 class Slot(db.Model):
@@ -116,6 +124,11 @@ class Slot(db.Model):
     def ends_at(self) -> datetime:
         """When the slot ends, from the service duration."""
         return self.starts_at + timedelta(minutes=self.service.duration_minutes)
+
+    @property
+    def confirmed_bookings(self) -> list:
+        """The slot's confirmed bookings."""
+        return [b for b in self.bookings if b.status == BookingStatus.CONFIRMED]
 
     @property
     def seats_left(self) -> int:

@@ -81,6 +81,7 @@ class User(UserMixin, db.Model):
 
 
 def _shown_link_join():
-    from app.models.zoom import LinkStatus, ZoomConnection
+    from app.models.meeting import LinkStatus
+    from app.models.zoom import ZoomConnection
 
     return and_(User.id == ZoomConnection.host_id, ZoomConnection.status != LinkStatus.OFF)

@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import Booking, Service, ServiceKind, Slot, User, Venue, ZoomMeeting
+from app.models import Booking, Meeting, Service, ServiceKind, Slot, User, Venue
 from app.pagination import Page, paginate
 
 #: Services per page on the list of services.
@@ -26,7 +26,7 @@ def _slot_statement(with_meeting: bool):
     # Built once, run with ``slot_id``: every slot view starts with it.
     statement = select(Slot).options(joinedload(Slot.service)).where(Slot.id == bindparam("slot_id"))
     if with_meeting:
-        statement = statement.add_columns(ZoomMeeting).outerjoin(ZoomMeeting, ZoomMeeting.slot_id == Slot.id)
+        statement = statement.add_columns(Meeting).outerjoin(Meeting, Meeting.slot_id == Slot.id)
     return statement
 
 
@@ -38,8 +38,8 @@ def get_own_slot_or_404(slot_id: int, host: User) -> Slot:
     return slot
 
 
-def get_own_slot_and_meeting_or_404(slot_id: int, host: User) -> tuple[Slot, ZoomMeeting | None]:
-    """``get_own_slot_or_404``, and the slot's Zoom meeting row (if any) from the same query.
+def get_own_slot_and_meeting_or_404(slot_id: int, host: User) -> tuple[Slot, Meeting | None]:
+    """``get_own_slot_or_404``, and the slot's meeting row (if any) from the same query.
 
     For the slot's page, which shows both: one statement fewer on every view of it.
     """
@@ -77,7 +77,7 @@ def _host_services(host: User):
 
 
 def save_service(service: Service, *, kind: str, title: str, description: str, duration_minutes: int,
-                 capacity: int, venue: str, host_notes: str, venue_address: str = "",
+                 capacity: int, venue: str, host_notes: str, venue_address: str = "", meeting_url: str = "",
                  cancellation_policy: str = "") -> Service:
     """Apply validated form values to a (new or existing) service.
 
@@ -90,6 +90,7 @@ def save_service(service: Service, *, kind: str, title: str, description: str, d
     service.capacity = capacity
     service.venue = Venue(venue)
     service.venue_address = (venue_address or "").strip() if service.venue == Venue.IN_PERSON else ""
+    service.meeting_url = (meeting_url or "").strip() if service.venue == Venue.FIXED_URL else ""
     service.host_notes = host_notes or ""
     service.cancellation_policy = (cancellation_policy or "").strip()
     db.session.add(service)

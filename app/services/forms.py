@@ -6,7 +6,8 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.forms import SingleLine
 from app.models import ServiceKind, Venue
-from app.models.service import CANCELLATION_POLICY_MAX, DESCRIPTION_MAX, HOST_NOTES_MAX, TITLE_MAX, VENUE_ADDRESS_MAX
+from app.models.service import (CANCELLATION_POLICY_MAX, DESCRIPTION_MAX, HOST_NOTES_MAX, MEETING_URL_MAX, TITLE_MAX,
+                                VENUE_ADDRESS_MAX)
 
 KIND_LABELS = {
     ServiceKind.ONLINE: _l("オンラインタイプ"),
@@ -16,6 +17,8 @@ KIND_LABELS = {
 }
 VENUE_LABELS = {
     Venue.ZOOM: _l("Zoom（URLを自動発行して予約者に送信）"),
+    Venue.GOOGLE_MEET: _l("Google Meet（URLを自動発行して予約者に送信）"),
+    Venue.FIXED_URL: _l("自分のURL（いつも同じ参加URLを予約者に送信）"),
     Venue.MANUAL_URL: _l("別のビデオツール・URLを自分で案内（ホストからの連絡事項に記載）"),
     Venue.IN_PERSON: _l("対面（会場で開催）"),
 }
@@ -42,6 +45,10 @@ class ServiceForm(FlaskForm):
         SingleLine(), Length(max=VENUE_ADDRESS_MAX,
                              message=_l("会場の住所は%(max)d文字以内で入力してください。", max=VENUE_ADDRESS_MAX))],
         filters=[lambda value: value.strip() if value else value])
+    #: The host's own meeting URL, sent to guests when the venue is 自分のURL.
+    meeting_url = StringField(_l("参加URL（自分のURLの場合）"), validators=[
+        SingleLine(), Length(max=MEETING_URL_MAX, message=_l("参加URLは%(max)d文字以内で入力してください。", max=MEETING_URL_MAX))],
+        filters=[lambda value: value.strip() if value else value])
     host_notes = TextAreaField(_l("ホストからの連絡事項（申し込み完了メールに記載されます）"), validators=[
         Length(max=HOST_NOTES_MAX, message=_l("連絡事項は%(max)d文字以内で入力してください。", max=HOST_NOTES_MAX))])
     cancellation_policy = TextAreaField(_l("キャンセルポリシー"), validators=[
@@ -49,8 +56,17 @@ class ServiceForm(FlaskForm):
                                                        max=CANCELLATION_POLICY_MAX))])
 
     def validate_venue(self, field):
-        if field.data == Venue.ZOOM.value and self.kind.data != ServiceKind.ONLINE.value:
-            raise ValidationError(_l("Zoomの自動発行はオンラインタイプのサービスでのみ選べます。"))
+        if field.data in (Venue.ZOOM.value, Venue.GOOGLE_MEET.value) and self.kind.data != ServiceKind.ONLINE.value:
+            raise ValidationError(_l("URLの自動発行（ZoomやGoogle Meet）はオンラインタイプのサービスでのみ選べます。"))
+
+    def validate_meeting_url(self, field):
+        """The fixed URL goes to every guest as it is: it must be a full https address."""
+        if self.venue.data != Venue.FIXED_URL.value:
+            return
+        if not field.data:
+            raise ValidationError(_l("参加URLを入力してください（https:// で始まるURL）。"))
+        if not field.data.startswith("https://") or " " in field.data or len(field.data) < 12:
+            raise ValidationError(_l("参加URLは https:// で始まる正しいURLを入力してください。"))
 
     def validate_venue_address(self, field):
         """An in-person service tells guests where to come before they book."""

@@ -18,7 +18,7 @@ GUESTS_PER_PAGE = 50
 #: The longest search the slot page accepts (names are 80 characters, emails 254).
 SEARCH_MAX = 100
 #: The emails whose state the host sees per guest.
-TIMELINE_KINDS = ("booking_confirmation", "zoom_url")
+TIMELINE_KINDS = ("booking_confirmation", "meeting_url")
 
 
 @dataclass(slots=True)
@@ -31,7 +31,7 @@ class Guest:
     #: The latest email of each ``TIMELINE_KINDS`` kind about this booking (a row with
     #: ``status``, ``due_at``, ``sent_at`` and ``last_error``), or None.
     booking_confirmation: Row | None = None
-    zoom_url: Row | None = None
+    meeting_url: Row | None = None
 
 
 def _confirmed_guests(search: str = ""):
@@ -139,7 +139,7 @@ def cancelled_url_holders(slot: Slot) -> list[Row]:
     Rows with ``guest_name``, ``guest_email`` and ``cancelled_at``, the latest first.
     """
     columns, deliveries = Booking.__table__.c, Delivery.__table__.c
-    sent = (select(deliveries.id).where(deliveries.booking_id == columns.id, deliveries.kind == "zoom_url",
+    sent = (select(deliveries.id).where(deliveries.booking_id == columns.id, deliveries.kind == "meeting_url",
                                         deliveries.status == DeliveryStatus.SENT).exists())
     return db.session.execute(
         select(columns.guest_name, columns.guest_email, columns.cancelled_at)

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 
 from app import clock
 from app.mail.render import RenderedEmail, render_kind
-from app.models import Service, Venue, ZoomConnection
+from app.meetings.tools import tool_for
+from app.models import Service, Venue
 from app.templating import has_url
 from app.urls import external_url
 
@@ -31,10 +32,13 @@ def preview_confirmation(service: Service, notes: str) -> RenderedEmail:
     return render_kind("booking_confirmation", context, "ja")
 
 
-def needs_url_hint(service: Service, notes: str, connection: ZoomConnection | None) -> bool:
-    """An online service with neither an active Zoom link nor a URL in its notes: guests get no way in."""
+def needs_url_hint(service: Service, notes: str, link) -> bool:
+    """An online service with neither an active link to its video tool nor a URL in its notes (or
+    its fixed URL): guests get no way in."""
     if service.venue == Venue.MANUAL_URL:
         return not has_url(notes)
-    if service.venue == Venue.ZOOM:
-        return (connection is None or not connection.is_active) and not has_url(notes)
+    if service.venue == Venue.FIXED_URL:
+        return not service.meeting_url and not has_url(notes)
+    if tool_for(service) is not None:
+        return (link is None or not link.is_active) and not has_url(notes)
     return False

@@ -7,10 +7,9 @@ from app import clock, limits
 from app.booking import booking as bookings
 from app.extensions import db, reads_only
 from app.forms import EmptyForm
-from app.models import Venue
 from app.services import bp, catalog, guests, notes, sharing, slots
 from app.services.forms import KIND_LABELS, VENUE_LABELS, NotesForm, RemoveBookingForm, ServiceForm, SlotForm
-from app.zoom import link, meetings
+from app.meetings import planning, tools, withdraw
 
 #: Guests named on the page that asks before a slot is cancelled (the rest are counted).
 CANCEL_PAGE_GUESTS = 20
@@ -18,8 +17,18 @@ CANCEL_PAGE_GUESTS = 20
 
 def _service_values(form: ServiceForm) -> dict:
     return {name: getattr(form, name).data for name in
-            ("kind", "title", "description", "duration_minutes", "capacity", "venue", "venue_address",
+            ("kind", "title", "description", "duration_minutes", "capacity", "venue", "venue_address", "meeting_url",
              "host_notes", "cancellation_policy")}
+
+
+def _unlinked_tools() -> str:
+    """What the service form says of the video tools the host has not linked (or must relink)."""
+    names = [tool.name for tool in tools.all_tools()
+             if (found := tool.link_for(current_user.id)) is None or not found.is_active]
+    if not names:
+        return ""
+    return _("%(tools)sは連携していません。選んだ場合、連携するまでURLは自動で発行されません（連絡事項で案内してください）。",
+             tools="・".join(names))
 
 
 def _slot_error(form: SlotForm, exc: Exception) -> None:
@@ -57,7 +66,7 @@ def create():
         db.session.commit()
         flash(_("サービス「%(title)s」を作成しました。開催日時を追加しましょう。", title=service.title), "success")
         return redirect(url_for("services.detail", service_id=service.id))
-    return render_template("services/form.html", form=form, service=None)
+    return render_template("services/form.html", form=form, service=None, video_tools_unlinked=_unlinked_tools())
 
 
 @bp.route("/services/<int:service_id>/edit", methods=["GET", "POST"])
@@ -73,7 +82,7 @@ def edit(service_id):
         db.session.commit()
         flash(_("サービスを保存しました。"), "success")
         return redirect(url_for("services.detail", service_id=service.id))
-    return render_template("services/form.html", form=form, service=service)
+    return render_template("services/form.html", form=form, service=service, video_tools_unlinked=_unlinked_tools())
 
 
 @bp.route("/services/<int:service_id>", methods=["GET", "POST"])
@@ -100,8 +109,8 @@ def detail(service_id):
     return render_template("services/detail.html", service=service, form=form, kind_labels=KIND_LABELS,
                            venue_labels=VENUE_LABELS, tab=tab, counts=counts, slots=shown,
                            public_url=public_url, qr=sharing.qr_data_uri(public_url),
-                           meetings=slot_meetings if service.venue == Venue.ZOOM else {},
-                           connection=link.shown_connection(current_user))
+                           meetings=slot_meetings if tools.tool_for(service) else {},
+                           connection=tools.shown_link(current_user, service))
 
 
 @bp.route("/services/<int:service_id>/qr.png")
@@ -124,9 +133,9 @@ def slot_detail(slot_id):
     search = (request.args.get("q") or "").strip()[:guests.SEARCH_MAX]
     return render_template("services/slot.html", slot=slot, service=slot.service, q=search,
                            guests=guests.guest_page(slot, request.args.get("page", 1, type=int), search),
-                           meeting=meeting if slot.service.venue == Venue.ZOOM else None,
-                           connection=link.shown_connection(current_user),
-                           url_holders=guests.cancelled_url_holders(slot) if slot.service.venue == Venue.ZOOM else [],
+                           meeting=meeting if tools.tool_for(slot.service) else None,
+                           connection=tools.shown_link(current_user, slot.service),
+                           url_holders=guests.cancelled_url_holders(slot) if tools.tool_for(slot.service) else [],
                            action_form=EmptyForm())
 
 
@@ -143,8 +152,8 @@ def start_meeting(slot_id):
     """「Zoomミーティングを確認」: fetch a fresh host start URL (they expire after 2 hours) and go."""
     slot = catalog.get_own_slot_or_404(slot_id, current_user)
     try:
-        return redirect(meetings.fresh_start_url(slot))
-    except meetings.NoMeeting as exc:
+        return redirect(planning.fresh_start_url(slot))
+    except planning.NoMeeting as exc:
         flash(str(exc), "error")
         return _back_to_guests(slot.id, f"slot-{slot.id}")
 
@@ -156,11 +165,12 @@ def retry_delete(slot_id):
     slot = catalog.get_own_slot_or_404(slot_id, current_user)
     if not EmptyForm().validate_on_submit():
         abort(400)
-    failure = meetings.retry_withdraw(slot)
+    tool_name = tools.tool_of_slot(slot).name
+    failure = withdraw.retry_withdraw(slot)
     if failure is None:
-        flash(_("Zoom上のミーティングを削除しました。"), "success")
+        flash(_("%(tool)s上のミーティングを削除しました。", tool=tool_name), "success")
     else:
-        flash(_("まだ削除できませんでした。%(why)s", why=failure.delete_text), "error")
+        flash(_("まだ削除できませんでした。%(why)s", why=failure.delete_text(tool_name)), "error")
     if request.form.get("next") == "settings":
         return redirect(url_for("zoom.settings"))
     return _back_to_guests(slot.id, f"slot-{slot.id}")
@@ -180,7 +190,7 @@ def resend_url(slot_id):
         except limits.NoticeBudgetSpent as exc:
             flash(_budget_message(exc), "error")
         else:
-            meetings.resend_url(booking)
+            planning.resend_url(booking)
             db.session.commit()
             flash(_("%(name)s様に参加URLのご案内を再送します。", name=booking.guest_name), "success")
     return _back_to_guests(slot.id, f"booking-{booking.id}")
@@ -223,7 +233,7 @@ def edit_notes(service_id):
     text = form.host_notes.data or ""
     return render_template("services/notes.html", service=service, form=form,
                            preview=notes.preview_confirmation(service, text),
-                           hint=notes.needs_url_hint(service, text, link.shown_connection(current_user)))
+                           hint=notes.needs_url_hint(service, text, tools.shown_link(current_user, service)))
 
 
 @bp.route("/services/<int:service_id>/notes/preview", methods=["POST"])
@@ -237,7 +247,7 @@ def preview_notes(service_id):
     text = form.host_notes.data or ""
     rendered = notes.preview_confirmation(service, text)
     return jsonify(subject=rendered.subject, text=rendered.text, html=rendered.html,
-                   hint=notes.needs_url_hint(service, text, link.shown_connection(current_user)))
+                   hint=notes.needs_url_hint(service, text, tools.shown_link(current_user, service)))
 
 
 @bp.route("/slots/<int:slot_id>/move", methods=["GET", "POST"])

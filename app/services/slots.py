@@ -8,11 +8,12 @@ from sqlalchemy import and_, bindparam, case, func, or_, select
 from app import clock, limits
 from app.extensions import db
 from app.mail.outbox import cancel_pending, queue_email
+from app.mail.guest import guest_email_context
 from app.mail.render import SkipDelivery, email_kind
-from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Service, Slot, SlotStatus, User,
-                        ZoomMeeting)
+from app.meetings import issuing, planning, timing
+from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, Meeting, Service, Slot, SlotStatus,
+                        User)
 from app.pagination import Page, paginate
-from app.urls import external_url
 
 #: Slots per page on a service page and on the list of all upcoming slots.
 SLOTS_PER_PAGE = 20
@@ -42,12 +43,6 @@ def _check_start(service: Service, starts_at: datetime, ignore: Slot | None = No
         raise SlotTaken()
 
 
-def _zoom_meetings():
-    from app.zoom import meetings  # zoom.meetings builds on this module
-
-    return meetings
-
-
 def add_slot(service: Service, starts_at: datetime) -> Slot:
     """Open a new slot (UTC ``starts_at``) with the service's capacity."""
     _check_start(service, starts_at)
@@ -55,11 +50,6 @@ def add_slot(service: Service, starts_at: datetime) -> Slot:
     db.session.add(slot)
     db.session.flush()
     return slot
-
-
-def confirmed_bookings(slot: Slot) -> list[Booking]:
-    """The slot's confirmed bookings."""
-    return [b for b in slot.bookings if b.status == BookingStatus.CONFIRMED]
 
 
 def move_slot(slot: Slot, starts_at: datetime) -> Slot:
@@ -70,15 +60,15 @@ def move_slot(slot: Slot, starts_at: datetime) -> Slot:
     if not slot.is_open:
         raise SlotNotOpen()
     _check_start(slot.service, starts_at, ignore=slot)
-    limits.spend_host_notices(slot.service.host_id, len(confirmed_bookings(slot)))
+    limits.spend_host_notices(slot.service.host_id, len(slot.confirmed_bookings))
     previous = slot.starts_at
     slot.starts_at = starts_at
-    for booking in confirmed_bookings(slot):
+    for booking in slot.confirmed_bookings:
         queue_email("slot_moved", to_email=booking.guest_email, to_name=booking.guest_name,
                     host_id=slot.service.host_id, booking_id=booking.id, slot_id=slot.id,
                     payload={"previous_starts_at": previous.isoformat()})
     db.session.flush()
-    _zoom_meetings().slot_moved(slot)
+    planning.slot_moved(slot)
     return slot
 
 
@@ -89,10 +79,10 @@ def cancel_slot(slot: Slot) -> int:
     """
     if not slot.is_open:
         raise SlotNotOpen()
-    limits.spend_host_notices(slot.service.host_id, len(confirmed_bookings(slot)))
+    limits.spend_host_notices(slot.service.host_id, len(slot.confirmed_bookings))
     slot.status = SlotStatus.CANCELLED
     told = 0
-    for booking in confirmed_bookings(slot):
+    for booking in slot.confirmed_bookings:
         booking.status = BookingStatus.CANCELLED
         booking.cancelled_at = clock.now()
         cancel_pending(booking_id=booking.id)
@@ -101,7 +91,7 @@ def cancel_slot(slot: Slot) -> int:
         told += 1
     slot.booked_count = 0
     db.session.flush()
-    _zoom_meetings().slot_cancelled(slot)
+    planning.slot_cancelled(slot)
     return told
 
 
@@ -129,16 +119,16 @@ def tab_counts(service: Service, now: datetime) -> dict[str, int]:
 @cache
 def _tab_page_statement(tab: str):
     # Built once per tab, run with ``service_id``, ``now``, ``limit`` and ``offset``. Each slot
-    # comes with its Zoom meeting row (at most one: ``zoom_meetings.slot_id`` is unique).
+    # comes with its Zoom meeting row (at most one: ``meetings.slot_id`` is unique).
     order = (Slot.starts_at.desc(), Slot.id.desc()) if tab == "past" else (Slot.starts_at, Slot.id)
-    return (select(Slot, ZoomMeeting).outerjoin(ZoomMeeting, ZoomMeeting.slot_id == Slot.id)
+    return (select(Slot, Meeting).outerjoin(Meeting, Meeting.slot_id == Slot.id)
             .where(Slot.service_id == bindparam("service_id"),
                    _in_tab(tab, bindparam("now", type_=Slot.starts_at.type)))
             .order_by(*order).limit(bindparam("limit")).offset(bindparam("offset")))
 
 
 def service_slots(service: Service, tab: str, page: int,
-                  per_page: int = SLOTS_PER_PAGE) -> tuple[Page, dict[str, int], dict[int, ZoomMeeting]]:
+                  per_page: int = SLOTS_PER_PAGE) -> tuple[Page, dict[str, int], dict[int, Meeting]]:
     """One page of a tab of the service page, the slot count of every tab, and the Zoom meetings
     of the page's slots by slot id (slots without one are absent), in two queries.
 
@@ -204,24 +194,6 @@ def next_slots(host: User, limit: int) -> tuple[list, bool]:
     return rows[:limit], len(rows) > limit
 
 
-def guest_email_context(delivery: Delivery) -> dict:
-    """Context shared by emails about one booking: booking, slot, service, host, links."""
-    booking = db.session.get(Booking, delivery.booking_id)
-    if booking is None:
-        raise SkipDelivery("booking deleted")
-    slot = booking.slot
-    service = slot.service
-    return {
-        "booking": booking,
-        "slot": slot,
-        "service": service,
-        "host": service.host,
-        "tz": service.host.timezone,
-        "cancel_url": external_url("booking.cancel", token=booking.cancel_token),
-        "service_url": external_url("booking.service_page", public_id=service.public_id),
-    }
-
-
 def join_url_promise(booking: Booking) -> dict:
     """What guest emails and pages tell about the join URL of a booking, as template context.
 
@@ -231,16 +203,15 @@ def join_url_promise(booking: Booking) -> dict:
     when the host's Zoom link does not issue URLs for this booking (no link, not a Zoom service,
     booked before linking): then nothing is promised.
     """
-    meetings = _zoom_meetings()
-    hours = meetings.URL_LEAD_HOURS
-    if meetings.covering_connection(booking) is None:
+    hours = timing.URL_LEAD_HOURS
+    if issuing.covering_link(booking) is None:
         return {"url_promise": None, "url_lead_hours": hours}
     sent = db.session.scalar(select(Delivery.id).where(
-        Delivery.booking_id == booking.id, Delivery.kind == "zoom_url", Delivery.status == DeliveryStatus.SENT)
+        Delivery.booking_id == booking.id, Delivery.kind == "meeting_url", Delivery.status == DeliveryStatus.SENT)
         .limit(1))
     if sent is not None:
         promise = "sent"
-    elif booking.slot.starts_at - meetings.URL_LEAD <= clock.now():
+    elif booking.slot.starts_at - timing.URL_LEAD <= clock.now():
         promise = "soon"
     else:
         promise = "ahead"

@@ -3,12 +3,12 @@
 Every call states its expected status (201 create, 200 get, 204 patch/delete). Zoom's errors
 become a few exceptions the domain code can act on (zoom-facts §3–4):
 
-- ``ZoomRetryable``: per-second 429 (``retry_after`` from ``Retry-After`` — an ISO date, seconds,
+- ``ProviderRetryable``: per-second 429 (``retry_after`` from ``Retry-After`` — an ISO date, seconds,
   an HTTP date, or absent), 5xx, timeouts, and bodies that are not JSON (Zoom sometimes answers XML);
-- ``ZoomDailyLimit``: the 100 create/update requests per user per UTC day (``resume_at``);
-- ``ZoomAuthError``: the grant is unusable (``invalid_grant``; 401 code 124 even after a refresh);
-- ``ZoomGone`` (404 / 3001), ``ZoomMeetingInProgress`` (3002), ``ZoomMeetingEnded`` (3007);
-- ``ZoomRequestError``: any other 4xx.
+- ``ProviderDailyLimit``: the 100 create/update requests per user per UTC day (``resume_at``);
+- ``ProviderAuthError``: the grant is unusable (``invalid_grant``; 401 code 124 even after a refresh);
+- ``MeetingGone`` (404 / 3001), ``MeetingInProgress`` (3002), ``MeetingEnded`` (3007);
+- ``ProviderRefused``: any other 4xx.
 """
 from __future__ import annotations
 
@@ -21,54 +21,11 @@ from email.utils import parsedate_to_datetime
 import requests
 
 from app import clock
+from app.meetings.provider import (MeetingEnded, MeetingGone, MeetingInProgress, ProviderAuthError,
+                                   ProviderDailyLimit, ProviderError, ProviderRefused, ProviderRetryable)
 
 #: Zoom's per-user limit of meeting create/update requests per UTC day (zoom-facts §4).
 DAILY_CREATE_UPDATE_LIMIT = 100
-
-
-class ZoomError(Exception):
-    """Any failed Zoom call."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class ZoomRetryable(ZoomError):
-    """Try again later: ``retry_after`` seconds when Zoom said so."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
-
-
-class ZoomDailyLimit(ZoomError):
-    """The daily create/update budget is spent until ``resume_at`` (00:00 UTC = 09:00 JST)."""
-
-    def __init__(self, message: str, *, resume_at: datetime, **kwargs):
-        super().__init__(message, **kwargs)
-        self.resume_at = resume_at
-
-
-class ZoomAuthError(ZoomError):
-    """The token or grant cannot be used: the host must relink."""
-
-
-class ZoomGone(ZoomError):
-    """The meeting does not exist (404 / 3001)."""
-
-
-class ZoomMeetingInProgress(ZoomError):
-    """The meeting is running and cannot be deleted (3002)."""
-
-
-class ZoomMeetingEnded(ZoomError):
-    """The meeting has ended (3007)."""
-
-
-class ZoomRequestError(ZoomError):
-    """Any other refusal (4xx)."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +101,7 @@ def _json(response: requests.Response) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _classify(response: requests.Response) -> ZoomError:
+def _classify(response: requests.Response) -> ProviderError:
     """Turn a non-expected response into the matching exception."""
     status = response.status_code
     data = _json(response)
@@ -156,21 +113,21 @@ def _classify(response: requests.Response) -> ZoomError:
                  or "daily" in message.lower())
         resume = parse_retry_after(response.headers.get("Retry-After"))
         if daily:
-            return ZoomDailyLimit(message, resume_at=resume or next_utc_midnight(), **kwargs)
+            return ProviderDailyLimit(message, resume_at=resume or next_utc_midnight(), **kwargs)
         seconds = max((resume - clock.now()).total_seconds(), 0) if resume else None
-        return ZoomRetryable(message, retry_after=seconds, **kwargs)
+        return ProviderRetryable(message, retry_after=seconds, **kwargs)
     if status >= 500 or not data:
         # 5xx, or a body that is not Zoom's JSON (XML happens on some token errors): transient.
-        return ZoomRetryable(f"HTTP {status}: {message}", **kwargs)
+        return ProviderRetryable(f"HTTP {status}: {message}", **kwargs)
     if status == 401:
-        return ZoomAuthError(message, **kwargs)
+        return ProviderAuthError(message, **kwargs)
     if status == 404 or code == 3001:
-        return ZoomGone(message, **kwargs)
+        return MeetingGone(message, **kwargs)
     if code == 3002:
-        return ZoomMeetingInProgress(message, **kwargs)
+        return MeetingInProgress(message, **kwargs)
     if code == 3007:
-        return ZoomMeetingEnded(message, **kwargs)
-    return ZoomRequestError(message, **kwargs)
+        return MeetingEnded(message, **kwargs)
+    return ProviderRefused(message, **kwargs)
 
 
 class ZoomOAuth:
@@ -186,7 +143,7 @@ class ZoomOAuth:
         try:
             return requests.post(self.base_url + path, data=data, headers=self.headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise ZoomRetryable(f"{type(exc).__name__}") from None
+            raise ProviderRetryable(f"{type(exc).__name__}", answered=False) from None
 
     def refresh(self, refresh_token: str) -> TokenSet:
         """A new token pair; the old refresh token dies at once (rotation, zoom-facts §1)."""
@@ -196,7 +153,7 @@ class ZoomOAuth:
             return TokenSet.from_response(data)
         if response.status_code in (400, 401) and data.get("error") in ("invalid_grant", "invalid_client",
                                                                         "invalid_request"):
-            raise ZoomAuthError(data.get("reason") or data["error"], status=response.status_code)
+            raise ProviderAuthError(data.get("reason") or data["error"], status=response.status_code)
         raise _classify(response)
 
     def revoke(self, access_token: str) -> None:
@@ -226,7 +183,7 @@ class ZoomApi:
                 response = requests.request(method, self.base_url + path, headers=headers,
                                             timeout=self.timeout, **kwargs)
             except requests.RequestException as exc:
-                raise ZoomRetryable(f"{method} {path}: {type(exc).__name__}") from None
+                raise ProviderRetryable(f"{method} {path}: {type(exc).__name__}", answered=False) from None
             if response.status_code == expected:
                 return response
             if response.status_code == 401 and _json(response).get("code") == 124 and attempt == 1:
@@ -262,7 +219,7 @@ class ZoomApi:
         """``DELETE /meetings/{id}`` → 204. A meeting already gone (404/3001) counts as deleted."""
         try:
             self._request("DELETE", f"/meetings/{meeting_id}", 204)
-        except ZoomGone:
+        except MeetingGone:
             return
 
     @staticmethod

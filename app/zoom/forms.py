@@ -4,7 +4,3 @@ from app.forms import EmptyForm
 
 class LinkForm(EmptyForm):
     """Turn the link ON (starts OAuth)."""
-
-
-class TurnOffForm(EmptyForm):
-    """Confirm turning the link OFF."""

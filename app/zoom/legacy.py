@@ -1,7 +1,7 @@
 """The move from legacy platform sub-accounts to personal Zoom linking.
 
 Hosts used to be linked to Zoom sub-accounts the platform provided (the legacy link); their
-meetings are ``ZoomMeeting`` rows with ``legacy=True``. Staff announce a deadline (every
+meetings are ``Meeting`` rows with ``legacy=True``. Staff announce a deadline (every
 affected host is emailed once and sees a countdown banner); at the release, legacy links are
 turned off, legacy-issued URLs stop working here, their pending automatic emails are cancelled,
 and each host is told what happened and which upcoming bookings need a new URL.
@@ -19,10 +19,10 @@ from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.models import (Booking, BookingStatus, Delivery, LegacyStatus, LegacyZoomLink, MeetingStatus,
-                        MigrationNotice, Service, Slot, SlotStatus, User, Venue, ZoomConnection, ZoomMeeting)
-from app.models.zoom import LinkStatus
+                        MigrationNotice, Service, Slot, SlotStatus, User, Venue, ZoomConnection, Meeting)
+from app.models import LinkStatus
 from app.urls import external_url
-from app.zoom.link import ZOOM_EMAIL_KINDS, affected_slots_by_service
+from app.meetings.switch import URL_EMAIL_KINDS, affected_slots_by_service
 
 
 def legacy_link_for(host: User) -> LegacyZoomLink | None:
@@ -35,17 +35,17 @@ def current_notice() -> MigrationNotice | None:
     return db.session.scalar(select(MigrationNotice).order_by(MigrationNotice.id.desc()))
 
 
-def legacy_meetings(host_id: int) -> list[ZoomMeeting]:
+def legacy_meetings(host_id: int) -> list[Meeting]:
     """Legacy-issued meetings of a host whose URLs are still handed out."""
-    return db.session.scalars(select(ZoomMeeting).where(
-        ZoomMeeting.host_id == host_id, ZoomMeeting.legacy.is_(True),
-        ZoomMeeting.status == MeetingStatus.ISSUED)).all()
+    return db.session.scalars(select(Meeting).where(
+        Meeting.host_id == host_id, Meeting.legacy.is_(True),
+        Meeting.status == MeetingStatus.ISSUED)).all()
 
 
 def legacy_meeting_count(host_id: int) -> int:
     """How many legacy-issued URLs of a host are still handed out (``legacy_meetings``, counted in SQL)."""
-    return db.session.scalar(select(func.count()).select_from(ZoomMeeting).where(
-        ZoomMeeting.host_id == host_id, ZoomMeeting.legacy.is_(True), ZoomMeeting.status == MeetingStatus.ISSUED))
+    return db.session.scalar(select(func.count()).select_from(Meeting).where(
+        Meeting.host_id == host_id, Meeting.legacy.is_(True), Meeting.status == MeetingStatus.ISSUED))
 
 
 def upcoming_bookings(host_id: int) -> list[Booking]:
@@ -61,7 +61,7 @@ def _withdraw_legacy(host_id: int) -> tuple[int, int]:
     emails = 0
     for meeting in meetings:
         meeting.mark_deleted("legacy link ended")
-        for kind in ZOOM_EMAIL_KINDS:
+        for kind in URL_EMAIL_KINDS:
             emails += cancel_pending(slot_id=meeting.slot_id, kind=kind)
     return len(meetings), emails
 

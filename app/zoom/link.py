@@ -8,35 +8,27 @@ process holds a database write lock.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from functools import cache
+from datetime import date, timedelta
 
 from authlib.integrations.flask_client import OAuth
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock, crypto
 from app.extensions import begin_write, db
-from app.mail.outbox import cancel_pending, queue_email
-from app.mail.render import WAITING_PREFIX, SkipDelivery, email_kind
-from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Service, Slot,
-                        SlotStatus, User, Venue, ZoomConnection, ZoomMeeting)
-from app.models.zoom import LinkBreak, LinkStatus
-from app.pagination import Page, counted, first_page
-from app.queue import enqueue_batch_after_commit, get_redis
+from app.mail.outbox import queue_email
+from app.mail.render import SkipDelivery, email_kind
+from app.meetings import switch
+from app.models import Delivery, LinkBreak, LinkStatus, Meeting, MeetingStatus, User, ZoomConnection
+from app.queue import get_redis
 from app.urls import external_url
-from app.zoom.client import (DAILY_CREATE_UPDATE_LIMIT, TokenSet, ZoomApi, ZoomAuthError, ZoomError,
-                             ZoomOAuth, ZoomUser)
+from app.meetings.provider import ProviderAuthError, ProviderError
+from app.zoom.client import DAILY_CREATE_UPDATE_LIMIT, TokenSet, ZoomApi, ZoomOAuth, ZoomUser
 
 #: Refresh this long before the access token expires.
 REFRESH_AHEAD = timedelta(minutes=5)
-#: Emails that carry or depend on the Zoom URL; cancelled when the link goes OFF.
-ZOOM_EMAIL_KINDS = ("zoom_url", "zoom_host_notice")
-#: Meetings of a free (Basic) account end after this many minutes (zoom-facts §2).
-BASIC_MEETING_MINUTES = 40
 
 
 class ZoomAccountTaken(Exception):
@@ -78,10 +70,20 @@ def _token_endpoint() -> ZoomOAuth:
 
 # --- reading the link ---------------------------------------------------------------------------
 
-def connection_for(host: User) -> ZoomConnection | None:
+def connection_for(host_id: int) -> ZoomConnection | None:
     """The host's Zoom link, if any (None means OFF)."""
-    return db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host.id,
+    return db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host_id,
                                                           ZoomConnection.status != LinkStatus.OFF))
+
+
+def connection_by_id(connection_id: int) -> ZoomConnection | None:
+    return db.session.get(ZoomConnection, connection_id)
+
+
+def _tool():
+    from app.meetings.tools import tool_named  # the tool (zoom.provider) builds on this module
+
+    return tool_named("zoom")
 
 
 def grant_for(host_id: int) -> ZoomConnection | None:
@@ -98,60 +100,6 @@ def shown_connection(host: User) -> ZoomConnection | None:
     ``connection_for``.
     """
     return host.zoom_connection
-
-
-def services_cut_on_basic(host: User, limit: int) -> Page:
-    """The host's Zoom services longer than a Basic meeting: the first ``limit`` by id, and how many.
-
-    Rows with ``id``, ``title`` and ``duration_minutes``.
-    """
-    return first_page(_services_cut_statement(), limit, host_id=host.id)
-
-
-@cache
-def _services_cut_statement():
-    # Built once, run with ``host_id`` (as the settings page's other statement: building a
-    # statement and its cache key costs about as much as running it).
-    return counted(select(Service.id, Service.title, Service.duration_minutes)
-                   .where(Service.host_id == bindparam("host_id"), Service.venue == Venue.ZOOM,
-                          Service.duration_minutes > BASIC_MEETING_MINUTES)
-                   .order_by(Service.id))
-
-
-def before_link_criteria(host_id, now, applies_from) -> tuple:
-    """Where-clauses (over bookings joined to slots and services) of the upcoming Zoom bookings
-    a link does not cover: confirmed, and made before it was turned ON (``applies_from``).
-
-    ``meetings.bookings_before_link`` applies them to load those bookings for the backfill.
-    """
-    # Only a slot booked before the link can hold such a booking, and its row says when it was
-    # first booked: the index of bookings by slot is probed for those slots only. (Probing it
-    # for every upcoming Zoom slot cost PostgreSQL 1,140 probes for the benchmark's large host,
-    # and tempted its planner into reading every booking of the platform instead.)
-    return (Service.host_id == host_id, Service.venue == Venue.ZOOM, Slot.status == SlotStatus.OPEN,
-            Slot.starts_at > now, Slot.first_booked_at < applies_from,
-            Booking.status == BookingStatus.CONFIRMED, Booking.created_at < applies_from)
-
-
-def not_covered_preview(connection: ZoomConnection, limit: int) -> Page:
-    """The first ``limit`` bookings the link does not cover (soonest first), and how many there are.
-
-    Rows with ``id``, ``starts_at``, ``title`` (the service's) and ``guest_name``.
-    """
-    # Rows and count in one query: finding them means looking at every slot booked before the link.
-    return first_page(_not_covered_statement(), limit, host_id=connection.host_id, now=clock.now(),
-                      applies_from=connection.applies_from)
-
-
-@cache
-def _not_covered_statement():
-    # Built once, run with ``host_id``, ``now`` and ``applies_from``.
-    when = Slot.starts_at.type
-    return counted(select(Booking.id, Slot.starts_at, Service.title, Booking.guest_name)
-                   .join(Booking.slot).join(Slot.service)
-                   .where(*before_link_criteria(bindparam("host_id"), bindparam("now", type_=when),
-                                                bindparam("applies_from", type_=when)))
-                   .order_by(Slot.starts_at, Booking.id))
 
 
 def budget_key(connection_id: int, day: date) -> str:
@@ -203,7 +151,7 @@ def complete_link(host: User, token: dict) -> ZoomConnection:
         db.session.rollback()  # release the write lock: mark_broken writes in its own transaction
         try:
             _token_endpoint().revoke(tokens.access_token)
-        except ZoomError:
+        except ProviderError:
             pass
         # Zoom keeps only the newest grant of a user (4741): the other host's tokens are dead now.
         mark_broken(other_id, LinkBreak.TAKEN_OVER)
@@ -222,41 +170,8 @@ def complete_link(host: User, token: dict) -> ZoomConnection:
     connection.broken_reason = ""
     connection.linked_at = clock.now()
     db.session.flush()
-    release_waiting_urls(host.id)
-    retry_deletes(host.id)
+    switch.on_linked(host.id, _tool())
     return connection
-
-
-def retry_deletes(host_id: int) -> None:
-    """Try again, once this transaction commits, to delete the host's meetings Zoom did not delete."""
-    from app.zoom.meetings import queue_withdraw  # meetings import this module
-
-    slot_ids = db.session.scalars(select(ZoomMeeting.slot_id).where(
-        ZoomMeeting.host_id == host_id, ZoomMeeting.legacy.is_(False),
-        ZoomMeeting.status == MeetingStatus.DELETE_FAILED)).all()
-    for slot_id in slot_ids:
-        queue_withdraw(slot_id)
-
-
-def release_waiting_urls(host_id: int, slot_id: int | None = None) -> int:
-    """URL emails waiting for a meeting (the host's, or one slot's) become due now; returns how many.
-
-    Called when a meeting can be issued again: a relink, a meeting just issued. Each still
-    checks its meeting when it renders, and waits again if there is none.
-    """
-    from app import jobs  # jobs import this module
-
-    criteria = [Delivery.host_id == host_id, Delivery.kind == "zoom_url", Delivery.status == DeliveryStatus.PENDING,
-                Delivery.last_error.startswith(WAITING_PREFIX), Delivery.due_at > clock.now()]
-    if slot_id is not None:
-        criteria.append(Delivery.slot_id == slot_id)
-    ids = db.session.scalars(select(Delivery.id).where(*criteria)).all()
-    if ids:
-        db.session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(due_at=clock.now())
-                           .execution_options(synchronize_session=False))
-        for delivery_id in ids:
-            enqueue_batch_after_commit(jobs.send_deliveries, delivery_id, queue="mail")
-    return len(ids)
 
 
 def _apply_user(connection: ZoomConnection, me: ZoomUser) -> None:
@@ -278,12 +193,12 @@ def _independent_session() -> Session:
 def access_token(connection_id: int, force_refresh: bool = False) -> str:
     """A usable access token for the connection, refreshing it ahead of expiry.
 
-    :raises ZoomAuthError: the link is broken (it is then marked for relinking, host emailed).
+    :raises ProviderAuthError: the link is broken (it is then marked for relinking, host emailed).
     """
     with _independent_session() as session:
         connection = session.get(ZoomConnection, connection_id)
         if connection is None or not connection.has_grant:
-            raise ZoomAuthError("Zoom link is not active")
+            raise ProviderAuthError("Zoom link is not active")
         if not force_refresh and connection.access_expires_at > clock.now() + REFRESH_AHEAD:
             return crypto.decrypt(connection.access_token_enc)
         seen = connection.access_token_enc
@@ -295,13 +210,13 @@ def access_token(connection_id: int, force_refresh: bool = False) -> str:
             session.connection(execution_options={"sqlite_immediate": True})
             connection = session.get(ZoomConnection, connection_id)
             if connection is None or not connection.has_grant:
-                raise ZoomAuthError("Zoom link is not active")
+                raise ProviderAuthError("Zoom link is not active")
             if connection.access_token_enc != seen and connection.access_expires_at > clock.now() + REFRESH_AHEAD:
                 return crypto.decrypt(connection.access_token_enc)  # another process just refreshed
             used_refresh = connection.refresh_token_enc
             try:
                 tokens = _token_endpoint().refresh(crypto.decrypt(used_refresh))
-            except ZoomAuthError:
+            except ProviderAuthError:
                 session.rollback()
                 session.connection(execution_options={"sqlite_immediate": True})
                 connection = session.get(ZoomConnection, connection_id, populate_existing=True)
@@ -354,81 +269,6 @@ def mark_broken(connection_id: int, reason: LinkBreak) -> None:
         session.commit()
 
 
-# --- turning it OFF -----------------------------------------------------------------------------
-
-def upcoming_zoom_bookings(host: User) -> list[Booking]:
-    """Confirmed future bookings of the host's Zoom (auto-issue) services."""
-    return db.session.scalars(
-        select(Booking).join(Booking.slot).join(Slot.service)
-        .where(Service.host_id == host.id, Service.venue == Venue.ZOOM, Slot.status == SlotStatus.OPEN,
-               Slot.starts_at > clock.now(), Booking.status == BookingStatus.CONFIRMED)
-        .order_by(Slot.starts_at, Booking.id)
-    ).all()
-
-
-def live_meetings(host: User) -> list[ZoomMeeting]:
-    """Meetings issued (or being issued, or not deleted yet) on the host's personal account for slots not yet over."""
-    meetings = db.session.scalars(
-        select(ZoomMeeting).join(ZoomMeeting.slot)
-        .where(ZoomMeeting.host_id == host.id, ZoomMeeting.legacy.is_(False),
-               ZoomMeeting.status.in_([MeetingStatus.ISSUED, MeetingStatus.ISSUING, MeetingStatus.DELETE_FAILED]))
-        .order_by(Slot.starts_at)
-    ).all()
-    return [m for m in meetings if m.slot.ends_at > clock.now()]
-
-
-def affected_slots_by_service(bookings: list[Booking]) -> list[tuple[Service, list[int]]]:
-    """The services and slot ids of these bookings (to message their guests)."""
-    grouped: dict[int, tuple[Service, list[int]]] = {}
-    for booking in bookings:
-        service = booking.slot.service
-        slot_ids = grouped.setdefault(service.id, (service, []))[1]
-        if booking.slot_id not in slot_ids:
-            slot_ids.append(booking.slot_id)
-    return list(grouped.values())
-
-
-@dataclass
-class OffImpact:
-    bookings: list[Booking]
-    meetings: list[ZoomMeeting]
-    #: (booking, when its URL email was sent)
-    url_sent: list[tuple[Booking, datetime]]
-
-
-def off_impact(host: User) -> OffImpact:
-    """What turning the link OFF would do, for the confirmation page."""
-    bookings = upcoming_zoom_bookings(host)
-    sent = {}
-    if bookings:
-        rows = db.session.execute(
-            select(Delivery.booking_id, Delivery.sent_at)
-            .where(Delivery.booking_id.in_([b.id for b in bookings]), Delivery.kind == "zoom_url",
-                   Delivery.status == DeliveryStatus.SENT)
-        ).all()
-        sent = {booking_id: sent_at for booking_id, sent_at in rows}
-    return OffImpact(bookings=bookings, meetings=live_meetings(host),
-                     url_sent=[(b, sent[b.id]) for b in bookings if b.id in sent])
-
-
-def stop(host: User) -> int:
-    """The first half of turning the link OFF (``meetings.turn_off``): from now on it is no link.
-
-    URL emails and host notices not yet sent are cancelled, and the URL emails already written
-    give up their keys: the meetings they were for are withdrawn, so turning the link ON again
-    may write each booking a new one. Returns how many emails were cancelled.
-    """
-    begin_write()
-    connection = connection_for(host)
-    if connection is not None:
-        connection.status = LinkStatus.OFF
-    cancelled = sum(cancel_pending(host_id=host.id, kind=kind) for kind in ZOOM_EMAIL_KINDS)
-    db.session.execute(update(Delivery).where(Delivery.host_id == host.id, Delivery.kind == "zoom_url",
-                                              Delivery.dedupe_key.is_not(None))
-                       .values(dedupe_key=None).execution_options(synchronize_session=False))
-    return cancelled
-
-
 def finish_off(host_id: int) -> bool:
     """A link turned OFF with nothing left to delete on Zoom: revoke its grant and forget it; commits.
 
@@ -436,14 +276,14 @@ def finish_off(host_id: int) -> bool:
     """
     connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host_id,
                                                                 ZoomConnection.status == LinkStatus.OFF))
-    if connection is None or live_meetings(connection.host):
+    if connection is None or switch.live_meetings(host_id, _tool()):
         db.session.commit()
         return False
     connection_id = connection.id
     db.session.commit()  # no transaction is held while Zoom is called
     try:
         _token_endpoint().revoke(access_token(connection_id))
-    except ZoomError:
+    except ProviderError:
         pass  # the grant is dead or Zoom is down: our copy is deleted either way
     begin_write()
     connection = db.session.get(ZoomConnection, connection_id)
@@ -460,11 +300,10 @@ def deauthorize(zoom_user_id: str) -> bool:
     if connection is None:
         return False
     host = connection.host
-    for meeting in live_meetings(host):
+    for meeting in switch.live_meetings(host.id, _tool()):
         # Zoom staff: delete our data "but not delete the meetings themselves" (zoom-facts §5).
         meeting.mark_deleted("app deauthorized in Zoom")
-    for kind in ZOOM_EMAIL_KINDS:
-        cancel_pending(host_id=host.id, kind=kind)
+    switch.stop(host, _tool())
     db.session.delete(connection)
     queue_email("zoom_deauthorized", to_email=host.email, to_name=host.display_name, locale=host.locale,
                 host_id=host.id)
@@ -475,8 +314,9 @@ def deauthorize(zoom_user_id: str) -> bool:
 def meeting_deleted_on_zoom(zoom_meeting_id: int) -> bool:
     """Zoom told us a meeting is gone: mark it so the URL email path issues a new one."""
     begin_write()
-    meeting = db.session.scalar(select(ZoomMeeting).where(ZoomMeeting.zoom_meeting_id == zoom_meeting_id,
-                                                          ZoomMeeting.status == MeetingStatus.ISSUED))
+    meeting = db.session.scalar(select(Meeting).where(Meeting.provider == "zoom",
+                                                      Meeting.external_id == str(zoom_meeting_id),
+                                                      Meeting.status == MeetingStatus.ISSUED))
     if meeting is None:
         return False
     meeting.mark_deleted("deleted on Zoom")
@@ -496,7 +336,7 @@ def _host_context(delivery: Delivery) -> dict:
 @email_kind("zoom_relink_needed", subject=lambda ctx: _("【要対応】Zoom連携の再設定をお願いします"))
 def _relink_context(delivery: Delivery) -> dict:
     ctx = _host_context(delivery)
-    return {**ctx, "reason": LinkBreak.text_of(ctx["reason"])}
+    return {**ctx, "reason": LinkBreak.text_of(ctx["reason"], "Zoom")}
 
 
 @email_kind("zoom_deauthorized", subject=lambda ctx: _("Zoom連携が解除されました"))

@@ -11,9 +11,11 @@ from flask_login import current_user, login_required
 from app import jobs
 from app.extensions import csrf, db, locks_when_writing, reads_only
 from app.queue import get_queue
-from app.zoom import bp, legacy, link, meetings, webhook
-from app.zoom.client import ZoomError
-from app.zoom.forms import LinkForm, TurnOffForm
+from app.meetings import switch
+from app.meetings.provider import ProviderError
+from app.zoom import bp, legacy, link, webhook
+from app.zoom.provider import BASIC_LIMIT_MINUTES, tool
+from app.zoom.forms import LinkForm
 from config import DEV_ZOOM_WEBHOOK_SECRET_TOKEN, uses_zoom_emulator
 
 log = logging.getLogger(__name__)
@@ -49,12 +51,27 @@ def settings():
     return render_template(
         "zoom/settings.html", connection=connection, form=LinkForm(), legacy_link=legacy_link,
         budget=budget, budget_low=budget is not None and budget <= BUDGET_SHOWN_AT,
-        long_services=(link.services_cut_on_basic(current_user, SETTINGS_LIST_LIMIT)
+        long_services=(switch.services_cut(current_user, tool, BASIC_LIMIT_MINUTES, SETTINGS_LIST_LIMIT)
                        if connection is not None and connection.is_basic else None),
-        not_covered=link.not_covered_preview(connection, SETTINGS_LIST_LIMIT) if active else None,
+        not_covered=switch.not_covered_preview(connection, tool, SETTINGS_LIST_LIMIT) if active else None,
         legacy_issued=(legacy.legacy_meeting_count(current_user.id)
                        if legacy_link is not None and legacy_link.is_active else 0),
-        left_on_zoom=meetings.left_on_zoom(current_user))
+        left_on_zoom=switch.left_undeleted(current_user.id, tool),
+        google=_google_section())
+
+
+def _google_section() -> dict:
+    """The Google Meet part of the combined 「連携するビデオツール」 page."""
+    from app.google.provider import FREE_GROUP_CALL_MINUTES, tool as google
+
+    found = google.link_for(current_user.id)
+    free = found is not None and not found.is_workspace
+    return {"tool": google, "link": found, "cut_minutes": FREE_GROUP_CALL_MINUTES,
+            "long_services": (switch.services_cut(current_user, google, FREE_GROUP_CALL_MINUTES, SETTINGS_LIST_LIMIT)
+                              if free else None),
+            "not_covered": (switch.not_covered_preview(found, google, SETTINGS_LIST_LIMIT)
+                            if found is not None and found.is_active else None),
+            "left": switch.left_undeleted(current_user.id, google)}
 
 
 @bp.route("/settings/zoom/legacy-off", methods=["POST"])
@@ -74,19 +91,6 @@ def legacy_off():
     else:
         said = _("旧Zoom連携をOFFにしました。")
     flash(said, "success")
-    return redirect(url_for("zoom.settings"))
-
-
-@bp.route("/settings/zoom/backfill", methods=["POST"])
-@login_required
-def backfill():
-    """Also issue URLs for the upcoming bookings made before linking (explicit, never default)."""
-    connection = link.connection_for(current_user)
-    if connection is None or not LinkForm().validate_on_submit():
-        abort(400)
-    planned = meetings.backfill(connection, meetings.bookings_before_link(connection))
-    db.session.commit()
-    flash(_("%(n)d件のご予約にもZoomのURLを発行し、開催24時間前にお送りします。", n=planned), "success")
     return redirect(url_for("zoom.settings"))
 
 
@@ -120,31 +124,13 @@ def callback():
         flash(_("このZoomアカウント（%(email)s）はすでに別のホストアカウントで連携されています。ご自身のZoomアカウントで連携してください。",
                 email=str(exc)), "error")
         return redirect(url_for("zoom.settings"))
-    except ZoomError:
+    except ProviderError:
         db.session.rollback()
         flash(_("Zoomからアカウント情報を取得できませんでした。しばらくしてからもう一度お試しください。"), "error")
         return redirect(url_for("zoom.settings"))
     db.session.commit()
     flash(_("Zoomと連携しました。これ以降のご予約から、ZoomのURLを自動で発行します。"), "success")
     return redirect(url_for("zoom.settings"))
-
-
-@bp.route("/settings/zoom/off", methods=["GET", "POST"])
-@login_required
-def turn_off():
-    """GET shows what OFF would do; POST does it."""
-    connection = link.connection_for(current_user)
-    if connection is None:
-        flash(_("Zoom連携はすでにOFFです。"), "info")
-        return redirect(url_for("zoom.settings"))
-    form = TurnOffForm()
-    if form.validate_on_submit():
-        affected = link.affected_slots_by_service(link.upcoming_zoom_bookings(current_user))
-        # Read before OFF: the guests who hold a URL get the prefilled 「参加URL変更のお知らせ」.
-        url_holders = link.affected_slots_by_service([b for b, _sent in link.off_impact(current_user).url_sent])
-        result = meetings.turn_off(current_user)
-        return render_template("zoom/off_done.html", result=result, affected=affected, url_holders=url_holders)
-    return render_template("zoom/off_confirm.html", impact=link.off_impact(current_user), form=form)
 
 
 @bp.route("/zoom/webhook", methods=["POST"])

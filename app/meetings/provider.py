@@ -1,0 +1,171 @@
+"""The small interface every video tool implements, and the errors its calls raise.
+
+The meetings wing (``app.meetings``) decides *when* a meeting is created, checked, moved or
+deleted, retries every call with one policy (``app.meetings.retry``) and writes the emails; a
+tool (``app/zoom/provider.py``, ``app/google/provider.py``) only talks to its platform. A third
+tool is one new folder with a ``provider.py`` that subclasses ``VideoTool`` and is listed in
+``app.meetings.tools.TOOL_MODULES``.
+
+Every call takes the id of the host's link (the tool's own model, built on
+``app.models.meeting.VideoLinkMixin``) and raises only the errors below, so the wing never
+sees a platform's status codes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class ProviderError(Exception):
+    """Any failed call to a video tool. ``status``/``code`` are the platform's, for staff only."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ProviderRetryable(ProviderError):
+    """Try again later (rate limit, 5xx, timeout, an odd body): ``retry_after`` seconds when the
+    platform said so. ``answered`` is False when no answer came at all (the platform may still have
+    done what was asked)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, answered: bool = True, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        self.answered = answered
+
+
+class ProviderDailyLimit(ProviderError):
+    """The platform's daily budget of writes is spent until ``resume_at``."""
+
+    def __init__(self, message: str, *, resume_at: datetime, **kwargs):
+        super().__init__(message, **kwargs)
+        self.resume_at = resume_at
+
+
+class ProviderAuthError(ProviderError):
+    """The host's grant cannot be used (revoked, expired, scope missing): the host must relink."""
+
+
+class MeetingGone(ProviderError):
+    """The meeting does not exist any more (deleted by the host on the platform, or never made)."""
+
+
+class MeetingInProgress(ProviderError):
+    """The meeting is running, so the platform refuses to delete it now."""
+
+
+class MeetingEnded(ProviderError):
+    """The meeting is over: nothing is left to join or delete."""
+
+
+class ProviderRefused(ProviderError):
+    """Any other refusal (a 4xx the wing cannot act on)."""
+
+
+# --- what goes in and out -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MeetingSpec:
+    """What the wing asks a tool for: one meeting for one slot."""
+
+    slot_id: int
+    title: str
+    starts_at: datetime  # aware UTC
+    ends_at: datetime
+    duration_minutes: int
+    #: The host's IANA time zone (a tool may show the meeting in it).
+    timezone: str
+    #: Unique per issuance and kept across retries: a tool writes it into the meeting (Zoom's
+    #: agenda, Google's event id) so ``find`` can tell whether a create it never heard back from
+    #: was done anyway.
+    issue_key: str
+
+
+@dataclass(frozen=True)
+class IssuedMeeting:
+    """A meeting as the tool reports it."""
+
+    external_id: str
+    join_url: str
+    #: Zoom's passcode (Google Meet has none).
+    password: str = ""
+    #: A page where the host manages it (Google Calendar's event page); "" when none.
+    host_url: str = ""
+
+
+# --- the interface --------------------------------------------------------------------------------
+
+class VideoTool:
+    """One video tool a host can link. Subclasses set the class attributes and the calls."""
+
+    #: Stored in ``meetings.provider`` and ``services.venue``: never change it once rows exist.
+    key: str = ""
+    #: The product name, as hosts and guests read it (「Zoom」「Google Meet」).
+    name: str = ""
+    #: The link model (a ``VideoLinkMixin`` subclass).
+    link_model: type = None  # type: ignore[assignment]
+    #: The endpoint of the tool's settings section (link, unlink, OFF), for links in emails and pages.
+    settings_endpoint: str = ""
+
+    # reading the link
+    def link_for(self, host_id: int):
+        """The host's link while it is ON or needs relinking; None when not linked or OFF."""
+        raise NotImplementedError
+
+    def grant_for(self, host_id: int):
+        """The link whose tokens may still act on the platform: ON, or OFF while it deletes what it left."""
+        raise NotImplementedError
+
+    # meetings
+    def create(self, link_id: int, spec: MeetingSpec) -> IssuedMeeting:
+        raise NotImplementedError
+
+    def find(self, link_id: int, spec: MeetingSpec) -> IssuedMeeting | None:
+        """The meeting an earlier create of this ``spec.issue_key`` made, if the platform has it."""
+        raise NotImplementedError
+
+    def get(self, link_id: int, external_id: str) -> IssuedMeeting:
+        """The meeting as it is now. :raises MeetingGone: deleted or cancelled on the platform."""
+        raise NotImplementedError
+
+    def update(self, link_id: int, external_id: str, spec: MeetingSpec) -> None:
+        """Move it to the spec's time (its join URL stays)."""
+        raise NotImplementedError
+
+    def delete(self, link_id: int, external_id: str) -> None:
+        """Delete it; one already gone counts as deleted."""
+        raise NotImplementedError
+
+    def start_link(self, link_id: int, external_id: str) -> str:
+        """A link that starts the meeting as its host, fetched now (Zoom's expire after 2 hours)."""
+        raise NotImplementedError
+
+    # the link itself
+    def check_link(self, link_id: int) -> None:
+        """The pre-flight: the grant still works (refreshed when due) and the plan is read again when stale.
+        :raises ProviderAuthError: it does not."""
+        raise NotImplementedError
+
+    def cut_minutes(self, link, participants: int) -> int | None:
+        """After how many minutes the host's plan ends a meeting of ``participants`` people (host
+        included); None when the plan does not cut it."""
+        return None
+
+    def writes_left(self, link_id: int) -> int | None:
+        """Creates/updates left in the platform's daily budget, or None when it has none."""
+        return None
+
+    def budget_resets_at(self) -> datetime | None:
+        """When the daily budget comes back (None without one)."""
+        return None
+
+    def record_write(self, link_id: int, *, exhausted: bool = False) -> None:
+        """Count one create/update against the daily budget (no-op without one)."""
+
+    def finish_off(self, host_id: int) -> bool:
+        """An OFF link with nothing left to delete is revoked and forgotten; returns True when it was."""
+        raise NotImplementedError

@@ -1,0 +1,34 @@
+"""When the URL emails go out and what waits on what: the one place for these durations.
+
+Templates read ``URL_LEAD_HOURS`` (the global ``url_lead_hours``), never a written "24".
+"""
+from datetime import datetime, timedelta
+
+from app import clock
+
+#: The URL email goes out this long before the start (later bookings get it at once).
+URL_LEAD = timedelta(hours=24)
+#: The same, as the whole hours guest and host texts say (「開催24時間前」).
+URL_LEAD_HOURS = int(URL_LEAD / timedelta(hours=1))
+#: The pre-flight check runs this much before the URL emails, while there is time to relink.
+PREFLIGHT_LEAD = URL_LEAD + timedelta(hours=3)
+#: How long a URL email waits for a meeting before it looks again, by cause (a relink, or the
+#: meeting being issued, sends it at once; a daily limit waits for its reset). Keys are
+#: ``MeetingFailure`` values.
+WAIT_FOR_MEETING = {"link_broken": timedelta(hours=1), "zoom_refused": timedelta(hours=1)}
+WAIT_FOR_MEETING_DEFAULT = timedelta(minutes=10)
+#: The last look for a meeting is this long before the start; after the start the URL email is dropped.
+LAST_LOOK_BEFORE_START = timedelta(minutes=5)
+#: The host notice waits this long at most for its guests' URL emails to go out before it tells.
+NOTICE_WAITS_FOR_GUESTS = timedelta(minutes=10)
+#: A meeting the tool would not delete because it was running is deleted this long after the slot's end.
+AFTER_END = timedelta(minutes=10)
+#: A URL email whose meeting could not be checked (the tool did not answer) waits and asks again
+#: for this long after it fell due; then it goes out with the URL we have (the guest's ``/j/`` link
+#: follows the meeting if it is re-issued later).
+CHECK_PATIENCE = timedelta(minutes=30)
+
+
+def url_due_at(slot) -> datetime:
+    """When the URL email of a booking of this slot is due."""
+    return max(clock.now(), slot.starts_at - URL_LEAD)
