@@ -145,3 +145,74 @@ def test_hosts_and_services_from_before_the_guest_side_get_empty_profiles_and_de
         db.engine.dispose()
     assert tuple(host) == ("山田 花子", "", None, None)
     assert [tuple(row) for row in details] == [(1, "講座1", "持ち物", "", ""), (2, "講座2", "持ち物", "", "")]
+
+
+#: The revision before meetings became provider-neutral (``zoom_meetings`` → ``meetings``).
+BEFORE_MEETINGS_WING = "d8f3b6a1c2e9"
+
+
+def test_zoom_meetings_and_their_emails_carry_over_to_the_provider_neutral_meetings(empty_database_url, redis_url):
+    app = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=empty_database_url, REDIS_URL=redis_url)
+    created = datetime(2026, 5, 1, 9, 30)
+    with app.app_context():
+        upgrade(revision=BEFORE_MEETINGS_WING)
+        tables = sa.MetaData()
+        tables.reflect(bind=db.engine, only=["users", "services", "slots", "zoom_meetings", "deliveries"])
+        users, services, slots, meetings, deliveries = (
+            tables.tables[n] for n in ("users", "services", "slots", "zoom_meetings", "deliveries"))
+        with db.engine.begin() as connection:
+            connection.execute(users.insert(), [{
+                "id": 1, "email": "host@example.com", "password_hash": "x", "display_name": "山田 花子",
+                "timezone": "Asia/Tokyo", "locale": "ja", "is_staff": False, "session_token": "token-1",
+                "created_at": created, "email_verified_at": created}])
+            connection.execute(services.insert(), [{
+                "id": 1, "host_id": 1, "public_id": "p1", "kind": "ONLINE", "title": "講座", "description": "",
+                "duration_minutes": 60, "capacity": 5, "venue": "ZOOM", "host_notes": "", "created_at": created}])
+            connection.execute(slots.insert(), [
+                {"id": n, "service_id": 1, "starts_at": created + timedelta(days=n), "capacity": 5, "booked_count": 0,
+                 "status": "OPEN", "created_at": created} for n in (1, 2, 3)])
+            common = {"host_id": 1, "topic": "講座", "attempts": 1, "legacy": False, "created_at": created,
+                      "password": "", "join_url": "", "issue_key": "", "last_error": "", "zoom_meeting_id": None,
+                      "failure": None, "issued_at": None}
+            connection.execute(meetings.insert(), [
+                # Zoom ids exceed 32 bits (zoom-facts §3): they must survive as text exactly.
+                {**common, "id": 7, "slot_id": 1, "status": "ISSUED", "zoom_meeting_id": 81234567890123,
+                 "join_url": "https://zoom.us/j/81234567890123?pwd=x", "password": "pw", "issued_at": created},
+                {**common, "id": 8, "slot_id": 2, "status": "FAILED", "failure": "ZOOM_UNAVAILABLE",
+                 "last_error": "ZoomRetryable (HTTP 503)"},
+                {**common, "id": 9, "slot_id": 3, "status": "DELETE_FAILED", "failure": "ZOOM_REFUSED",
+                 "zoom_meeting_id": 5, "legacy": True}])
+            row = {"status": "PENDING", "to_email": "g@example.com", "to_name": "", "locale": "ja", "host_id": 1,
+                   "slot_id": 1, "payload": {}, "due_at": created, "attempts": 0, "last_error": "", "created_at": created}
+            connection.execute(deliveries.insert(), [
+                {**row, "id": 1, "kind": "zoom_url", "dedupe_key": "zoom_url:12"},
+                {**row, "id": 2, "kind": "zoom_url_waiting", "dedupe_key": "zoom_url_waiting:12:1"},
+                {**row, "id": 3, "kind": "zoom_trouble", "dedupe_key": "zoom_trouble:1:link_broken:0"},
+                {**row, "id": 4, "kind": "zoom_host_notice", "dedupe_key": None},
+                {**row, "id": 5, "kind": "zoom_relink_needed", "dedupe_key": None}])
+        db.engine.dispose()
+
+        upgrade()
+
+        from app.models import Delivery, Meeting, MeetingFailure, MeetingStatus
+        carried = {m.id: m for m in db.session.scalars(sa.select(Meeting))}
+        assert sorted(carried) == [7, 8, 9]
+        assert (carried[7].provider, carried[7].external_id, carried[7].status) == ("zoom", "81234567890123",
+                                                                                    MeetingStatus.ISSUED)
+        assert carried[7].join_url.endswith("81234567890123?pwd=x") and carried[7].password == "pw"
+        assert carried[8].external_id is None and carried[8].failure == MeetingFailure.UNAVAILABLE
+        with app.test_request_context():  # the host's words, in the request's language
+            assert carried[8].last_error == "Zoomが応答しなかったため、発行できていません。"
+        assert carried[9].failure == MeetingFailure.REFUSED and carried[9].legacy
+        assert {d.id: (d.kind, d.dedupe_key) for d in db.session.scalars(sa.select(Delivery))} == {
+            1: ("meeting_url", "meeting_url:12"), 2: ("meeting_url_waiting", "meeting_url_waiting:12:1"),
+            3: ("meeting_trouble", "meeting_trouble:1:link_broken:0"), 4: ("meeting_host_notice", None),
+            5: ("zoom_relink_needed", None)}
+        # A new row gets the next id (PostgreSQL's sequence moved past the copied ids).
+        db.session.execute(sa.delete(Meeting).where(Meeting.id == 8))
+        fresh = Meeting(slot_id=2, host_id=1, provider="google_meet")
+        db.session.add(fresh)
+        db.session.commit()
+        assert fresh.id == 10
+        db.session.remove()
+        db.engine.dispose()
