@@ -103,6 +103,8 @@ class Config:
     GOOGLE_TOKEN_URL = env_str("GOOGLE_TOKEN_URL", "http://127.0.0.1:5060/token")
     GOOGLE_REVOKE_URL = env_str("GOOGLE_REVOKE_URL", "http://127.0.0.1:5060/revoke")
     GOOGLE_CALENDAR_BASE_URL = env_str("GOOGLE_CALENDAR_BASE_URL", "http://127.0.0.1:5060/calendar/v3")
+    #: Seconds a call to Google may take before it counts as unanswered (retried with the one policy).
+    GOOGLE_HTTP_TIMEOUT = env_int("GOOGLE_HTTP_TIMEOUT", 10)
 
     BABEL_DEFAULT_LOCALE = "ja"
     BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"

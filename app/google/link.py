@@ -103,7 +103,7 @@ def redirect_uri() -> str:
 def _token_endpoint() -> GoogleOAuth:
     config = current_app.config
     return GoogleOAuth(config["GOOGLE_TOKEN_URL"], config["GOOGLE_REVOKE_URL"], config["GOOGLE_CLIENT_ID"],
-                       config["GOOGLE_CLIENT_SECRET"], timeout=config.get("GOOGLE_HTTP_TIMEOUT", 10))
+                       config["GOOGLE_CLIENT_SECRET"], timeout=config["GOOGLE_HTTP_TIMEOUT"])
 
 
 def id_token_claims(id_token: str) -> dict:
@@ -254,7 +254,7 @@ def api_for(link_id: int) -> CalendarApi:
     config = current_app.config
     return CalendarApi(config["GOOGLE_CALENDAR_BASE_URL"],
                        lambda force_refresh=False: access_token(link_id, force_refresh),
-                       timeout=config.get("GOOGLE_HTTP_TIMEOUT", 10))
+                       timeout=config["GOOGLE_HTTP_TIMEOUT"])
 
 
 def mark_broken(link_id: int, reason: LinkBreak) -> None:

@@ -23,7 +23,7 @@ from app.meetings.alerts import alert_host
 from app.meetings.provider import (IssuedMeeting, MeetingEnded, MeetingGone, MeetingSpec, ProviderAuthError,
                                    ProviderDailyLimit, ProviderError, ProviderRetryable, VideoTool)
 from app.meetings.timing import CHECK_PATIENCE, url_due_at
-from app.meetings.tools import tool_for, tool_named
+from app.meetings.tools import tool_for
 from app.models import Booking, Meeting, MeetingFailure, MeetingStatus, Slot
 
 #: After a create the tool did not answer, how long to look for it (by its issue key) before creating again.
@@ -344,20 +344,3 @@ def usable_meeting(slot: Slot) -> Meeting | None:
         return ready_meeting(slot)
     except MeetingNotReady:
         return None
-
-
-def move_meeting(slot_id: int) -> bool:
-    """Move the slot's meeting to the slot's new time on its tool; commits."""
-    meeting = meeting_for(slot_id)
-    if meeting is None or meeting.status != MeetingStatus.ISSUED:
-        return False
-    slot = db.session.get(Slot, slot_id)
-    tool = tool_named(meeting.provider)
-    found = tool.link_for(slot.service.host_id)
-    if found is None or not found.is_active:
-        return False
-    spec, external_id, link_id = spec_for(slot), meeting.external_id, found.id
-    db.session.commit()
-    tool.update(link_id, external_id, spec)
-    tool.record_write(link_id)
-    return True

@@ -11,7 +11,7 @@ from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
 from app.meetings import retry, switch
 from app.meetings.alerts import alert_host
-from app.meetings.issuing import covering_link, meeting_for, move_meeting, needs_meeting, usable_meeting
+from app.meetings.issuing import covering_link, meeting_for, needs_meeting, spec_for, usable_meeting
 from app.meetings.provider import MeetingGone, ProviderAuthError, ProviderError
 from app.meetings.timing import PREFLIGHT_LEAD, url_due_at
 from app.meetings.tools import tool_named
@@ -80,6 +80,23 @@ def move_or_retry(slot_id: int) -> str:
             return "retry"
         log.warning("move of slot %s's meeting failed: %s", slot_id, exc)
         return "failed"
+
+
+def move_meeting(slot_id: int) -> bool:
+    """Move the slot's meeting to the slot's new time on its tool; commits."""
+    meeting = meeting_for(slot_id)
+    if meeting is None or meeting.status != MeetingStatus.ISSUED:
+        return False
+    slot = db.session.get(Slot, slot_id)
+    tool = tool_named(meeting.provider)
+    found = tool.link_for(slot.service.host_id)
+    if found is None or not found.is_active:
+        return False
+    spec, external_id, link_id = spec_for(slot), meeting.external_id, found.id
+    db.session.commit()
+    tool.update(link_id, external_id, spec)
+    tool.record_write(link_id)
+    return True
 
 
 def backfill(link, bookings: list[Booking]) -> int:

@@ -24,7 +24,7 @@ def turn_off(tool_key):
     """GET shows what OFF would do; POST does it."""
     tool = _tool_or_404(tool_key)
     if tool.link_for(current_user.id) is None:
-        flash(_("%(tool)sの連携はすでにOFFです。", tool=tool.name), "info")
+        flash(_("%(tool)s連携はすでにOFFです。", tool=tool.name), "info")
         return redirect(url_for(tool.settings_endpoint))
     form = EmptyForm()
     if form.validate_on_submit():

@@ -8,7 +8,6 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app import jobs
 from app.extensions import csrf, db, locks_when_writing, reads_only
 from app.queue import get_queue
 from app.meetings import switch
@@ -158,6 +157,8 @@ def webhook_endpoint():
     signature = request.headers["x-zm-signature"]
     if not webhook.first_delivery(signature):
         return jsonify(status="duplicate"), 200  # a replay: already handled, never twice
+    from app import jobs  # the jobs import this feature's domain modules
+
     try:
         if kind == "app_deauthorized" and payload.get("user_id"):
             get_queue().enqueue(jobs.zoom_deauthorized, str(payload["user_id"]))
