@@ -52,8 +52,8 @@ def env_bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be a boolean, got {raw!r}")
 
 
-def uses_zoom_emulator(oauth_base_url: str, api_base_url: str) -> bool:
-    """True when both Zoom URLs point at this machine (the local emulator) rather than a real Zoom."""
+def uses_local_emulator(oauth_base_url: str, api_base_url: str) -> bool:
+    """True when both URLs point at this machine (a local emulator) rather than the real platform."""
     def loopback(url: str) -> bool:
         host = urlsplit(url).hostname or ""
         try:
@@ -246,12 +246,12 @@ class ProductionConfig(Config):
             raise RuntimeError("TOKEN_ENCRYPTION_KEY must be set (Fernet key) in production")
         # Zoom: the emulator's secrets are published, so a real Zoom needs the app's own (a webhook
         # signed with the published token would be accepted: anyone could unlink any host).
-        if not uses_zoom_emulator(cls.ZOOM_OAUTH_BASE_URL, cls.ZOOM_API_BASE_URL):
+        if not uses_local_emulator(cls.ZOOM_OAUTH_BASE_URL, cls.ZOOM_API_BASE_URL):
             if cls.ZOOM_CLIENT_SECRET in ("", DEV_ZOOM_CLIENT_SECRET):
                 raise RuntimeError("ZOOM_CLIENT_SECRET must be set to the Zoom app's Client Secret in production")
             if cls.ZOOM_WEBHOOK_SECRET_TOKEN in ("", DEV_ZOOM_WEBHOOK_SECRET_TOKEN):
                 raise RuntimeError("ZOOM_WEBHOOK_SECRET_TOKEN must be set to the Zoom app's Secret Token "
                                    "in production")
-        if not uses_zoom_emulator(cls.GOOGLE_TOKEN_URL, cls.GOOGLE_CALENDAR_BASE_URL):
+        if not uses_local_emulator(cls.GOOGLE_TOKEN_URL, cls.GOOGLE_CALENDAR_BASE_URL):
             if cls.GOOGLE_CLIENT_SECRET in ("", DEV_GOOGLE_CLIENT_SECRET):
                 raise RuntimeError("GOOGLE_CLIENT_SECRET must be set to the Google OAuth client's secret in production")

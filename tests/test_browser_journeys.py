@@ -92,7 +92,7 @@ def test_host_links_zoom_through_the_consent_page_and_turns_it_off(page, live_se
     page.get_by_label("パスワード").fill(PASSWORD)
     page.get_by_role("button", name="ログイン").click()
     page.get_by_role("link", name="連携設定").click()
-    expect(page.get_by_text("OFF（未連携）")).to_be_visible()
+    expect(page.locator("#zoom-link").get_by_text("OFF（未連携）")).to_be_visible()
     expect(page.get_by_text("Zoom sandbox")).to_be_visible()
 
     page.get_by_role("button", name="Zoomと連携する（ONにする）").click()
@@ -100,7 +100,7 @@ def test_host_links_zoom_through_the_consent_page_and_turns_it_off(page, live_se
     page.get_by_role("button", name="Authorize as basic@zoom.test").click()
     page.wait_for_url("**/settings/zoom")
     expect(page.get_by_text("Zoomと連携しました")).to_be_visible()
-    expect(page.get_by_text("ON（連携中）")).to_be_visible()
+    expect(page.locator("#zoom-link").get_by_text("ON（連携中）")).to_be_visible()
     expect(page.get_by_text("無料（Basic）", exact=True)).to_be_visible()
     expect(page.get_by_text("40分で自動的に終了")).to_be_visible()
 

@@ -139,7 +139,7 @@ def demo(app, live_server, link_zoom, run_jobs, smtp, make_host, make_service, m
     pending = make_host(email="unverified@example.com", name="確認待ち", verified=False)
     return {
         "host": host, "staff": staff, "online": online,
-        "values": {"service_id": online.id, "slot_id": soon.id, "message_id": sent.id, "delivery_id": failure.id,
+        "values": {"tool_key": "zoom", "service_id": online.id, "slot_id": soon.id, "message_id": sent.id, "delivery_id": failure.id,
                    "booking_id": guests[0].id, "public_id": online.public_id, "key": key},
         "tokens": {"booking.cancel": guests[0].cancel_token, "booking.join": private.join_token,
                    "booking.booked": guests[0].cancel_token, "auth.reset_password": accounts.make_reset_token(host),
@@ -237,7 +237,7 @@ def pages_to_visit(app, live_server, demo) -> dict[str, list[tuple[str, str]]]:
         ("errors.404", "/no-such-page"),
         ("errors.403", "/staff/"),
     ]
-    pages["staff"] += [("staff.templates-zoom_url", "/staff/templates?kind=zoom_url")]
+    pages["staff"] += [("staff.templates-meeting_url", "/staff/templates?kind=meeting_url")]
     pages["anonymous"] = [(n, u) for n, u in pages["anonymous"] if n not in ("auth.signup_sent", "auth.login_code",
                                                                           "auth.login_code_setup")]
     return pages

@@ -309,8 +309,8 @@ def test_every_page_is_no_store_and_static_files_keep_their_caching(app, client,
     Image.new("RGB", (320, 240), (200, 80, 40)).save(png, "PNG")
     profile.set_photo(host, profile.photo_jpeg(png.getvalue()))  # guest pages show it: public, cacheable
     db.session.commit()
-    values = {"service_id": service.id, "slot_id": slot.id, "message_id": message.id, "delivery_id": delivery.id,
-              "booking_id": booking.id, "public_id": service.public_id, "key": "no-such-mail", "filename": "app.css",
+    values = {"tool_key": "zoom", "service_id": service.id, "slot_id": slot.id, "message_id": message.id,
+              "delivery_id": delivery.id, "booking_id": booking.id, "public_id": service.public_id, "key": "no-such-mail", "filename": "app.css",
               "digest": host.photo_digest}
     tokens = {"booking.cancel": booking.cancel_token, "booking.join": booking.join_token,
               "booking.booked": booking.cancel_token, "booking.calendar_file": booking.cancel_token,

@@ -98,9 +98,10 @@ HOST_OBJECT_ARGUMENTS = {
 }
 #: Arguments that are not host-owned ids: capability tokens handed to guests (the unguessable
 #: link is the credential), the staff mailbox key (staff routes are refused to hosts anyway),
-#: static file names and the content hash of a profile photo (public: guest pages show it).
+#: static file names, the content hash of a profile photo (public: guest pages show it) and a video
+#: tool's key (the pages act on the signed-in host's own link).
 NOT_HOST_OWNED_ARGUMENTS = {("string", "public_id"), ("string", "token"), ("string", "key"),
-                            ("path", "filename"), ("string", "digest")}
+                            ("string", "tool_key"), ("path", "filename"), ("string", "digest")}
 #: Routes that take a host-owned id from the query string instead of the path.
 QUERY_ID_ROUTES = {"/messages/new?service_id={service}"}
 #: Booking ids arrive only in form bodies (「URLを再送」 on a slot page): every attacking POST
@@ -177,7 +178,8 @@ def test_every_state_changing_route_refuses_a_post_without_its_csrf_token(app, c
     host, ids = host_a_objects
     login(host)  # the owner: with a token, each of these requests would go through
     booking = db.session.get(Booking, ids["booking"])
-    by_name = {"public_id": booking.slot.service.public_id, "token": booking.cancel_token, "key": "x"}
+    by_name = {"public_id": booking.slot.service.public_id, "token": booking.cancel_token, "key": "x",
+               "tool_key": "zoom"}
     by_name.update({name: ids[kind] for (_, name), kind in HOST_OBJECT_ARGUMENTS.items()})
     foreign_token = Browser(app.test_client()).token("/login")  # another browser's session
     before, jobs_before = database_rows(), queued_jobs()

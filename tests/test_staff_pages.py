@@ -160,7 +160,7 @@ def test_staff_pages_lay_out_on_a_phone_and_at_1280(app, page, live_server, staf
     page.wait_for_url("**/staff/")
     look(page, "home")
 
-    page.goto("/staff/templates?kind=zoom_url")
+    page.goto("/staff/templates?kind=meeting_url")
     look(page, "gallery")
     page.set_viewport_size({"width": 1280, "height": 812})
     sample = page.locator(".template-sample").first

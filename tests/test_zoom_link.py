@@ -204,9 +204,9 @@ def test_turn_off_deletes_meetings_in_each_zoom_case(client, link_zoom, make_hos
     zoom.set_meeting_status(int(running.external_id), "started")  # 3002
 
     confirm = client.get("/settings/zoom/off").get_data(as_text=True)
-    assert "発行済みのZoomミーティング4件" in confirm and "影響を受ける今後のご予約（4件）" in confirm
+    assert "発行済みのZoomのミーティング4件" in confirm and "影響を受ける今後のご予約（4件）" in confirm
     done = client.post("/settings/zoom/off").get_data(as_text=True)
-    assert "Zoomミーティングを3件削除し、自動送信予定だったメール" in done
+    assert "Zoomのミーティングを3件削除し、自動送信予定だったメール" in done
     assert "開催中のため削除できませんでした" in done
     remaining = {m["id"] for m in zoom.meetings() if not m["deleted"]}
     assert int(normal.external_id) not in remaining and int(running.external_id) in remaining

@@ -15,7 +15,7 @@ from app.meetings.provider import ProviderError
 from app.zoom import bp, legacy, link, webhook
 from app.zoom.provider import BASIC_LIMIT_MINUTES, tool
 from app.zoom.forms import LinkForm
-from config import DEV_ZOOM_WEBHOOK_SECRET_TOKEN, uses_zoom_emulator
+from config import DEV_ZOOM_WEBHOOK_SECRET_TOKEN, uses_local_emulator
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def callback():
 def webhook_endpoint():
     """Verify, answer within 3 s, and leave the work to a job."""
     secret = current_app.config["ZOOM_WEBHOOK_SECRET_TOKEN"]
-    if secret == DEV_ZOOM_WEBHOOK_SECRET_TOKEN and not uses_zoom_emulator(
+    if secret == DEV_ZOOM_WEBHOOK_SECRET_TOKEN and not uses_local_emulator(
             current_app.config["ZOOM_OAUTH_BASE_URL"], current_app.config["ZOOM_API_BASE_URL"]):
         secret = ""  # the published token signs the emulator's events only: refuse every request
     request.max_content_length = current_app.config["ZOOM_WEBHOOK_MAX_BYTES"]  # Zoom's events are small
