@@ -105,6 +105,23 @@ def over_daily_cap(emails: list[str]) -> list[bool]:
     return over
 
 
+def give_back(emails: list[str]) -> None:
+    """Take back what ``over_daily_cap`` counted for emails that were not sent after all (a URL
+    email still waiting for its meeting, a cancelled booking's): only what reaches an inbox counts."""
+    from app.queue import get_redis
+
+    if not emails:
+        return
+    day = clock.now().date().isoformat()
+    pipe = get_redis().pipeline()
+    for box, count in Counter(mailbox_of(email) for email in emails).items():
+        pipe.decrby(f"recipient-day:{day}:{box}", count)
+    try:
+        pipe.execute()
+    except RedisError as exc:
+        log.warning("recipient cap not given back, Redis unavailable: %s", exc)
+
+
 class NoticeBudgetSpent(Exception):
     """The host's guest emails of the day (``HOST_NOTICE_DAILY_LIMIT``) would be exceeded."""
 

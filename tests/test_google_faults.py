@@ -251,11 +251,6 @@ def test_an_insert_google_did_after_our_client_gave_up_is_read_on_its_409_never_
     assert len(live_events(google)) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "app/mail/outbox.py counts every claim of a guest row against RECIPIENT_DAILY_CAP (40) before it is "
-    "rendered, deferred renders too: a URL email that waits for its meeting (re-tried every 10 minutes) is "
-    "CANCELLED 'dropped: this address reached RECIPIENT_DAILY_CAP today' after ~40 looks in one UTC day, "
-    "so when Google comes back the guest, told 「自動でお送りします」, never gets the URL"))
 def test_a_url_email_waiting_through_a_long_google_outage_is_sent_when_google_is_back(
         client, google, google_driver, make_host, link_google, make_service, make_slot, make_booking, smtp):
     title = "Meet長時間障害"
@@ -337,11 +332,6 @@ def test_a_check_google_does_not_answer_once_waits_quietly_and_sends_the_url(
     assert google.calls(EVENTS, "POST") == [] and len(live_events(google)) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "app/meetings/emails.py passes due_at=delivery.due_at to ready_meeting, and every quiet deferral "
-    "moves due_at 2 minutes on, so CHECK_PATIENCE never runs out: the URL emails wait until 30 minutes "
-    "before the start (and the outbox's daily cap cancels them first: the long-outage test); emails.first_due is the "
-    "moment they first fell due"))
 def test_a_check_google_never_answers_sends_the_url_we_have_after_check_patience(
         client, google, google_driver, make_host, link_google, make_service, make_slot, make_booking, smtp):
     title = "Meet確認500ずっと"
@@ -361,11 +351,6 @@ def test_a_check_google_never_answers_sends_the_url_we_have_after_check_patience
     assert timing.CHECK_PATIENCE <= waited, waited
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a quiet deferral (the check went unanswered) writes last_error 'waiting:<failure>' like a real wait, "
-    "so notice.guest_url_states reads the guests as 'waiting' and the host notice goes out at once with "
-    "【要確認】…まだお送りできていない予約者がいます, although the meeting is fine and the URL goes 2 minutes "
-    "later; no notice ever says it was sent"))
 def test_a_check_google_does_not_answer_once_does_not_alarm_the_host(
         client, google, google_driver, make_host, link_google, make_service, make_slot, make_booking, smtp):
     title = "Meet確認通知"

@@ -198,6 +198,7 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
         db.session.expunge(delivery)
     sent = 0
     capped = _over_daily_cap(rows)
+    not_sent: list[Delivery] = []  # rendered as waiting or no longer wanted: they give their count back
     with _Marks(token) as marks, _batch_session(db.session(), rows):
 
         def mark(results) -> None:
@@ -214,13 +215,14 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
                 if delivery.id in capped:
                     marks.mark(delivery, status=DeliveryStatus.CANCELLED, last_error=DAILY_CAP_REACHED)
                     continue
-                message = _build(delivery, marks)
+                message = _build(delivery, marks, not_sent)
                 if message is not None:
                     lanes.submit(delivery, message, envelope_address(delivery.to_email))
                 mark(lanes.finished())
         finally:
             # Also when rendering crashed: what the lanes were given is sent, so mark it.
             mark(lanes.finished(wait=True))
+            limits.give_back([delivery.to_email for delivery in not_sent if delivery.booking_id is not None])
     db.session.rollback()  # end the batch's read snapshot
     return sent
 
@@ -279,18 +281,21 @@ def _batch_session(session, rows: list[Delivery]):
         event.remove(session, "loaded_as_persistent", hold)
 
 
-def _build(delivery: Delivery, marks: _Marks):
+def _build(delivery: Delivery, marks: _Marks, not_sent: list[Delivery]):
     """The row's email, rendered from current data; ``None`` (and the row marked) when it no
-    longer applies or could not be rendered."""
+    longer applies or could not be rendered. Rows skipped or waiting are added to ``not_sent``."""
     delivery.message_id = delivery.message_id or message_id_for(delivery)  # detached: not written
     try:
         return build_message(delivery, render_delivery(delivery))
     except SkipDelivery as why:
         marks.mark(delivery, status=DeliveryStatus.CANCELLED, last_error=str(why))
+        not_sent.append(delivery)
     except DeferDelivery as wait:
+        not_sent.append(delivery)
         # Waiting is not failing: the claim's attempt is given back.
         marks.mark(delivery, status=DeliveryStatus.PENDING, due_at=wait.until,
-                   attempts=Delivery.__table__.c.attempts - 1, last_error=f"{WAITING_PREFIX}{wait.reason}")
+                   attempts=Delivery.__table__.c.attempts - 1,
+                   last_error="" if wait.quiet else f"{WAITING_PREFIX}{wait.reason}")
     except Exception as exc:  # one broken row must not hold its whole batch hostage
         log.exception("delivery %s could not be rendered", delivery.id)
         db.session.rollback()

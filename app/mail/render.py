@@ -36,16 +36,19 @@ WAITING_PREFIX = "waiting:"
 
 
 class DeferDelivery(Exception):
-    """The email cannot be written truthfully yet (a URL email whose meeting Zoom cannot issue now):
+    """The email cannot be written truthfully yet (a URL email whose meeting cannot be issued now):
     the outbox keeps the row pending until ``until``, without spending one of its attempts.
 
     :param reason: a short code, kept in ``last_error`` after ``WAITING_PREFIX`` so pages can say why.
+    :param quiet: a short wait nobody needs to hear of (a check to repeat): the row reads as an
+        ordinary pending one (「送信予定」), not as waiting.
     """
 
-    def __init__(self, until: datetime, reason: str):
+    def __init__(self, until: datetime, reason: str, *, quiet: bool = False):
         super().__init__(reason)
         self.until = until
         self.reason = reason
+        self.quiet = quiet
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ def _url_context(delivery: Delivery) -> dict:
             alert_host(db.session.get(Slot, slot.id), MeetingFailure.LINK_BROKEN)
             db.session.commit()
             raise MeetingNotReady(MeetingFailure.LINK_BROKEN)
-        meeting = ready_meeting(slot, due_at=delivery.due_at)  # alerts the host when it cannot be issued
+        # (Patience counts from when the email first fell due: each quiet wait moves ``due_at``.)
+        meeting = ready_meeting(slot, due_at=first_due(delivery, slot))  # alerts the host when it cannot be issued
     except MeetingNotReady as why:
         _wait_for_meeting(delivery, slot, why)
     return _with_meeting(ctx, meeting, cut_minutes=tool.cut_minutes(found, participants=slot.capacity + 1))
@@ -97,7 +98,7 @@ def _wait_for_meeting(delivery: Delivery, slot: Slot, why: MeetingNotReady):
     if slot.starts_at <= now:
         raise SkipDelivery("the lesson started before a meeting could be issued")
     if why.quiet:
-        raise DeferDelivery(why.retry_at, why.failure.value)
+        raise DeferDelivery(why.retry_at, why.failure.value, quiet=True)
     last_look = slot.starts_at - LAST_LOOK_BEFORE_START
     until = why.retry_at or now + WAIT_FOR_MEETING.get(why.failure.value, WAIT_FOR_MEETING_DEFAULT)
     until = min(until, last_look) if last_look > now else min(now + timedelta(minutes=1), slot.starts_at)
