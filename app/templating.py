@@ -294,8 +294,8 @@ def has_url(text: str) -> bool:
 def init_app(app) -> None:
     """Register the filters and template globals."""
     from app.meetings.timing import URL_LEAD_HOURS
+    from app.meetings.tools import plan_cut_minutes
     from app.zoom.client import next_utc_midnight
-    from app.zoom.provider import BASIC_LIMIT_MINUTES
 
     app.jinja_env.filters.update(
         local_datetime=local_datetime, local_date=local_date, local_time=local_time, linkify=linkify,
@@ -316,8 +316,7 @@ def init_app(app) -> None:
         zone_label=zone_label,
         # When Zoom gives the daily create/update budget back (00:00 UTC): ``|local_time`` shows it.
         zoom_budget_reset=next_utc_midnight,
-        # A free (Basic) Zoom meeting ends after this many minutes (``_macros.basic_cut_notice``).
-        basic_limit_minutes=BASIC_LIMIT_MINUTES,
         # Hours before the start the URL email goes out (``meetings.timing``): never a written "24".
         url_lead_hours=URL_LEAD_HOURS,
+        plan_cut_minutes=plan_cut_minutes,
     )

@@ -71,8 +71,8 @@ def local_moment(days_ahead: int, hour: int) -> datetime:
 
 
 @pytest.fixture
-def demo(app, live_server, link_zoom, run_jobs, smtp, make_host, make_service, make_slot, make_booking, monkeypatch,
-         tmp_path):
+def demo(app, client, live_server, link_zoom, link_google, run_jobs, smtp, make_host, make_service, make_slot,
+         make_booking, monkeypatch, tmp_path):
     """A host in mid-migration (legacy link still ON, deadline announced, personal Basic Zoom linked)
     with three services, slots in every state, guests, messages and deliveries; a staff member; and
     a received email in the staff mailbox. Returns the URL arguments and tokens the routes need."""
@@ -82,6 +82,8 @@ def demo(app, live_server, link_zoom, run_jobs, smtp, make_host, make_service, m
     db.session.commit()
     legacy.announce(clock.to_local(clock.now()).date() + timedelta(days=12))
     link_zoom(host)  # Basic: the 40-minute warnings show
+    client.post("/logout", form_url="/dashboard")
+    link_google(host)  # a free personal account: the 60-minute group warning shows
 
     online = make_service(host, title=LONG_TITLE, kind="online", venue="zoom", capacity=5, duration_minutes=90,
                           description="自宅で楽しむ書道入門です。筆ペンと半紙をご用意ください。\n資料: "
@@ -90,6 +92,10 @@ def demo(app, live_server, link_zoom, run_jobs, smtp, make_host, make_service, m
     manual = make_service(host, title="個別相談（Google Meet）", kind="private", venue="manual_url", capacity=1,
                           duration_minutes=30, host_notes="当日はこちらから: https://meet.example.com/abc-defg-hij")
     make_service(host, title="月謝制クラス", kind="subscription", venue="manual_url", capacity=20)
+    meet = make_service(host, title="Google Meetで少人数グループ英会話", kind="online", venue="google_meet", capacity=4,
+                        duration_minutes=75)
+    meet_slot = make_slot(meet, starts_in=timedelta(days=2))
+    make_booking(meet_slot, "伊藤 さくら", "sakura.ito@example.com")
 
     soon = make_slot(online, starts_in=timedelta(hours=20))  # the URL email is due: it goes out
     guests = [make_booking(soon, name, email) for name, email in (
@@ -145,7 +151,8 @@ def demo(app, live_server, link_zoom, run_jobs, smtp, make_host, make_service, m
                    "booking.booked": guests[0].cancel_token, "auth.reset_password": accounts.make_reset_token(host),
                    "auth.verify_email": accounts.make_verify_token(pending)},
         "more": {"scheduled": scheduled.id, "midnight": midnight.id, "cancelled": cancelled.id,
-                 "manual": manual.id, "failed": failed.id},
+                 "manual": manual.id, "failed": failed.id, "meet": meet.id, "meet_slot": meet_slot.id,
+                 "meet_public": meet.public_id},
     }
 
 
@@ -231,6 +238,9 @@ def pages_to_visit(app, live_server, demo) -> dict[str, list[tuple[str, str]]]:
         ("services.slot_detail-midnight", f"/slots/{more['midnight']}"),
         ("services.slot_detail-failed", f"/slots/{more['failed']}"),
         ("services.slot_detail-cancelled", f"/slots/{more['cancelled']}"),
+        ("services.detail-google_meet", f"/services/{more['meet']}"),
+        ("services.slot_detail-google_meet", f"/slots/{more['meet_slot']}"),
+        ("meetings.turn_off-google_meet", "/settings/google_meet/off"),
         ("services.slot_detail-search", f"/slots/{values['slot_id']}?q=%E4%BD%90%E8%97%A4"),
         ("messages.compose-service", f"/messages/new?service_id={values['service_id']}"),
         ("messages.detail-scheduled", f"/messages/{more['scheduled']}"),
@@ -238,6 +248,7 @@ def pages_to_visit(app, live_server, demo) -> dict[str, list[tuple[str, str]]]:
         ("errors.403", "/staff/"),
     ]
     pages["staff"] += [("staff.templates-meeting_url", "/staff/templates?kind=meeting_url")]
+    pages["anonymous"] += [("booking.service_page-google_meet", f"/s/{more['meet_public']}")]
     pages["anonymous"] = [(n, u) for n, u in pages["anonymous"] if n not in ("auth.signup_sent", "auth.login_code",
                                                                           "auth.login_code_setup")]
     return pages

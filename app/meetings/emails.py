@@ -20,7 +20,7 @@ from app.mail.render import WAITING_PREFIX, DeferDelivery, SkipDelivery, email_k
 from app.meetings.alerts import alert_host
 from app.meetings.issuing import MeetingNotReady, meeting_for, ready_meeting
 from app.meetings.timing import (LAST_LOOK_BEFORE_START, URL_LEAD, WAIT_FOR_MEETING, WAIT_FOR_MEETING_DEFAULT)
-from app.meetings.tools import tool_for, tool_named
+from app.meetings.tools import plan_cut_minutes, tool_for, tool_named
 from app.models import Delivery, DeliveryStatus, MeetingFailure, MeetingStatus, Slot
 
 
@@ -73,7 +73,7 @@ def _url_context(delivery: Delivery) -> dict:
         meeting = ready_meeting(slot, due_at=first_due(delivery, slot))  # alerts the host when it cannot be issued
     except MeetingNotReady as why:
         _wait_for_meeting(delivery, slot, why)
-    return _with_meeting(ctx, meeting, cut_minutes=tool.cut_minutes(found, participants=slot.capacity + 1))
+    return _with_meeting(ctx, meeting, cut_minutes=plan_cut_minutes(service, found))
 
 
 def _with_meeting(ctx: dict, meeting, *, cut_minutes: int | None) -> dict:

@@ -42,6 +42,14 @@ def tool_of_slot(slot) -> VideoTool:
     return tool_named(meeting.provider) if meeting is not None else tool_for(slot.service) or tool_named("zoom")
 
 
+def plan_cut_minutes(service, link) -> int | None:
+    """After how many minutes the host's plan ends the service's meetings with a full slot (None: never)."""
+    tool = tool_for(service)
+    if tool is None or link is None or not link.is_active:
+        return None
+    return tool.cut_minutes(link, participants=service.capacity + 1)
+
+
 def shown_link(host, service):
     """The host's link to the service's tool as pages show it (None: not linked, or no tool)."""
     tool = tool_for(service)
