@@ -34,7 +34,8 @@ run: venv redis
 test: venv redis
 	$(PY) -m pytest
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  TEST_DATABASE=postgresql $(PY) -m pytest --deselect tests/test_zoom_emulator.py --deselect tests/test_translations.py; \
+	  TEST_DATABASE=postgresql $(PY) -m pytest --deselect tests/test_zoom_emulator.py --deselect tests/test_google_emulator.py \
+	    --deselect tests/test_google_contract.py --deselect tests/test_translations.py; \
 	else echo "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL run is skipped"; fi
 
 bench: venv redis

@@ -18,16 +18,14 @@ from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from app import clock, crypto
 from app.extensions import begin_write, db
 from app.google.client import CalendarApi, GoogleOAuth, TokenSet
-from app.mail.outbox import queue_email
+from app.meetings.grants import Grants
 from app.mail.render import SkipDelivery, email_kind
-from app.meetings.provider import ProviderAuthError, ProviderError, ProviderRefused
-from app.models import Delivery, GoogleConnection, LinkBreak, LinkStatus, Meeting, MeetingStatus, User
-from app.queue import get_redis
+from app.meetings.provider import ProviderRefused
+from app.models import Delivery, GoogleConnection, LinkBreak, LinkStatus, User
 from app.urls import external_url
 
 log = logging.getLogger(__name__)
@@ -37,9 +35,6 @@ log = logging.getLogger(__name__)
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events.owned"
 #: openid + email: the ID token from the token endpoint names the account (``sub``, ``email``, ``hd``).
 SCOPES = f"openid email {CALENDAR_SCOPE}"
-#: Refresh this long before the access token expires.
-REFRESH_AHEAD_SECONDS = 5 * 60
-TOOL_KEY = "google_meet"
 
 
 class GoogleAccountTaken(Exception):
@@ -195,58 +190,23 @@ def complete_link(host: User, token: dict) -> GoogleConnection:
 
 # --- tokens -------------------------------------------------------------------------------------
 
-def _independent_session() -> Session:
-    """A session with its own transaction: a refresh commits whatever the caller does."""
-    return db.session.session_factory()
+def revoke(link: GoogleConnection) -> None:
+    """Revoke the link's grant at Google by its refresh token, which ends the whole grant (facts §1).
 
-
-def _fresh(link: GoogleConnection) -> bool:
-    return (link.access_expires_at - clock.now()).total_seconds() > REFRESH_AHEAD_SECONDS
-
-
-def access_token(link_id: int, force_refresh: bool = False) -> str:
-    """A usable access token for the link, refreshed ahead of expiry.
-
-    :raises ProviderAuthError: the link is not usable; on ``invalid_grant`` it is then marked for
-        relinking and the host emailed.
+    A token Google no longer knows counts as revoked. :raises ProviderError: Google did not answer usefully.
     """
-    with _independent_session() as session:
-        link = session.get(GoogleConnection, link_id)
-        if link is None or not link.has_grant:
-            raise ProviderAuthError("Google link is not active")
-        if not force_refresh and _fresh(link):
-            return crypto.decrypt(link.access_token_enc)
-        seen = link.access_token_enc
-    lock = get_redis().lock(f"google-refresh:{link_id}", timeout=30, blocking_timeout=35)
-    with lock:
-        with _independent_session() as session:
-            # The write lock from the read to the commit: a relink committed meanwhile is not
-            # overwritten, and the refresh happens once however many workers wait here.
-            session.connection(execution_options={"sqlite_immediate": True})
-            link = session.get(GoogleConnection, link_id)
-            if link is None or not link.has_grant:
-                raise ProviderAuthError("Google link is not active")
-            if link.access_token_enc != seen and _fresh(link):
-                return crypto.decrypt(link.access_token_enc)  # another process just refreshed
-            used_refresh = link.refresh_token_enc
-            try:
-                tokens = _token_endpoint().refresh(crypto.decrypt(used_refresh))
-            except ProviderAuthError as exc:
-                session.rollback()
-                if exc.code != "invalid_grant":
-                    # invalid_client: our OAuth client's credentials, not the host's grant.
-                    log.error("google token refresh refused for link %s: %s", link_id, exc)
-                    raise
-                session.connection(execution_options={"sqlite_immediate": True})
-                link = session.get(GoogleConnection, link_id, populate_existing=True)
-                if link is not None and link.refresh_token_enc != used_refresh and link.has_grant:
-                    return crypto.decrypt(link.access_token_enc)  # relinked meanwhile
-                session.close()
-                mark_broken(link_id, LinkBreak.GRANT_LOST)
-                raise
-            _store_tokens(link, tokens)
-            session.commit()
-            return tokens.access_token
+    _token_endpoint().revoke(crypto.decrypt(link.refresh_token_enc))
+
+
+#: Google does not rotate refresh tokens; ``invalid_client`` is our OAuth client's credentials, not
+#: the host's grant (logged, the link kept).
+grants = Grants(model=GoogleConnection, key="google", relink_email="google_relink_needed",
+                refresh=lambda refresh_token: _token_endpoint().refresh(refresh_token),
+                store=lambda link, tokens: _store_tokens(link, tokens),
+                revoke=lambda link_id: revoke(db.session.get(GoogleConnection, link_id)),
+                grant_is_dead=lambda exc: exc.code == "invalid_grant")
+access_token = grants.access_token
+mark_broken = grants.mark_broken
 
 
 def api_for(link_id: int) -> CalendarApi:
@@ -257,62 +217,13 @@ def api_for(link_id: int) -> CalendarApi:
                        timeout=config["GOOGLE_HTTP_TIMEOUT"])
 
 
-def mark_broken(link_id: int, reason: LinkBreak) -> None:
-    """Mark the link as needing relinking and email the host (once per breakage); own transaction."""
-    with _independent_session() as session:
-        session.connection(execution_options={"sqlite_immediate": True})
-        link = session.get(GoogleConnection, link_id)
-        if link is None or link.status == LinkStatus.NEEDS_RELINK:
-            return
-        if link.status == LinkStatus.OFF:
-            # OFF already: nothing to relink. The events it was deleting stay DELETE_FAILED
-            # (LINK_BROKEN), which the host sees with what to do.
-            session.delete(link)
-            session.commit()
-            return
-        link.status = LinkStatus.NEEDS_RELINK
-        link.broken_reason = reason.value
-        host = session.get(User, link.host_id)
-        queue_email("google_relink_needed", to_email=host.email, to_name=host.display_name, locale=host.locale,
-                    host_id=host.id, payload={"reason": reason.value}, session=session)
-        session.commit()
-
-
 # --- unlinking ----------------------------------------------------------------------------------
 
-def revoke(link: GoogleConnection) -> None:
-    """Revoke the link's grant at Google (by its refresh token, which ends the whole grant, facts §1).
-
-    A token Google no longer knows counts as revoked. :raises ProviderError: Google did not answer usefully.
-    """
-    _token_endpoint().revoke(crypto.decrypt(link.refresh_token_enc))
-
-
 def finish_off(host_id: int) -> bool:
-    """A link turned OFF with no event left to delete: revoke its grant and forget it; commits.
+    """A link turned OFF with no event left to delete: revoke its grant and forget it; commits."""
+    from app.google.provider import tool  # the provider imports this module
 
-    Returns True when it was forgotten.
-    """
-    link = db.session.scalar(select(GoogleConnection).where(GoogleConnection.host_id == host_id,
-                                                            GoogleConnection.status == LinkStatus.OFF))
-    left = db.session.scalar(select(Meeting.id).where(
-        Meeting.host_id == host_id, Meeting.provider == TOOL_KEY, Meeting.legacy.is_(False),
-        Meeting.status == MeetingStatus.DELETE_FAILED).limit(1))
-    if link is None or left is not None:
-        db.session.commit()
-        return False
-    link_id = link.id
-    db.session.commit()  # no transaction is held while Google is called
-    try:
-        revoke(link)
-    except ProviderError as exc:
-        log.warning("google revoke failed for link %s: %s", link_id, exc)  # our copy goes either way
-    begin_write()
-    link = db.session.get(GoogleConnection, link_id)
-    if link is not None and link.status == LinkStatus.OFF:
-        db.session.delete(link)
-    db.session.commit()
-    return True
+    return grants.finish_off(host_id, tool)
 
 
 # --- the email to the host ------------------------------------------------------------------------

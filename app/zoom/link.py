@@ -1,14 +1,12 @@
 """A host's personal Zoom link: linking by OAuth, tokens, turning it OFF, broken links.
 
-Tokens rotate on every refresh and the old refresh token dies at once (zoom-facts §1), so:
-refreshes are serialized per connection across processes with a Redis lock; the new pair is
-committed (in its own transaction) before the new access token is used; on ``invalid_grant``
-the row is read again before the link is declared broken. Zoom is never called while this
-process holds a database write lock.
+Tokens rotate on every refresh and the old refresh token dies at once (zoom-facts §1): refreshes
+are serialized and stored by ``app.meetings.grants`` before the new access token is used. Zoom is
+never called while this process holds a database write lock.
 """
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from authlib.integrations.flask_client import OAuth
 from flask import current_app
@@ -21,14 +19,12 @@ from app.extensions import begin_write, db
 from app.mail.outbox import queue_email
 from app.mail.render import SkipDelivery, email_kind
 from app.meetings import switch
+from app.meetings.grants import Grants
 from app.models import Delivery, LinkBreak, LinkStatus, Meeting, MeetingStatus, User, ZoomConnection
+from app.meetings.provider import ProviderError
 from app.queue import get_redis
 from app.urls import external_url
-from app.meetings.provider import ProviderAuthError, ProviderError
 from app.zoom.client import DAILY_CREATE_UPDATE_LIMIT, TokenSet, ZoomApi, ZoomOAuth, ZoomUser
-
-#: Refresh this long before the access token expires.
-REFRESH_AHEAD = timedelta(minutes=5)
 
 
 class ZoomAccountTaken(Exception):
@@ -186,48 +182,20 @@ def _apply_user(connection: ZoomConnection, me: ZoomUser) -> None:
 # --- tokens -------------------------------------------------------------------------------------
 
 def _independent_session() -> Session:
-    """A session with its own transaction (token rotation must commit whatever the caller does)."""
+    """A session with its own transaction (the plan is stored whatever the caller does)."""
     return db.session.session_factory()
 
 
-def access_token(connection_id: int, force_refresh: bool = False) -> str:
-    """A usable access token for the connection, refreshing it ahead of expiry.
+def _revoke(connection_id: int) -> None:
+    _token_endpoint().revoke(access_token(connection_id))
 
-    :raises ProviderAuthError: the link is broken (it is then marked for relinking, host emailed).
-    """
-    with _independent_session() as session:
-        connection = session.get(ZoomConnection, connection_id)
-        if connection is None or not connection.has_grant:
-            raise ProviderAuthError("Zoom link is not active")
-        if not force_refresh and connection.access_expires_at > clock.now() + REFRESH_AHEAD:
-            return crypto.decrypt(connection.access_token_enc)
-        seen = connection.access_token_enc
-    lock = get_redis().lock(f"zoom-refresh:{connection_id}", timeout=30, blocking_timeout=35)
-    with lock:
-        with _independent_session() as session:
-            # Hold the write lock from the read to the commit of the rotated pair: once Zoom has
-            # rotated, failing to store the new refresh token would lose the link.
-            session.connection(execution_options={"sqlite_immediate": True})
-            connection = session.get(ZoomConnection, connection_id)
-            if connection is None or not connection.has_grant:
-                raise ProviderAuthError("Zoom link is not active")
-            if connection.access_token_enc != seen and connection.access_expires_at > clock.now() + REFRESH_AHEAD:
-                return crypto.decrypt(connection.access_token_enc)  # another process just refreshed
-            used_refresh = connection.refresh_token_enc
-            try:
-                tokens = _token_endpoint().refresh(crypto.decrypt(used_refresh))
-            except ProviderAuthError:
-                session.rollback()
-                session.connection(execution_options={"sqlite_immediate": True})
-                connection = session.get(ZoomConnection, connection_id, populate_existing=True)
-                if connection is not None and connection.refresh_token_enc != used_refresh and connection.has_grant:
-                    return crypto.decrypt(connection.access_token_enc)  # rotated elsewhere meanwhile
-                session.close()
-                mark_broken(connection_id, LinkBreak.GRANT_LOST)
-                raise
-            _store_tokens(connection, tokens)
-            session.commit()  # persist the rotated pair before the new access token is used
-            return tokens.access_token
+
+#: Zoom rotates refresh tokens on every refresh and the old one dies at once (zoom-facts §1).
+grants = Grants(model=ZoomConnection, key="zoom", relink_email="zoom_relink_needed",
+                refresh=lambda refresh_token: _token_endpoint().refresh(refresh_token),
+                store=lambda connection, tokens: _store_tokens(connection, tokens), revoke=_revoke)
+access_token = grants.access_token
+mark_broken = grants.mark_broken
 
 
 def api_for(connection_id: int) -> ZoomApi:
@@ -248,49 +216,9 @@ def refresh_plan(connection_id: int) -> ZoomUser:
     return me
 
 
-def mark_broken(connection_id: int, reason: LinkBreak) -> None:
-    """Mark the link as needing relinking and email the host (once per breakage); own transaction."""
-    with _independent_session() as session:
-        session.connection(execution_options={"sqlite_immediate": True})
-        connection = session.get(ZoomConnection, connection_id)
-        if connection is None or connection.status == LinkStatus.NEEDS_RELINK:
-            return
-        if connection.status == LinkStatus.OFF:
-            # OFF already: nothing to relink. The meetings it was deleting stay DELETE_FAILED
-            # (LINK_BROKEN), which the host sees with what to do.
-            session.delete(connection)
-            session.commit()
-            return
-        connection.status = LinkStatus.NEEDS_RELINK
-        connection.broken_reason = reason.value
-        host = session.get(User, connection.host_id)
-        queue_email("zoom_relink_needed", to_email=host.email, to_name=host.display_name, locale=host.locale,
-                    host_id=host.id, payload={"reason": reason.value}, session=session)
-        session.commit()
-
-
 def finish_off(host_id: int) -> bool:
-    """A link turned OFF with nothing left to delete on Zoom: revoke its grant and forget it; commits.
-
-    Returns True when it was forgotten.
-    """
-    connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host_id,
-                                                                ZoomConnection.status == LinkStatus.OFF))
-    if connection is None or switch.live_meetings(host_id, _tool()):
-        db.session.commit()
-        return False
-    connection_id = connection.id
-    db.session.commit()  # no transaction is held while Zoom is called
-    try:
-        _token_endpoint().revoke(access_token(connection_id))
-    except ProviderError:
-        pass  # the grant is dead or Zoom is down: our copy is deleted either way
-    begin_write()
-    connection = db.session.get(ZoomConnection, connection_id)
-    if connection is not None and connection.status == LinkStatus.OFF:
-        db.session.delete(connection)
-    db.session.commit()
-    return True
+    """A link turned OFF with nothing left to delete on Zoom: revoke its grant and forget it; commits."""
+    return grants.finish_off(host_id, _tool())
 
 
 def deauthorize(zoom_user_id: str) -> bool:
