@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 from redis import Redis
-from rq import SimpleWorker, Worker
+from rq import Worker
 from sqlalchemy import func, insert, select
 
 from app import clock
@@ -32,6 +32,7 @@ from app.extensions import db
 from app.mail import outbox
 from app.models import Delivery, DeliveryStatus, User
 from tests.conftest import free_port, wait_until
+from tests.drivers import JobDriver
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = os.environ.get("FAULTS_FULL") == "1"
@@ -702,32 +703,11 @@ ZOOM_CLIENT_TIMEOUT = 1.0  # seconds (production: 10); the emulator's ``timeout`
 ZOOM_FAULT_SLEEP = 1.5
 
 
-class BurstWorker(SimpleWorker):
-    """RQ's SimpleWorker in the test process, without the command channel (pub/sub): the same
-    jobs run the same way, without the ~0.8 s the channel's thread takes to stop after each run."""
-
-    app = None
-
-    def perform_job(self, *args, **kwargs):
-        with self.app.app_context():
-            return super().perform_job(*args, **kwargs)
-
-    def subscribe(self):
-        pass
-
-    def unsubscribe(self):
-        pass
-
-
 @pytest.fixture
 def zoom_driver(app, zoom, monkeypatch):
     """Moves the app's clock and the emulator's together, and runs what would run meanwhile:
     RQ's scheduled retries whose time has come, the queued jobs, and the outbox sweep."""
-    from rq.job import Job
-    from rq.registry import ScheduledJobRegistry
-
-    from app.queue import QUEUE_NAMES, get_queue, get_redis
-    from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+    from app.meetings import planning, timing
     from app.zoom import link
 
     real_api_for = link.api_for
@@ -739,60 +719,17 @@ def zoom_driver(app, zoom, monkeypatch):
 
     monkeypatch.setattr(link, "api_for", api_for)
 
-    class Driver:
-        settle = 0.0  # seconds to let the emulator finish requests the client gave up on
-
-        def __init__(self):
-            #: (job function, when RQ was told to run it: Unix seconds) of every scheduled job released
-            self.released: list[tuple[str, float]] = []
-
-        def release_scheduled(self) -> int:
-            """Enqueue RQ's scheduled jobs (Retry intervals, enqueue_at) due on the app's clock."""
-            moved = 0
-            for name in QUEUE_NAMES:
-                queue = get_queue(name)
-                registry = ScheduledJobRegistry(queue=queue)
-                for job_id in registry.get_jobs_to_schedule(int(clock.now().timestamp())):
-                    job = Job.fetch(job_id, connection=queue.connection)
-                    self.released.append((job.func_name, queue.connection.zscore(registry.key, job_id)))
-                    registry.remove(job)
-                    queue.enqueue_job(job)
-                    moved += 1
-            return moved
-
-        def pump(self, rounds: int = 30) -> None:
-            """Run jobs, retries and sweeps until nothing is left to do at this moment."""
-            def queued() -> bool:
-                return any(len(get_queue(name)) for name in QUEUE_NAMES)
-
-            for _ in range(rounds):
-                ran = queued()
-                if ran:
-                    BurstWorker.app = app
-                    BurstWorker([get_queue(name) for name in QUEUE_NAMES], connection=get_redis()).work(
-                        burst=True, logging_level="WARNING")
-                    db.session.rollback()
-                    time.sleep(self.settle)
-                sent = outbox.send_due()
-                db.session.rollback()
-                released = self.release_scheduled()
-                if not (ran or sent or released or outbox.due_count() or queued()):
-                    return
-            raise AssertionError("the jobs never settled")
-
-        def travel_to(self, moment) -> None:
-            clock.travel_to(moment)
-            zoom.set_clock(moment)  # tokens, Retry-After and daily budgets on the same clock
-
+    class Driver(JobDriver):
         def through_url_time(self, slot) -> None:
             """The slot's pre-flight, then its URL-email moment, with what runs after each."""
             self.travel_to(slot.starts_at - timing.PREFLIGHT_LEAD)
             planning.run_preflights()
-            self.pump()
+            self.pump(rounds=30)
             self.travel_to(slot.starts_at - timing.URL_LEAD)
-            self.pump()
+            self.pump(rounds=30)
 
-    yield Driver()
+    # tokens, Retry-After and daily budgets on the same clock
+    yield Driver(app, on_travel=zoom.set_clock)
     zoom.set_clock(None)  # the emulator is shared by the session
 
 
@@ -812,7 +749,7 @@ def zoom_outcomes(smtp, title: str, bookings, host) -> dict:
 
 
 def assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host, case) -> dict:
-    from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+    from app.meetings import issuing
 
     result = zoom_outcomes(smtp, title, bookings, host)
     db.session.rollback()
@@ -850,7 +787,7 @@ def book_two_guests_of_a_linked_host(make_host, link_zoom, make_service, make_sl
 def test_zoom_fault_never_leaves_a_booking_silently_without_url(
         kind, persistent, client, zoom, zoom_driver, make_host, link_zoom, make_service, make_slot, make_booking,
         smtp):
-    from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+    from app.meetings import issuing
 
     title = f"障害{kind}"
     # The fault hits the call with a side effect: the meeting create (POST /users/me/meetings).
@@ -891,7 +828,7 @@ def test_zoom_fault_never_leaves_a_booking_silently_without_url(
 def test_dead_refresh_token_never_leaves_a_booking_silently_without_url(
         when, app, client, zoom, zoom_driver, make_host, link_zoom, make_service, make_slot, make_booking, smtp):
     from app import crypto
-    from app.meetings import alerts, issuing, planning, retry, switch, timing  # noqa: F401
+    from app.meetings import issuing
     from app.zoom import link
     from app.zoom.client import ZoomOAuth
 

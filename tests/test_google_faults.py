@@ -18,18 +18,15 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from rq.job import Job
-from rq.registry import ScheduledJobRegistry
 
 from app import clock
 from app.extensions import db
 from app.google.client import QUOTA_RETRY_AFTER
-from app.mail import outbox
 from app.meetings import issuing, planning, timing
 from app.models import Delivery, DeliveryStatus, MeetingStatus
-from app.queue import QUEUE_NAMES, get_queue, get_redis
 from app.services import slots
-from tests.test_faults import BurstWorker, figures
+from tests.drivers import JobDriver
+from tests.test_faults import figures
 
 pytestmark = pytest.mark.faults
 
@@ -56,50 +53,7 @@ def google_driver(app, google, monkeypatch):
     monkeypatch.setitem(app.config, "GOOGLE_HTTP_TIMEOUT", CLIENT_TIMEOUT)
     google.configure(timeout_seconds=FAULT_SLEEP)
 
-    class Driver:
-        settle = 0.0  # seconds to let the emulator finish requests the client gave up on
-
-        def __init__(self):
-            #: (job function, when RQ was told to run it: Unix seconds) of every scheduled job released
-            self.released: list[tuple[str, float]] = []
-
-        def release_scheduled(self) -> int:
-            moved = 0
-            for name in QUEUE_NAMES:
-                queue = get_queue(name)
-                registry = ScheduledJobRegistry(queue=queue)
-                for job_id in registry.get_jobs_to_schedule(int(clock.now().timestamp())):
-                    job = Job.fetch(job_id, connection=queue.connection)
-                    self.released.append((job.func_name, queue.connection.zscore(registry.key, job_id)))
-                    registry.remove(job)
-                    queue.enqueue_job(job)
-                    moved += 1
-            return moved
-
-        def pump(self, rounds: int = 40) -> None:
-            """Run jobs, retries and sweeps until nothing is left to do at this moment."""
-            def queued() -> bool:
-                return any(len(get_queue(name)) for name in QUEUE_NAMES)
-
-            for _ in range(rounds):
-                ran = queued()
-                if ran:
-                    BurstWorker.app = app
-                    BurstWorker([get_queue(name) for name in QUEUE_NAMES], connection=get_redis()).work(
-                        burst=True, logging_level="WARNING")
-                    db.session.rollback()
-                    time.sleep(self.settle)
-                sent = outbox.send_due()
-                db.session.rollback()
-                released = self.release_scheduled()
-                if not (ran or sent or released or outbox.due_count() or queued()):
-                    return
-            raise AssertionError("the jobs never settled")
-
-        @staticmethod
-        def travel_to(moment) -> None:
-            clock.travel_to(moment)
-
+    class Driver(JobDriver):
         def preflight(self, slot) -> None:
             self.travel_to(slot.starts_at - timing.PREFLIGHT_LEAD)
             planning.run_preflights()
@@ -118,7 +72,7 @@ def google_driver(app, google, monkeypatch):
             self.preflight(slot)
             self.url_time(slot)
 
-    yield Driver()
+    yield Driver(app)
 
 
 def live_events(google) -> list[dict]:
