@@ -20,7 +20,7 @@ DEV_TOKEN_ENCRYPTION_KEY = "ZGV2LW9ubHktdG9rZW4ta2V5LTMyLWJ5dGVzLWxvbmc="
 DEV_ZOOM_CLIENT_SECRET = "sandbox-client-secret"
 DEV_ZOOM_WEBHOOK_SECRET_TOKEN = "sandbox-webhook-secret"
 #: The local Google emulator's sandbox OAuth client (devtools/google_emulator), published likewise.
-DEV_GOOGLE_CLIENT_SECRET = "sandbox-google-client-secret"
+DEV_GOOGLE_CLIENT_SECRET = "sandbox-client-secret"
 
 
 def env_str(name: str, default: str) -> str:
@@ -94,15 +94,16 @@ class Config:
     ZOOM_OAUTH_BASE_URL = env_str("ZOOM_OAUTH_BASE_URL", "http://127.0.0.1:5050")
     ZOOM_API_BASE_URL = env_str("ZOOM_API_BASE_URL", "http://127.0.0.1:5050/v2")
 
-    #: Defaults are the local Google emulator (devtools/google_emulator, port 5060); the real Google is
+    #: Defaults are the local Google emulator (devtools/google_emulator, port 5070: browsers refuse 5060,
+    #: a SIP port); the real Google is
     #: https://accounts.google.com/o/oauth2/v2/auth, https://oauth2.googleapis.com/token and /revoke,
     #: and https://www.googleapis.com/calendar/v3 (google-meet-facts §1, §3).
-    GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID", "sandbox-google-client-id")
+    GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID", "sandbox-client-id.apps.googleusercontent.test")
     GOOGLE_CLIENT_SECRET = env_str("GOOGLE_CLIENT_SECRET", DEV_GOOGLE_CLIENT_SECRET)
-    GOOGLE_AUTHORIZE_URL = env_str("GOOGLE_AUTHORIZE_URL", "http://127.0.0.1:5060/o/oauth2/v2/auth")
-    GOOGLE_TOKEN_URL = env_str("GOOGLE_TOKEN_URL", "http://127.0.0.1:5060/token")
-    GOOGLE_REVOKE_URL = env_str("GOOGLE_REVOKE_URL", "http://127.0.0.1:5060/revoke")
-    GOOGLE_CALENDAR_BASE_URL = env_str("GOOGLE_CALENDAR_BASE_URL", "http://127.0.0.1:5060/calendar/v3")
+    GOOGLE_AUTHORIZE_URL = env_str("GOOGLE_AUTHORIZE_URL", "http://127.0.0.1:5070/o/oauth2/v2/auth")
+    GOOGLE_TOKEN_URL = env_str("GOOGLE_TOKEN_URL", "http://127.0.0.1:5070/token")
+    GOOGLE_REVOKE_URL = env_str("GOOGLE_REVOKE_URL", "http://127.0.0.1:5070/revoke")
+    GOOGLE_CALENDAR_BASE_URL = env_str("GOOGLE_CALENDAR_BASE_URL", "http://127.0.0.1:5070/calendar/v3")
     #: Seconds a call to Google may take before it counts as unanswered (retried with the one policy).
     GOOGLE_HTTP_TIMEOUT = env_int("GOOGLE_HTTP_TIMEOUT", 10)
 

@@ -4,6 +4,7 @@ before, a deleted event is re-issued, moves and OFF reach Google, and failures a
 one policy. Real parts: the Google emulator, Redis, RQ's worker, aiosmtpd."""
 import re
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -233,3 +234,22 @@ def test_host_links_google_meet_creates_a_service_and_the_guest_gets_a_meet_link
     assert response.status == 302 and re.fullmatch(r"https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}",
                                                    response.headers["location"])
     assert "Google Meetで参加する" in body_html(url_mail)
+
+
+def test_make_runs_addresses_are_ones_a_browser_opens(browser):
+    """The consent pages a host's browser is sent to in ``make run`` must be on ports browsers allow
+    (Chromium refuses SIP's 5060 with ERR_UNSAFE_PORT, so the Google emulator cannot live there)."""
+    from urllib.parse import urlsplit
+
+    from config import Config
+
+    ports = {urlsplit(getattr(Config, name)).port for name in
+             ("APP_BASE_URL", "ZOOM_OAUTH_BASE_URL", "GOOGLE_AUTHORIZE_URL")}
+    ports |= {int(port) for port in re.findall(r"--port (\d+)", (Path(__file__).parent.parent / "Procfile").read_text())}
+    page = browser.new_page()
+    for port in sorted(ports):
+        try:
+            page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
+        except Exception as exc:  # nothing listens here now: refused, which is fine; unsafe is not
+            assert "ERR_UNSAFE_PORT" not in str(exc), port
+    page.close()

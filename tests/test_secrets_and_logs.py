@@ -65,6 +65,19 @@ def test_the_configs_development_secrets_are_the_emulators_published_ones():
         assert Config.ZOOM_WEBHOOK_SECRET_TOKEN == PUBLISHED_WEBHOOK_TOKEN
 
 
+def test_make_runs_app_and_google_emulator_share_the_sandbox_client():
+    """``make run`` starts the Google emulator with its defaults and the app with the config's: a
+    host linking Google Meet there must not meet 「invalid_client」."""
+    from config import Config, DEV_GOOGLE_CLIENT_SECRET
+    from devtools.google_emulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+    assert DEV_GOOGLE_CLIENT_SECRET == DEFAULT_CLIENT_SECRET
+    if "GOOGLE_CLIENT_ID" not in os.environ:
+        assert Config.GOOGLE_CLIENT_ID == DEFAULT_CLIENT_ID
+    if "GOOGLE_CLIENT_SECRET" not in os.environ:
+        assert Config.GOOGLE_CLIENT_SECRET == DEFAULT_CLIENT_SECRET
+
+
 def zoom_refusal(monkeypatch, **settings) -> str | None:
     """What ``ProductionConfig.check`` says about Zoom with these settings (None: nothing)."""
     monkeypatch.setattr(ProductionConfig, "SECRET_KEY", "production-secret-" + "x" * 32)

@@ -1,8 +1,8 @@
 """Serve the Google emulator in the foreground.
 
-    python -m devtools.google_emulator --port 5060
+    python -m devtools.google_emulator --port 5070
 
-Then set GOOGLE_AUTHORIZE_URL=http://127.0.0.1:5060/o/oauth2/v2/auth, GOOGLE_TOKEN_URL=…/token,
+Then set GOOGLE_AUTHORIZE_URL=http://127.0.0.1:5070/o/oauth2/v2/auth, GOOGLE_TOKEN_URL=…/token,
 GOOGLE_REVOKE_URL=…/revoke and GOOGLE_CALENDAR_BASE_URL=…/calendar/v3.
 """
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m devtools.google_emulator", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5060)
+    parser.add_argument("--port", type=int, default=5070)
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     parser.add_argument("--redirect-uri", action="append", dest="redirect_uris",
