@@ -103,7 +103,7 @@ def _message(ctx):
 
 SAMPLES = {
     "booking_confirmation": {
-        "Zoom（URLは開催24時間前に送信）": _with(),
+        "Zoom（URLは開催前に送信）": _with(),
         "ホストからの連絡事項あり（Zoom OFF・手動URL）": _with(venue="online", url_promise=None),
         "連絡事項なし": _with(venue="online", url_promise=None, service=_no_notes),
         "対面（会場の住所・キャンセルポリシーあり）": _with(
