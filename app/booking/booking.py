@@ -170,6 +170,7 @@ def cancel_booking(booking: Booking, *, by_host: bool = False, message: str = ""
         return None
     booking.status = BookingStatus.CANCELLED
     booking.cancelled_at = clock.now()
+    booking.cancelled_by_host = by_host
     db.session.execute(
         update(Slot).where(Slot.id == booking.slot_id, Slot.booked_count > 0)
         .values(booked_count=Slot.booked_count - 1).execution_options(synchronize_session=False)

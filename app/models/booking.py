@@ -3,7 +3,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, text
+from sqlalchemy import Enum, ForeignKey, Index, String, false as sa_false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -45,6 +45,8 @@ class Booking(db.Model):
     join_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The host removed the booking (not the guest's own cancellation: no cancellation notice to the host).
+    cancelled_by_host: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
 
     slot = relationship("Slot", back_populates="bookings")
 

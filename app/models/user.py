@@ -3,7 +3,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import LargeBinary, String, Text, and_
+from sqlalchemy import LargeBinary, String, Text, and_, false as sa_false, true as sa_true
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 from werkzeug.security import check_password_hash
 
@@ -49,6 +49,17 @@ class User(UserMixin, db.Model):
     totp_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
     #: The last TOTP time step (30 s) accepted: a code is accepted once only.
     totp_last_step: Mapped[int | None] = mapped_column(nullable=True)
+    #: Where guests' replies go (``Reply-To`` of every guest email); "" means the login address.
+    contact_email: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    #: The host chose to show the contact address on the public booking pages (never shown otherwise).
+    show_contact_publicly: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    #: Host notices: 「新しいご予約がありました」 and 「ご予約がキャンセルされました」 (each on/off).
+    notify_bookings: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
+    notify_cancellations: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
+    #: One email an hour listing what happened, instead of one per booking (coalesced per slot).
+    notify_digest: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    #: When the host closed the account (personal data erased, bookings cancelled); None while open.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     services = relationship("Service", back_populates="host", order_by="Service.id")
@@ -62,6 +73,11 @@ class User(UserMixin, db.Model):
     def get_id(self) -> str:
         """Flask-Login stores this in the session: the rotating token, not the database id."""
         return self.session_token
+
+    @property
+    def reply_to(self) -> str:
+        """Where guests' replies reach the host: the contact address, else the login address."""
+        return self.contact_email or self.email
 
     @property
     def email_verified(self) -> bool:
