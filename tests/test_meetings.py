@@ -494,3 +494,23 @@ def test_host_start_link_fetches_a_fresh_start_url(client, zoom_host, make_servi
     assert "URL発行済み" in page and "ホストとして開始" in page and "予約者には共有しないでください" in page
     page = client.get(f"/slots/{slot.id}").get_data(as_text=True)  # the slot's own page: its guests too
     assert "URL発行済み" in page and "ホストとして開始" in page and "URLを再送" in page
+
+
+def test_late_bookings_a_minute_apart_share_their_host_notice(
+        zoom_host, make_service, make_slot, make_booking, run_jobs, smtp):
+    host = zoom_host()
+    slot = make_slot(make_service(host, title="直前の人気クラス", capacity=10), starts_in=timedelta(hours=3))
+    for n in range(3):  # a minute apart, within the URL lead: each URL email goes at once
+        make_booking(slot, name=f"生徒{n}", email=f"late{n}@example.com")
+        run_jobs()
+        outbox.send_due()
+        clock.advance(timedelta(minutes=1))
+        outbox.send_due()
+    clock.advance(timing.NOTICE_GATHERS_LATE_BOOKINGS)
+    outbox.send_due()
+    notices = [m for m in smtp.to(host.email) if "直前の人気クラス" in m["Subject"]]
+    # A late booking's notice waits two minutes for those after it: the first two share one notice
+    # (each booking had made its own before), the third comes after it was sent.
+    assert [m["Subject"] for m in notices] == ["予約者にZoomのURLをお送りしました（直前の人気クラス）"] * 2
+    first, second = (body_text(m) for m in notices)
+    assert "late0@example.com" in first and "late1@example.com" in first and "late2@example.com" in second

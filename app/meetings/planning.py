@@ -13,7 +13,7 @@ from app.meetings import retry, switch
 from app.meetings.alerts import alert_host
 from app.meetings.issuing import covering_link, meeting_for, needs_meeting, spec_for, usable_meeting
 from app.meetings.provider import MeetingGone, ProviderAuthError, ProviderError
-from app.meetings.timing import PREFLIGHT_LEAD, url_due_at
+from app.meetings.timing import NOTICE_GATHERS_LATE_BOOKINGS, PREFLIGHT_LEAD, url_due_at
 from app.meetings.tools import tool_named
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingFailure, MeetingStatus, Slot,
                         SlotStatus)
@@ -38,6 +38,8 @@ def plan_url_delivery(booking: Booking) -> bool:
 
 
 def _plan_host_notice(slot: Slot, due) -> None:
+    """One pending notice per slot; a late booking's waits a moment for the bookings that follow it."""
+    due = max(due, clock.now() + NOTICE_GATHERS_LATE_BOOKINGS)
     pending = db.session.scalar(select(Delivery.id).where(
         Delivery.slot_id == slot.id, Delivery.kind == "meeting_host_notice", Delivery.status == DeliveryStatus.PENDING))
     if pending is None:

@@ -21,6 +21,9 @@ WAIT_FOR_MEETING_DEFAULT = timedelta(minutes=10)
 LAST_LOOK_BEFORE_START = timedelta(minutes=5)
 #: The host notice waits this long at most for its guests' URL emails to go out before it tells.
 NOTICE_WAITS_FOR_GUESTS = timedelta(minutes=10)
+#: A host notice about late bookings (within the URL lead: their URL emails go at once) is due this
+#: much after the first of them, so guests booking the same date in a burst make one notice, not one each.
+NOTICE_GATHERS_LATE_BOOKINGS = timedelta(minutes=2)
 #: A meeting the tool would not delete because it was running is deleted this long after the slot's end.
 AFTER_END = timedelta(minutes=10)
 #: A URL email whose meeting could not be checked (the tool did not answer) waits and asks again
