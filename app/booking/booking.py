@@ -19,6 +19,7 @@ from app.mail.render import SkipDelivery, email_kind
 from app.models import Booking, BookingStatus, Delivery, Service, Slot, SlotStatus, Venue
 from app.mail.guest import guest_email_context
 from app.meetings import planning, timing, tools
+from app.notices import notices
 from app.services.slots import join_url_promise
 from app.urls import external_url
 
@@ -137,6 +138,7 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
                 host_id=service.host_id, booking_id=booking.id, slot_id=slot_id,
                 dedupe_key=f"confirmation:{booking.id}")
     planning.plan_url_delivery(booking)
+    notices.booking_made(booking)
     db.session.commit()
     return booking
 
@@ -183,6 +185,7 @@ def cancel_booking(booking: Booking, *, by_host: bool = False, message: str = ""
                     slot_id=booking.slot_id, payload={"message": message} if by_host and message else None)
     db.session.flush()
     planning.booking_cancelled(booking)
+    notices.booking_cancelled(booking)
     return Cancellation(emailed=emailed)
 
 
