@@ -1,5 +1,5 @@
-"""The host's account settings: the time zone they see and enter times in (name, contact and closing
-the account come here next)."""
+"""The host's account settings: profile, contact address, notices, language and time zone, password,
+login address (changed through a link mailed to the new one) and closing the account."""
 from flask import Blueprint
 
 bp = Blueprint("account", __name__)

@@ -1,10 +1,11 @@
 """Account settings pages. Views stay thin: validate, call one function (``zones``, ``accounts``), redirect."""
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
-from flask_babel import get_locale, gettext as _
-from flask_login import current_user, login_required, login_user
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask_babel import force_locale, get_locale, gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
 
-from app.account import bp, profile, zones
-from app.account.forms import AccountSettingsForm, ChangePasswordForm, PhotoForm, ProfileForm
+from app.account import bp, closing, preferences, profile, zones
+from app.account.forms import (AccountSettingsForm, ChangePasswordForm, CloseAccountForm, ContactForm,
+                               EmailChangeForm, NotificationsForm, PhotoForm, ProfileForm)
 from app.auth import accounts
 from app.extensions import begin_write, db, locks_when_writing, reads_only
 from app.forms import EmptyForm
@@ -13,7 +14,8 @@ from app.forms import EmptyForm
 PHOTO_CACHE_SECONDS = 365 * 24 * 3600
 
 
-def _page(settings_form=None, password_form=None, profile_form=None, photo_form=None, status: int = 200):
+def _page(settings_form=None, password_form=None, profile_form=None, photo_form=None, contact_form=None,
+          notifications_form=None, email_form=None, status: int = 200):
     """The settings page with its forms (each keeps what was typed into it, passwords aside)."""
     settings_form = settings_form or AccountSettingsForm(obj=current_user, formdata=None)
     settings_form.timezone.choices = zones.choices(str(get_locale() or "ja"), current=current_user.timezone)
@@ -21,7 +23,17 @@ def _page(settings_form=None, password_form=None, profile_form=None, photo_form=
     return make_response(render_template(
         "account/settings.html", form=settings_form, password_form=password_form,
         profile_form=profile_form or ProfileForm(obj=current_user, formdata=None),
-        photo_form=photo_form or PhotoForm(formdata=None), remove_photo_form=EmptyForm(formdata=None)), status)
+        photo_form=photo_form or PhotoForm(formdata=None), remove_photo_form=EmptyForm(formdata=None),
+        contact_form=contact_form or ContactForm(obj=current_user, formdata=None),
+        notifications_form=notifications_form or NotificationsForm(obj=current_user, formdata=None),
+        email_form=email_form or EmailChangeForm(formdata=None)), status)
+
+
+def _password_throttled(form, throttled: accounts.LoginThrottled, render):
+    """The form again, 429: too many wrong passwords lately."""
+    flash(_("パスワードの誤りが続いたため、しばらく変更できません。%(minutes)d分ほど待ってから、もう一度お試しください。",
+            minutes=throttled.wait_minutes), "error")
+    return render(status=429)
 
 
 @bp.url_value_preprocessor
@@ -107,12 +119,21 @@ def settings():
             zones.set_timezone(current_user, form.timezone.data)
         except zones.UnknownZone:
             form.timezone.errors.append(_("このタイムゾーンは選べません。一覧から選んでください。"))
-        else:
+        try:
+            preferences.set_language(current_user, form.locale.data)
+        except preferences.UnknownLanguage:
+            form.locale.errors.append(_("この言語は選べません。一覧から選んでください。"))
+        if not form.errors:
             db.session.commit()
-            flash(_("アカウント設定を保存しました。"), "success")
+            # The message in the language just chosen, as the page it lands on.
+            with force_locale(current_user.locale):
+                flash(_("アカウント設定を保存しました。"), "success")
             return redirect(url_for("account.settings"))
+        db.session.rollback()  # neither is saved: the page shows the saved ones beside the error
     if form.timezone.errors:
         form.timezone.data = current_user.timezone  # the saved zone stays chosen, next to the error
+    if form.locale.errors:
+        form.locale.data = current_user.locale
     return _page(settings_form=form)
 
 
@@ -142,3 +163,109 @@ def change_password():
             flash(_("パスワードを変更しました。ほかの端末やブラウザでのログインはすべて終了しました。"), "success")
             return redirect(url_for("account.settings"))
     return _page(password_form=form)
+
+
+@bp.route("/settings/account/contact", methods=["POST"])
+@login_required
+def save_contact():
+    """The address guests' replies go to (``Reply-To``), and whether the booking pages show it."""
+    form = ContactForm()
+    if form.validate_on_submit():
+        preferences.set_contact(current_user, form.contact_email.data, form.show_contact_publicly.data)
+        db.session.commit()
+        flash(_("連絡先メールアドレスを保存しました。予約者からの返信は %(email)s に届きます。",
+                email=current_user.reply_to), "success")
+        return redirect(url_for("account.settings") + "#contact")
+    return _page(contact_form=form)
+
+
+@bp.route("/settings/account/notifications", methods=["POST"])
+@login_required
+def save_notifications():
+    """Which emails about bookings the host receives."""
+    form = NotificationsForm()
+    if form.validate_on_submit():
+        preferences.set_notifications(current_user, form.notify_bookings.data, form.notify_cancellations.data,
+                                      form.notify_digest.data)
+        db.session.commit()
+        flash(_("通知の設定を保存しました。"), "success")
+        return redirect(url_for("account.settings") + "#notifications")
+    return _page(notifications_form=form)
+
+
+@bp.route("/settings/account/email", methods=["POST"])
+@login_required
+@locks_when_writing  # the password is checked before the write lock is taken
+def change_email():
+    """Ask to log in with another address: a link goes to it; the login changes once it is followed."""
+    form = EmailChangeForm()
+    if form.validate_on_submit():
+        try:
+            new = accounts.request_email_change(current_user, form.email_password.data, form.new_email.data,
+                                                request.remote_addr)
+        except accounts.LoginThrottled as throttled:
+            return _password_throttled(form, throttled, lambda status: _page(email_form=form, status=status))
+        except accounts.WrongPassword:
+            form.email_password.errors.append(_("現在のパスワードが正しくありません。"))
+        except accounts.SameEmail:
+            form.new_email.errors.append(_("現在のログイン用メールアドレスと同じです。"))
+        else:
+            db.session.commit()
+            # The same words whether or not another account uses the address (it is never revealed).
+            flash(_("%(email)s に確認メールをお送りしました。メール内のリンクを開くと変更が完了します（有効期限%(hours)d時間）。"
+                    "それまでは、これまでのメールアドレスでログインしてください。",
+                    email=new, hours=accounts.email_change_max_age() // 3600), "success")
+            return redirect(url_for("account.settings") + "#email")
+    return _page(email_form=form)
+
+
+@bp.route("/settings/account/email/confirm", methods=["GET", "POST"])
+def confirm_email_change():
+    """The link of the email-change email (``?token=``). GET only asks (mail scanners open links); POST changes."""
+    token = request.args.get("token", "")
+    found = accounts.email_change_for_token(token)
+    own = current_user.is_authenticated and found is not None and current_user.id == found[0].id
+    if found is None:
+        flash(_("このリンクは無効か、有効期限が切れています。アカウント設定から、もう一度お手続きください。"), "error")
+        return redirect(url_for("account.settings") if current_user.is_authenticated else url_for("auth.login"))
+    user, new = found
+    form = EmptyForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_email(user, new)
+        except accounts.EmailChangeFailed:
+            db.session.rollback()
+            flash(_("%(email)s はすでに別のアカウントで使われているため、変更できませんでした。", email=new), "error")
+        else:
+            db.session.commit()
+            flash(_("ログイン用メールアドレスを %(email)s に変更しました。次回からはこのメールアドレスでログインしてください。",
+                    email=new), "success")
+        return redirect(url_for("account.settings") + "#email" if own else url_for("auth.login"))
+    return render_template("account/confirm_email.html", form=form, email=new)
+
+
+@bp.route("/settings/account/close", methods=["GET", "POST"])
+@login_required
+@locks_when_writing  # the password is checked, then the tools are called, before each write takes the lock
+def close_account():
+    """「アカウントを削除」: GET shows what it does (the future bookings, the guests emailed, the tools
+    turned off); POST, with the password, does it and shows what was done."""
+    form = CloseAccountForm()
+    if form.validate_on_submit():
+        try:
+            closing.check_password(current_user, form.current_password.data, request.remote_addr)
+        except accounts.LoginThrottled as throttled:
+            return _password_throttled(form, throttled, lambda status: _close_page(form, status))
+        except accounts.WrongPassword:
+            form.current_password.errors.append(_("現在のパスワードが正しくありません。"))
+        else:
+            done = closing.close(current_user)
+            logout_user()
+            session.clear()
+            return render_template("account/closed.html", done=done)
+    return _close_page(form)
+
+
+def _close_page(form, status: int = 200):
+    return make_response(render_template("account/close.html", form=form, impact=closing.impact(current_user)),
+                         status)

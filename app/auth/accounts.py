@@ -33,6 +33,14 @@ class WrongPassword(Exception):
     """The current password given to change it is not the account's."""
 
 
+class SameEmail(Exception):
+    """The new login address asked for is the account's current one."""
+
+
+class EmailChangeFailed(Exception):
+    """An email-change link that cannot be applied: the address got taken meanwhile."""
+
+
 def normalize_email(email: str) -> str:
     """Emails are compared case-insensitively and without surrounding spaces."""
     return email.strip().lower()
@@ -115,11 +123,14 @@ def authenticate(email: str, password: str, remote_addr: str | None) -> User | N
     """The user if the password matches, else None; raises ``LoginThrottled`` when attempts must wait.
 
     Known and unknown emails are throttled and timed alike (a dummy hash), and no transaction
-    is held while the hash is checked.
+    is held while the hash is checked. A closed account (``User.deleted_at``) answers as an
+    unknown one.
     """
     account = normalize_email(email)
     throttle.check(account, remote_addr)
     user = find_user(account)
+    if user is not None and user.deleted_at is not None:
+        user = None
     stored = user.password_hash if user is not None else dummy_hash()  # read before the rollback expires it
     db.session.rollback()
     if check_password_hash(stored, password) and user is not None:
@@ -245,6 +256,93 @@ def change_password(user: User, current_password: str, new_password: str, remote
     return _set_password(user_id, password_hash)
 
 
+# --- changing the login address ---------------------------------------------------------------------
+
+#: Email kinds of the address change (the closing of an account anonymises their rows).
+EMAIL_CHANGE_KINDS = ("email_change_confirm", "email_change_taken", "email_changed")
+
+
+def _email_change_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="email-change")
+
+
+def email_change_max_age() -> int:
+    """Seconds an email-change link stays valid (``EMAIL_CHANGE_MAX_AGE``, default 24 hours)."""
+    return current_app.config.get("EMAIL_CHANGE_MAX_AGE", 24 * 3600)
+
+
+def make_email_change_token(user: User, new_email: str) -> str:
+    """A signed token moving ``user``'s login to ``new_email``.
+
+    Dies after ``email_change_max_age``, once used (the current address is signed in), and when
+    the password changes (so resetting a stolen password also kills a change the thief asked for).
+    """
+    return _email_change_serializer().dumps({"id": user.id, "e": user.email, "n": new_email,
+                                             "h": user.password_hash[-12:]})
+
+
+def email_change_for_token(token: str) -> tuple[User, str] | None:
+    """``(user, new address)`` of a valid email-change link, or None (invalid, expired, used, closed)."""
+    try:
+        data = _email_change_serializer().loads(token, max_age=email_change_max_age())
+    except (BadSignature, SignatureExpired):
+        return None
+    user = db.session.get(User, data.get("id"))
+    if (user is None or user.deleted_at is not None or user.email != data.get("e")
+            or user.password_hash[-12:] != data.get("h") or not data.get("n")):
+        return None
+    return user, data["n"]
+
+
+def request_email_change(user: User, password: str, new_email: str, remote_addr: str | None) -> str:
+    """A logged-in host asks to log in with ``new_email``: a confirmation link goes to that address;
+    nothing changes until it is followed (``change_email``). Returns the normalized address.
+
+    When another account already uses the address, that mailbox is told instead (no link), and the
+    caller answers exactly as for a free address: the form never reveals whose address it is.
+
+    :raises WrongPassword: (counted as a failed login), ``LoginThrottled``, ``SameEmail``.
+    """
+    throttle.check(user.email, remote_addr)
+    if not user.check_password(password):
+        throttle.record_failure(user.email, remote_addr)
+        raise WrongPassword()
+    new = normalize_email(new_email)
+    if new == user.email:
+        raise SameEmail()
+    user_id = user.id
+    begin_write()
+    user = db.session.get(User, user_id)
+    taken = find_user(new) is not None
+    kind = "email_change_taken" if taken else "email_change_confirm"
+    if throttle.email_allowed("email_change", new):  # one email a minute to a typed address, either way
+        queue_email(kind, to_email=new, to_name="" if taken else user.display_name, locale=user.locale,
+                    payload={"user_id": user.id, "new_email": new})
+    return new
+
+
+def change_email(user: User, new_email: str) -> User:
+    """Follow an email-change link: the login address becomes ``new_email`` (confirmed by the link),
+    and the old address is told. Takes the write lock; returns the user as loaded under it.
+
+    :raises EmailChangeFailed: another account took the address meanwhile.
+    """
+    user_id = user.id
+    begin_write()
+    user = db.session.get(User, user_id)
+    if find_user(new_email) is not None:
+        raise EmailChangeFailed(new_email)
+    old = user.email
+    user.email = new_email
+    user.email_verified_at = user.email_verified_at or clock.now()
+    if user.contact_email == new_email:
+        user.contact_email = ""  # the login address is the default contact address
+    queue_email("email_changed", to_email=old, to_name=user.display_name, locale=user.locale,
+                payload={"user_id": user.id, "new_email": new_email, "at": clock.now().isoformat()})
+    db.session.flush()
+    return user
+
+
 # --- emails --------------------------------------------------------------------------------------------
 
 def _account_of(delivery: Delivery) -> User:
@@ -281,11 +379,36 @@ def _password_changed_context(delivery: Delivery) -> dict:
             "reset_url": external_url("auth.request_reset")}
 
 
+@email_kind("email_change_confirm", subject=lambda ctx: _("メールアドレス変更の確認"))
+def _email_change_confirm_context(delivery: Delivery) -> dict:
+    user = _account_of(delivery)
+    if user.deleted_at is not None or user.email == delivery.payload["new_email"]:
+        raise SkipDelivery("account closed or address changed already")
+    # The link is signed as it is sent (a secret is never stored in the outbox row).
+    token = make_email_change_token(user, delivery.payload["new_email"])
+    return {"user": user, "new_email": delivery.payload["new_email"],
+            "confirm_url": external_url("account.confirm_email_change", token=token),
+            "valid_hours": email_change_max_age() // 3600}
+
+
+@email_kind("email_change_taken", subject=lambda ctx: _("メールアドレス変更の手続きについて"))
+def _email_change_taken_context(delivery: Delivery) -> dict:
+    return {"new_email": delivery.payload["new_email"], "login_url": external_url("auth.login"),
+            "reset_url": external_url("auth.request_reset")}
+
+
+@email_kind("email_changed", subject=lambda ctx: _("ログイン用メールアドレスが変更されました"))
+def _email_changed_context(delivery: Delivery) -> dict:
+    return {"user": _account_of(delivery), "new_email": delivery.payload["new_email"],
+            "changed_at": datetime.fromisoformat(delivery.payload["at"]),
+            "reset_url": external_url("auth.request_reset")}
+
+
 @cache
 def _user_by_session_token():
     # Built once, run with ``session_token``: every logged-in request runs it, and building it
     # (two joined loads) and computing its cache key cost more than running it (~150 µs a request).
-    return (select(User).where(User.session_token == bindparam("session_token"))
+    return (select(User).where(User.session_token == bindparam("session_token"), User.deleted_at.is_(None))
             .options(joinedload(User.zoom_connection), joinedload(User.legacy_zoom_link)))
 
 

@@ -26,7 +26,7 @@ def guest_photo_url(host) -> str | None:
 
 def _public_service_or_404(public_id: str) -> Service:
     service = db.session.scalar(select(Service).where(Service.public_id == public_id))
-    if service is None:
+    if service is None or service.host.deleted_at is not None:  # app.account.closing: the host closed the account
         abort(404)
     return service
 
