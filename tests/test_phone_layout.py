@@ -54,6 +54,7 @@ NOT_PAGES = {
     "messages.progress": "JSON read by progress.js",
     "services.start_meeting": "redirects to Zoom's host start URL",
     "services.booking_qr": "the booking page's QR code as a PNG file",
+    "services.guests_csv": "a slot's guest list as a CSV file",
     "zoom.callback": "Zoom's OAuth redirect back: redirects to the settings page",
     "account.photo": "a host's profile photo (JPEG)",
     "booking.calendar_file": "a guest's .ics calendar file",

@@ -6,6 +6,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.forms import SingleLine
 from app.models import ServiceKind, Venue
+from app.models.message import BODY_MAX, SUBJECT_MAX
 from app.models.service import (CANCELLATION_POLICY_MAX, DESCRIPTION_MAX, HOST_NOTES_MAX, MEETING_URL_MAX, TITLE_MAX,
                                 VENUE_ADDRESS_MAX)
 
@@ -92,3 +93,16 @@ class RemoveBookingForm(FlaskForm):
     message = TextAreaField(_l("予約者へのメッセージ（任意）"), validators=[
         Length(max=REMOVAL_MESSAGE_MAX,
                message=_l("メッセージは%(max)d文字以内で入力してください。", max=REMOVAL_MESSAGE_MAX))])
+
+
+class GuestMessageForm(FlaskForm):
+    """「メッセージを送る」: a message to one guest of a slot (the same limits as a bulk message's)."""
+
+    subject = StringField(_l("件名"), validators=[
+        DataRequired(_l("件名を入力してください。")),
+        SingleLine(_l("件名に改行は使えません。1行で入力してください。")),
+        Length(max=SUBJECT_MAX, message=_l("件名は%(max)d文字以内で入力してください。", max=SUBJECT_MAX))],
+        filters=[lambda value: value.strip() if value else value])
+    body = TextAreaField(_l("本文"), validators=[
+        DataRequired(_l("本文を入力してください。")),
+        Length(max=BODY_MAX, message=_l("本文は%(max)d文字以内で入力してください。", max=BODY_MAX))])

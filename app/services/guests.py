@@ -1,24 +1,33 @@
-"""The guests of a slot as the host sees them: a page at a time, searched, with their email states.
+"""The guests of a slot as the host sees them: a page at a time, searched, with their email states;
+those who cancelled, with when and how; the whole list as a CSV file; a message to one guest.
 
-A slot may have a thousand guests, so nothing here loads a slot's whole guest list: pages are
-LIMIT/OFFSET queries of the few columns the pages show, and email states are read for the
-guests on the page only, in the same statement.
+A slot may have a thousand guests, so nothing here loads a slot's whole guest list as objects:
+pages are LIMIT/OFFSET queries of the few columns the pages show, email states are read for the
+guests on the page only, in the same statement, and the CSV file is one query of plain columns.
 """
+import csv
+import io
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import quote
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select
+from flask_babel import gettext as _
+from sqlalchemy import Row, and_, bindparam, case, func, or_, select
 
+from app import clock
 from app.extensions import db
-from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot
+from app.mail.guest import guest_email_context
+from app.mail.outbox import queue_email
+from app.mail.render import SkipDelivery, email_kind
+from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot, User
 from app.pagination import Page
 
 #: Guests per page on a slot's page.
 GUESTS_PER_PAGE = 50
 #: The longest search the slot page accepts (names are 80 characters, emails 254).
 SEARCH_MAX = 100
-#: The emails whose state the host sees per guest.
-TIMELINE_KINDS = ("booking_confirmation", "meeting_url")
+#: The emails whose state the host sees per guest (a message to the guest: the latest one).
+TIMELINE_KINDS = ("booking_confirmation", "meeting_url", "guest_message")
 
 
 @dataclass(slots=True)
@@ -32,6 +41,7 @@ class Guest:
     #: ``status``, ``due_at``, ``sent_at`` and ``last_error``), or None.
     booking_confirmation: Row | None = None
     meeting_url: Row | None = None
+    guest_message: Row | None = None
 
 
 def _confirmed_guests(search: str = ""):
@@ -145,3 +155,137 @@ def cancelled_url_holders(slot: Slot) -> list[Row]:
         select(columns.guest_name, columns.guest_email, columns.cancelled_at)
         .where(columns.slot_id == slot.id, columns.status == BookingStatus.CANCELLED, sent)
         .order_by(columns.cancelled_at.desc()).limit(URL_HOLDERS_SHOWN)).all()
+
+
+# --- those who cancelled ---------------------------------------------------------------------------
+
+#: Cancelled guests named on a slot's page (the rest are counted; the CSV file has them all).
+CANCELLED_SHOWN = 50
+
+
+def _cancelled_how():
+    """How a cancelled booking ended, as a column: ``host`` (the host removed it, 「予約を取り消す」),
+    ``slot`` (the date was cancelled: its guests got the 「開催中止」 email) or ``guest`` (the
+    guest's own cancellation)."""
+    columns, deliveries = Booking.__table__.c, Delivery.__table__.c
+    slot_cancelled = (select(deliveries.id)
+                      .where(deliveries.booking_id == columns.id, deliveries.kind == "slot_cancelled").exists())
+    return case((columns.cancelled_by_host, "host"), (slot_cancelled, "slot"), else_="guest").label("cancelled_how")
+
+
+@cache
+def _cancelled_statement():
+    # Built once, run with ``slot_id`` and ``limit``; the window count says how many there are
+    # in all, in the same statement.
+    columns = Booking.__table__.c
+    return (select(columns.id, columns.guest_name, columns.guest_email, columns.created_at, columns.cancelled_at,
+                   _cancelled_how(), func.count().over().label("total"))
+            .where(columns.slot_id == bindparam("slot_id"), columns.status == BookingStatus.CANCELLED)
+            .order_by(columns.cancelled_at.desc(), columns.id.desc())
+            .limit(bindparam("limit")))
+
+
+def cancelled_guests(slot: Slot, limit: int = CANCELLED_SHOWN) -> tuple[list[Row], int]:
+    """The slot's cancelled bookings, the latest cancellation first, at most ``limit``, and how
+    many there are in all. Rows with ``id``, ``guest_name``, ``guest_email``, ``created_at``,
+    ``cancelled_at`` and ``cancelled_how`` (``host``, ``slot`` or ``guest``: ``_cancelled_how``)."""
+    rows = db.session.execute(_cancelled_statement(), {"slot_id": slot.id, "limit": limit}).all()
+    return rows, rows[0].total if rows else 0
+
+
+# --- the guest list as a CSV file -------------------------------------------------------------------
+
+#: A cell a spreadsheet would read as a formula when it starts with one of these (CSV injection):
+#: such a cell gets a leading ``'``, which Excel and LibreOffice show as text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
+@cache
+def _csv_statement():
+    # Built once, run with ``slot_id``: every booking of the slot, the confirmed ones first in
+    # booking order, then the cancelled ones by cancellation. Plain columns, no objects: a
+    # thousand guests are one query.
+    columns = Booking.__table__.c
+    confirmed = columns.status == BookingStatus.CONFIRMED
+    return (select(columns.guest_name, columns.guest_email, columns.created_at, columns.cancelled_at,
+                   confirmed.label("confirmed"), _cancelled_how())
+            .where(columns.slot_id == bindparam("slot_id"))
+            .order_by(case((confirmed, 0), else_=1), columns.cancelled_at, columns.id))
+
+
+def csv_columns() -> list[str]:
+    return [_("名前"), _("メールアドレス"), _("予約日時"), _("状態"), _("キャンセル日時"), _("キャンセルの種類")]
+
+
+def guest_list_csv(slot: Slot, tz_name: str) -> str:
+    """The slot's guests, confirmed then cancelled, as CSV text for Excel: a UTF-8 byte order mark
+    first (without it Excel in Japan reads the file as Shift_JIS and garbles every name), CRLF line
+    ends, dates in the host's time zone as ``2026/06/20 10:00`` (which Excel reads as a date), and
+    no cell that a spreadsheet would run as a formula (``_cell``)."""
+    how = {"host": _("ホストが取り消し"), "slot": _("開催中止"), "guest": _("予約者がキャンセル")}
+    confirmed, cancelled = _("予約中"), _("キャンセル")
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(csv_columns())
+
+    def when(moment) -> str:
+        return clock.to_local(moment, tz_name).strftime("%Y/%m/%d %H:%M") if moment else ""
+
+    for row in db.session.execute(_csv_statement(), {"slot_id": slot.id}):
+        writer.writerow([_cell(row.guest_name), _cell(row.guest_email), when(row.created_at),
+                         confirmed if row.confirmed else cancelled, "" if row.confirmed else when(row.cancelled_at),
+                         "" if row.confirmed else how[row.cancelled_how]])
+    return out.getvalue()
+
+
+def csv_disposition(slot: Slot, tz_name: str) -> str:
+    """``Content-Disposition`` of the CSV file: an ASCII name for old clients, and the Japanese
+    name (service title and date) as RFC 5987 ``filename*`` for every browser of today."""
+    day = clock.to_local(slot.starts_at, tz_name)
+    title = "".join("_" if ch in '\\/:*?"<>|' or ord(ch) < 32 or ch == "\x7f" else ch
+                    for ch in slot.service.title)[:40].strip() or "guests"
+    ascii_name = f"guests-{slot.id}-{day:%Y%m%d-%H%M}.csv"
+    name = _("予約者_%(title)s_%(when)s.csv", title=title, when=f"{day:%Y%m%d-%H%M}")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+# --- a message to one guest --------------------------------------------------------------------------
+
+class NotMessageable(Exception):
+    """The booking can no longer receive a message from its slot's page (text for the host)."""
+
+
+def send_message(host: User, booking: Booking, subject: str, body: str):
+    """Queue the host's message to this one guest (「メッセージを送る」 on a slot's page).
+
+    Its own small email kind through the outbox, not the bulk composer (``app.messages.bulk``)
+    with a filter of one booking: a bulk message is a ``Message`` row scoped to slots (a
+    booking filter would be a new column), with scheduling, placeholders, a progress page and
+    a daily limit of its own, none of which a note to one named person needs. One email to one
+    guest is what 「URLを再送」 and 「予約を取り消す」 send, and it is counted as they are:
+    against the host's daily budget of guest emails, which the caller spends first
+    (``limits.spend_host_notices``). The text goes into the email as typed (no placeholders:
+    the host writes to a person they see), and the slot's page shows the latest one's state.
+
+    :raises NotMessageable: the booking was cancelled, or its date was.
+    """
+    if not booking.is_confirmed:
+        raise NotMessageable(_("このご予約はキャンセルされているため、メッセージは送れません。"))
+    if not booking.slot.is_open:
+        raise NotMessageable(_("この開催日時は中止されているため、メッセージは送れません。"))
+    return queue_email("guest_message", to_email=booking.guest_email, to_name=booking.guest_name,
+                       host_id=host.id, booking_id=booking.id, slot_id=booking.slot_id,
+                       payload={"subject": subject, "body": body})
+
+
+@email_kind("guest_message", subject=lambda ctx: ctx["subject_text"])
+def _guest_message_context(delivery: Delivery) -> dict:
+    ctx = guest_email_context(delivery)
+    if not ctx["booking"].is_confirmed or not ctx["slot"].is_open:
+        raise SkipDelivery("booking or slot cancelled before the message was sent")
+    return {**ctx, "subject_text": delivery.payload.get("subject", ""), "body_text": delivery.payload.get("body", "")}

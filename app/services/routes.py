@@ -8,7 +8,8 @@ from app.booking import booking as bookings
 from app.extensions import db, reads_only
 from app.forms import EmptyForm
 from app.services import bp, catalog, guests, notes, sharing, slots
-from app.services.forms import KIND_LABELS, VENUE_LABELS, NotesForm, RemoveBookingForm, ServiceForm, SlotForm
+from app.services.forms import (KIND_LABELS, VENUE_LABELS, GuestMessageForm, NotesForm, RemoveBookingForm, ServiceForm,
+                                SlotForm)
 from app.meetings import planning, tools, withdraw
 
 #: Guests named on the page that asks before a slot is cancelled (the rest are counted).
@@ -131,12 +132,26 @@ def slot_detail(slot_id):
     """One slot: its Zoom meeting and its guests, a page at a time, searchable by name or email."""
     slot, meeting = catalog.get_own_slot_and_meeting_or_404(slot_id, current_user)
     search = (request.args.get("q") or "").strip()[:guests.SEARCH_MAX]
+    cancelled, cancelled_total = guests.cancelled_guests(slot)
     return render_template("services/slot.html", slot=slot, service=slot.service, q=search,
                            guests=guests.guest_page(slot, request.args.get("page", 1, type=int), search),
+                           cancelled=cancelled, cancelled_total=cancelled_total,
                            meeting=meeting if tools.tool_for(slot.service) else None,
                            connection=tools.shown_link(current_user, slot.service),
                            url_holders=guests.cancelled_url_holders(slot) if tools.tool_for(slot.service) else [],
                            action_form=EmptyForm())
+
+
+@bp.route("/slots/<int:slot_id>/guests.csv")
+@login_required
+@reads_only
+def guests_csv(slot_id):
+    """「CSVをダウンロード」: every guest of the slot, confirmed and cancelled, for Excel."""
+    slot = catalog.get_own_slot_or_404(slot_id, current_user)
+    return Response(guests.guest_list_csv(slot, current_user.timezone), mimetype="text/csv",
+                    headers={"Content-Disposition": guests.csv_disposition(slot, current_user.timezone),
+                             # Names and addresses: not for a shared cache, nor kept on disk.
+                             "Cache-Control": "private, no-store"})
 
 
 def _back_to_guests(slot_id: int, anchor: str):
@@ -217,6 +232,37 @@ def remove_booking(booking_id):
             return redirect(url_for("services.slot_detail", slot_id=booking.slot_id))
     return render_template("services/remove_booking.html", booking=booking, slot=booking.slot,
                            service=booking.slot.service, form=form)
+
+
+@bp.route("/bookings/<int:booking_id>/message", methods=["GET", "POST"])
+@login_required
+def message_guest(booking_id):
+    """「メッセージを送る」: an email from the host to this one guest (``guests.send_message``)."""
+    booking = catalog.get_own_booking_or_404(booking_id, current_user)
+    slot = booking.slot
+    if not booking.is_confirmed or not slot.is_open:
+        flash(_("このご予約はキャンセルされているため、メッセージは送れません。") if not booking.is_confirmed
+              else _("この開催日時は中止されているため、メッセージは送れません。"), "info")
+        return _back_to_guests(slot.id, "guests")
+    form = GuestMessageForm()
+    if not form.is_submitted():
+        form.subject.data = _("「%(title)s」について", title=slot.service.title)
+    if form.validate_on_submit():
+        try:
+            limits.spend_host_notices(current_user.id, 1)
+        except limits.NoticeBudgetSpent as exc:
+            form.body.errors.append(_("予約者へのお知らせメールは1日%(limit)d通までです。今日はこれ以上お送りできないため、"
+                                      "送信していません。明日あらためてお試しください。", limit=exc.limit))
+        else:
+            guests.send_message(current_user, booking, form.subject.data, form.body.data)
+            db.session.commit()
+            flash(_("%(name)s様にメッセージを送ります。", name=booking.guest_name), "success")
+            return _back_to_guests(slot.id, f"booking-{booking.id}")
+    page = request.args.get("page", 1, type=int)
+    back_url = url_for("services.slot_detail", slot_id=slot.id, page=page if page > 1 else None,
+                       q=request.args.get("q") or None, _anchor=f"booking-{booking.id}")
+    return render_template("services/message_guest.html", booking=booking, slot=slot, service=slot.service,
+                           form=form, back_url=back_url)
 
 
 @bp.route("/services/<int:service_id>/notes", methods=["GET", "POST"])
