@@ -156,6 +156,8 @@ SAMPLES = {
     "zoom_deauthorized": {"標準": _with()},
     "google_relink_needed": {"認可切れ": _with(reason=LinkBreak.text_of(LinkBreak.GRANT_LOST, "Google Meet")),
                              "カレンダーの許可なし": _with(reason=LinkBreak.text_of(LinkBreak.SCOPE_MISSING, "Google Meet"))},
+    "guest_message": {"標準": _with(subject_text=lambda ctx: _words(ctx)["message_subject"],
+                                   body_text=lambda ctx: _words(ctx)["bulk_body"])},
     "bulk_message": {"標準": _with(message=_message, subject_text=lambda ctx: _words(ctx)["bulk_subject"],
                                   body_text=lambda ctx: _words(ctx)["bulk_body"])},
     "bulk_message_held": {"標準": _with(message=_message,

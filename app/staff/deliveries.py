@@ -42,6 +42,7 @@ KIND_LABELS = {
     "meeting_url": _l("参加URLのご案内（予約者宛）"),
     "meeting_url_waiting": _l("参加URL準備中のお知らせ（予約者宛）"),
     "bulk_message": _l("一括メッセージ（予約者宛）"),
+    "guest_message": _l("ホストから予約者へのメッセージ（予約者宛）"),
     "bulk_message_held": _l("一括メッセージの保留（ホスト宛）"),
     "meeting_host_notice": _l("開始リンクと送信状況（ホスト宛）"),
     "meeting_trouble": _l("参加URLを用意できない（ホスト宛）"),
