@@ -24,9 +24,11 @@ def alert_host(slot: Slot, failure: MeetingFailure) -> Delivery | None:
 
 def alert_once(kind: str, key: str, slot: Slot, payload: dict) -> Delivery | None:
     """Queue the host email ``kind`` about ``slot`` unless one with ``key`` was written; None then."""
+    host = slot.service.host
+    if host.deleted_at is not None:  # a closed account has no address to write to
+        return None
     if db.session.scalar(select(Delivery.id).where(Delivery.dedupe_key == key)) is not None:
         return None
-    host = slot.service.host
     try:
         with db.session.begin_nested():
             return queue_email(kind, to_email=host.email, to_name=host.display_name, locale=host.locale,

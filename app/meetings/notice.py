@@ -81,6 +81,8 @@ def _host_notice_context(delivery: Delivery) -> dict:
     tool = tool_for(slot.service)
     if tool is None or tool.link_for(slot.service.host_id) is None:
         raise SkipDelivery("the service's video tool is OFF")
+    if slot.service.host.deleted_at is not None:
+        raise SkipDelivery("the host closed the account")
     states = [s for s in guest_url_states(slot) if s.state != "none"]
     now = clock.now()
     # Due with the guests' emails: tell the host what happened to them, not what may.

@@ -56,6 +56,9 @@ KIND_LABELS = {
     "password_changed": _l("パスワード変更のお知らせ（ホスト宛）"),
     "email_verification": _l("メールアドレスの確認（ホスト宛）"),
     "account_exists": _l("登録済みアドレスへの登録（ホスト宛）"),
+    "email_change_confirm": _l("メールアドレス変更の確認（新しいアドレス宛）"),
+    "email_change_taken": _l("登録済みアドレスへの変更手続き（そのアドレス宛）"),
+    "email_changed": _l("メールアドレス変更のお知らせ（以前のアドレス宛）"),
 }
 
 #: Outbox states as staff read them (the filter, the log).
