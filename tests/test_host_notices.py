@@ -179,6 +179,26 @@ def test_a_guests_cancellation_is_told_the_hosts_own_removal_is_not(setup, make_
     assert db.session.query(Delivery).filter_by(kind=notices.CANCELLATION_NOTICE).count() == 1
 
 
+def test_a_date_the_host_cancels_is_not_told_as_guests_cancellations(setup, make_booking, run_jobs, smtp):
+    from app.services.slots import cancel_slot
+
+    host, service, slot = setup()
+    kim = make_booking(slot, name="金 美羅", email="kim@example.com")
+    make_booking(slot, name="李 花", email="lee@example.com")
+    clock.advance(PAST_WINDOW)
+    sweep(run_jobs)
+    wait_for_host(smtp, 1)
+    bookings.cancel_booking(db.session.get(Booking, kim.id))  # the guest cancels …
+    db.session.commit()
+    cancel_slot(db.session.get(type(slot), slot.id))  # … and the host cancels the whole date
+    db.session.commit()
+    clock.advance(PAST_WINDOW)
+    sweep(run_jobs)
+    assert [m["Subject"] for m in host_mail(smtp)] == ["新しいご予約がありました（陶芸教室）"]
+    row = db.session.query(Delivery).filter_by(kind=notices.CANCELLATION_NOTICE).one()
+    assert row.status == DeliveryStatus.CANCELLED and "cancelled the date" in row.last_error
+
+
 def test_digest_is_one_email_an_hour_listing_each_booking_and_cancellation(
         setup, make_service, make_slot, make_booking, run_jobs, smtp):
     host, service, slot = setup(notify_digest=True)

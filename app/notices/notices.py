@@ -187,6 +187,10 @@ def _cancellation_notice_context(delivery: Delivery) -> dict:
     if not host.notify_cancellations:
         raise SkipDelivery("the host turned cancellation notices off")
     ctx = _slot_context(delivery, host)
+    if not ctx["slot"].is_open:
+        # Cancelling the whole date cancels its bookings without marking them the host's
+        # (``services.slots.cancel_slot``): they would read as the guests' own cancellations.
+        raise SkipDelivery("the host cancelled the date since")
     cancelled = db.session.scalars(select(Booking).where(
         Booking.slot_id == ctx["slot"].id, _cancelled_by_guest_in(ctx["since"], ctx["until"]))
         .order_by(Booking.cancelled_at, Booking.id)).all()
@@ -221,7 +225,7 @@ def digest_news(host: User, since: datetime, until: datetime, *, bookings: bool 
             item.booked.append(booking)
         cancelled = booking.cancelled_at and clock.as_utc(booking.cancelled_at)
         if (cancellations and cancelled and since <= cancelled < until and not booking.cancelled_by_host
-                and booking.status == BookingStatus.CANCELLED
+                and booking.status == BookingStatus.CANCELLED and booking.slot.is_open  # see CANCELLATION_NOTICE
                 and not told(CANCELLATION_NOTICE, booking.slot_id, cancelled)):
             item.cancelled.append(booking)
     for item in news.values():
