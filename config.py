@@ -82,6 +82,8 @@ class Config:
     SMTP_STARTTLS = env_bool("SMTP_STARTTLS", False)
     SMTP_TIMEOUT = env_int("SMTP_TIMEOUT", 30)
     MAIL_FROM = env_str("MAIL_FROM", "予約システム <no-reply@booking.test>")
+    #: The platform's name in a guest email's From: 「<host>（<platform>）」 <MAIL_FROM's address>.
+    PLATFORM_NAME = env_str("PLATFORM_NAME", "予約システム")
     #: Where the embedded SMTP sink stores what it receives (read by the staff mailbox page).
     MAILBOX_DIR = env_str("MAILBOX_DIR", str(INSTANCE_DIR / "mailbox"))
 

@@ -286,7 +286,7 @@ def test_the_booked_page_and_email_say_how_to_join_and_offer_the_calendar_and_ca
     assert "書道家 山田 花子" in mail_html.split("<div style=\"background:#ffffff")[0]  # the header: the host
     photo = db.session.get(User, service.host_id).photo_digest
     assert f'<img src="{public}/photos/{photo}.jpg"' in mail_html
-    assert "ご返信いただいてもお答えできません" in mail_html
+    assert "このメールに返信すると、ホスト（書道家 山田 花子）に届きます。" in mail_html  # replies reach the host
 
 
 def test_an_online_booking_is_told_where_the_join_url_comes_from(client, make_host, link_zoom, make_service,

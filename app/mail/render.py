@@ -17,14 +17,17 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from functools import lru_cache
+import re
+import unicodedata
 import uuid
 
 from flask import current_app, render_template
-from flask_babel import force_locale
+from flask_babel import force_locale, gettext as _
+from jinja2 import meta
 
 from app import clock
 from app.extensions import db
-from app.models import Delivery
+from app.models import Delivery, User
 
 
 class SkipDelivery(Exception):
@@ -77,22 +80,100 @@ def registered_kinds() -> dict[str, EmailKind]:
 
 
 @dataclass(frozen=True)
+class ReplyHost:
+    """The host a guest's reply reaches: named in the guest email's From, and its ``Reply-To``."""
+
+    #: The host's display name as stored (the footer shows it; headers take ``header_name`` of it).
+    name: str
+    #: The host's contact address in its envelope (ASCII) form; "" in a preview (no email is sent).
+    address: str
+
+
+@dataclass(frozen=True)
 class RenderedEmail:
     subject: str
     text: str
     html: str
     #: (filename, content, maintype, subtype), e.g. an .ics invitation
     attachments: tuple = ()
+    #: A guest email whose replies reach the host: From 「<host>（<platform>）」, Reply-To the host.
+    #: None: the platform's own email (From ``MAIL_FROM``, no Reply-To; the footer says 送信専用).
+    reply_host: ReplyHost | None = None
+    #: The From display name of a guest email (rendered in its locale); "" with no ``reply_host``.
+    from_name: str = ""
+
+
+#: The layout of the emails a host's guests get: exactly these are written in the host's name.
+GUEST_LAYOUT = "email/_guest_layout.html"
+
+_guest_kinds: dict[str, bool] = {}
+
+
+def is_guest_kind(name: str) -> bool:
+    """True when the email kind ``name`` goes to a host's guests (its HTML uses ``GUEST_LAYOUT``).
+
+    Decided by the template, so the headers (From the host, Reply-To the host) and the footer that
+    tells the guest where a reply goes (in that layout and ``_guest_footer.txt``) never disagree.
+    """
+    if name not in _guest_kinds:
+        env = current_app.jinja_env
+        source = env.loader.get_source(env, f"email/{name}.html")[0]
+        _guest_kinds[name] = GUEST_LAYOUT in set(meta.find_referenced_templates(env.parse(source)))
+    return _guest_kinds[name]
+
+
+def reply_host_for(delivery: Delivery) -> ReplyHost | None:
+    """Whom a reply to this row's email reaches: its host when it is a guest email (see
+    ``is_guest_kind``) and the host can be written to; None (送信専用) otherwise. Loaded once per
+    host per outbox batch."""
+    if delivery.host_id is None or not is_guest_kind(delivery.kind):
+        return None
+    return per_batch(("reply_host", delivery.host_id), lambda: _reply_host(db.session.get(User, delivery.host_id)))
+
+
+def _reply_host(host: User | None) -> ReplyHost | None:
+    if host is None or host.deleted_at is not None:  # a closed account reads no replies
+        return None
+    for address in (host.reply_to, host.email):
+        if "@" in (address or ""):
+            try:
+                return ReplyHost(host.display_name, envelope_address(address))
+            except (ValueError, UnicodeError):
+                continue
+    return None
 
 
 def render_kind(name: str, context: dict, locale: str) -> RenderedEmail:
-    """Render the subject, text and HTML of one email kind from a prepared context."""
+    """Render the subject, text and HTML of one email kind from a prepared context.
+
+    A guest email's text ends with ``email/_guest_footer.txt`` (its HTML layout has the same
+    footer): where a reply goes. ``context["reply_host"]`` says it (``render_delivery`` sets it);
+    without it (a preview) the email reads as the context's host's guests get it.
+    """
     kind = _KINDS[name]
+    guest = is_guest_kind(name)
+    if "reply_host" not in context:
+        host = context.get("host")
+        context = {**context, "reply_host": ReplyHost(host.display_name, "") if guest and host else None}
+    reply_host = context["reply_host"] if guest else None
     with force_locale(locale):
         subject = kind.subject(context)
         text = render_template(f"email/{name}.txt", subject=subject, **context)
         html = render_template(f"email/{name}.html", subject=subject, **context)
-    return RenderedEmail(subject, text, html, tuple(context.get("attachments", ())))
+        if guest:
+            footer = render_template("email/_guest_footer.txt", reply_host=reply_host)
+            text = f"{text.rstrip()}\n\n{footer}"
+        from_name = guest_from_name(reply_host.name) if reply_host else ""
+    return RenderedEmail(subject, text, html, tuple(context.get("attachments", ())), reply_host, from_name)
+
+
+def guest_from_name(host_name: str) -> str:
+    """The From display name of a guest email: 「<host>（<platform>）」 (in the current locale)."""
+    platform = current_app.config.get("PLATFORM_NAME") or parseaddr(current_app.config["MAIL_FROM"])[0]
+    host_name = header_name(host_name)
+    if not host_name:
+        return header_name(platform)
+    return _("%(host)s（%(platform)s）", host=host_name, platform=header_name(platform))
 
 
 #: ``session.info`` key of the memo of the outbox batch being rendered (see ``per_batch``).
@@ -123,6 +204,7 @@ def render_delivery(delivery: Delivery) -> RenderedEmail:
     """Build the context of an outbox row from current data and render it."""
     with force_locale(delivery.locale):
         context = _KINDS[delivery.kind].build_context(delivery)
+    context["reply_host"] = reply_host_for(delivery)
     return render_kind(delivery.kind, context, delivery.locale)
 
 
@@ -134,6 +216,11 @@ def build_message(delivery: Delivery, rendered: RenderedEmail) -> Message:
     is most of what a send costs). That API folds a line break in a header value into a new
     header, so ``_one_line`` refuses line breaks in every header value first: no user text can
     inject a header.
+
+    A guest email (``rendered.reply_host`` with an address) is From 「<host>（<platform>）」 at the
+    platform's own sender address (``MAIL_FROM``'s, which the platform's domain authenticates) with
+    ``Reply-To`` the host's contact address; every other email is From ``MAIL_FROM`` alone. The
+    host's name goes through ``header_name`` (no control character, bounded length) and RFC 2047.
     """
     body = MIMEMultipart("alternative", _boundary(), [_text_part(rendered.text, "plain"),
                                                       _text_part(rendered.html, "html")])
@@ -142,7 +229,13 @@ def build_message(delivery: Delivery, rendered: RenderedEmail) -> Message:
         body = MIMEMultipart("mixed", _boundary(), [body, *map(_attachment, rendered.attachments)])
     subject = _one_line(rendered.subject)
     body["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
-    body["From"] = _from_header(current_app.config["MAIL_FROM"])
+    mail_from = current_app.config["MAIL_FROM"]
+    reply_host = rendered.reply_host
+    if reply_host is not None and reply_host.address:
+        body["From"] = address_header(rendered.from_name, parseaddr(mail_from)[1])
+        body["Reply-To"] = address_header(header_name(reply_host.name), reply_host.address)
+    else:
+        body["From"] = _from_header(mail_from)
     body["To"] = formataddr((_one_line(delivery.to_name or ""), envelope_address(delivery.to_email)), "utf-8")
     body["Date"] = format_datetime(clock.now())
     body["Message-ID"] = _one_line(delivery.message_id or make_msgid(domain="booking.local"))
@@ -171,6 +264,42 @@ def envelope_address(address: str) -> str:
 @lru_cache(maxsize=4)
 def _from_header(mail_from: str) -> str:
     return formataddr(parseaddr(mail_from), "utf-8")
+
+
+#: The most characters of a host's name a header carries (display names are up to 80).
+HEADER_NAME_LIMIT = 40
+
+_SPACES = re.compile(r" {2,}")
+
+
+@lru_cache(maxsize=1024)
+def header_name(value: str) -> str:
+    """``value`` made fit for a display name: every control, format (bidi overrides, zero-width)
+    and line or paragraph separator character becomes a space, runs of spaces one, and at most
+    ``HEADER_NAME_LIMIT`` characters (「…」 marks a cut). Never raises: a host's name is theirs to
+    choose, and must neither break nor inject a header, nor stop their guests' emails."""
+    cleaned = "".join(" " if unicodedata.category(c)[0] == "C" or unicodedata.category(c) in ("Zl", "Zp") else c
+                      for c in value or "")
+    cleaned = _SPACES.sub(" ", cleaned).strip()
+    if len(cleaned) > HEADER_NAME_LIMIT:
+        cleaned = cleaned[:HEADER_NAME_LIMIT - 1].rstrip() + "…"
+    return cleaned
+
+
+@lru_cache(maxsize=1024)
+def address_header(name: str, address: str) -> str:
+    """``name <address>`` for a From or Reply-To header: an ASCII name quoted as RFC 5322 needs
+    (quotes, commas, ``<>``, parentheses), any other name RFC 2047-encoded in encoded words of at
+    most 75 characters each, so nothing in the name can read as an address or a new header."""
+    address = envelope_address(address)
+    name = _one_line(name)
+    if not name:
+        return address
+    if name.isascii():  # always quoted: an ASCII "=?utf-8?…?=" in it stays text, not an encoded word
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}" <{address}>'
+    words = " ".join(line.strip() for line in Header(name, "utf-8").encode(maxlinelen=75).splitlines())
+    return f"{words} <{address}>"
 
 
 def _boundary() -> str:
