@@ -32,7 +32,7 @@ def test_guest_books_and_receives_confirmation_with_notes_and_jst_time(
     assert "筆ペンをご用意ください。" in text
     html = body_html(message)
     assert '<a href="https://meet.example.com/x"' in html
-    delivery = db.session.query(Delivery).one()
+    delivery = db.session.query(Delivery).filter_by(kind="booking_confirmation").one()
     assert delivery.status == DeliveryStatus.SENT and delivery.sent_at is not None
 
 

@@ -37,6 +37,8 @@ def live_events(google, email="free@gmail.test"):
 def test_a_booking_gets_one_meet_event_without_guests_and_the_url_email_24h_before(
         app, client, link_google, make_host, make_service, make_slot, make_booking, run_jobs, smtp, google):
     host = make_host(name="山田 花子")
+    host.notify_bookings = False  # this test counts the URL emails and notices: no 「新しいご予約」 notice
+    db.session.commit()
     link_google(host)
     slot = make_slot(meet_service(make_service, host, title="英会話グループ", capacity=5, duration_minutes=50),
                      starts_in=timedelta(days=3))

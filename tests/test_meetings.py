@@ -76,6 +76,8 @@ def zoom_state(page: str) -> str:
 def test_full_path_url_email_exactly_24h_before(client, zoom_host, make_service, make_slot, make_booking,
                                                 run_jobs, smtp, zoom, live_server):
     host = zoom_host()
+    host.notify_bookings = False  # this test counts the URL emails and notices: no 「新しいご予約」 notice
+    db.session.commit()
     service = make_service(host, title="90分ヨガ", duration_minutes=90, host_notes="マットをご用意ください")
     slot = make_slot(service, starts_in=timedelta(days=2))
     booking = make_booking(slot, name="佐藤 一郎", email="ichiro@example.com")
@@ -499,6 +501,8 @@ def test_host_start_link_fetches_a_fresh_start_url(client, zoom_host, make_servi
 def test_late_bookings_a_minute_apart_share_their_host_notice(
         zoom_host, make_service, make_slot, make_booking, run_jobs, smtp):
     host = zoom_host()
+    host.notify_bookings = False  # this test counts the URL emails and notices: no 「新しいご予約」 notice
+    db.session.commit()
     slot = make_slot(make_service(host, title="直前の人気クラス", capacity=10), starts_in=timedelta(hours=3))
     for n in range(3):  # a minute apart, within the URL lead: each URL email goes at once
         make_booking(slot, name=f"生徒{n}", email=f"late{n}@example.com")

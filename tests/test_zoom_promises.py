@@ -326,6 +326,8 @@ def test_the_plan_is_read_at_link_time_at_each_create_and_at_most_hourly(
 def test_the_host_notice_waits_ten_minutes_at_most_for_the_guests_emails(
         make_host, link_zoom, make_service, make_slot, make_booking, run_jobs, smtp, zoom):
     host = linked_host(make_host, link_zoom)
+    host.notify_bookings = False  # this test counts the URL emails and notices: no 「新しいご予約」 notice
+    db.session.commit()
     slot = make_slot(make_service(host, title="再送待ち"), starts_in=timedelta(hours=3))  # URL email due at once
     guest = make_booking(slot, email="slow-mx@example.com")
     url = db.session.query(Delivery).filter_by(kind="meeting_url", booking_id=guest.id).one()

@@ -101,6 +101,40 @@ def _message(ctx):
                            held_reason=held_reason([ctx["slot"]], ctx["host"]))
 
 
+def _notice_slot(ctx, seats_left=3):
+    """The sample date as host notices read it: open, with its seats."""
+    slot = ctx["slot"]
+    return SimpleNamespace(id=1, starts_at=slot.starts_at, ends_at=slot.ends_at, service=ctx["service"],
+                           is_open=True, capacity=5, seats_left=seats_left)
+
+
+def _notice_bookings(ctx, *, first_cancelled=False):
+    """Two guests who booked a minute apart (the first cancelled since, when asked)."""
+    now, words = clock.now(), _words(ctx)
+    return [SimpleNamespace(guest_name=words["guest"], guest_email="ichiro@example.com",
+                            created_at=now - timedelta(minutes=2), cancelled_at=now - timedelta(minutes=1),
+                            is_confirmed=not first_cancelled),
+            SimpleNamespace(guest_name=words["guest2"], guest_email="hana@example.com",
+                            created_at=now - timedelta(minutes=1), cancelled_at=None, is_confirmed=True)]
+
+
+def _digest_news(ctx):
+    """The digest's hour: two bookings of the sample date and one guest's cancellation."""
+    booked = _notice_bookings(ctx, first_cancelled=True)
+    return [SimpleNamespace(service=SimpleNamespace(id=1, title=ctx["service"].title), slot=_notice_slot(ctx),
+                            booked=booked, cancelled=booked[:1],
+                            slot_url=external_url("services.slot_detail", slot_id=1))]
+
+
+def _digest_hour(ctx):
+    start = clock.now().replace(minute=0, second=0, microsecond=0)
+    return clock.format_range_local(start, start + timedelta(hours=1), ctx["tz"], ctx["host"].locale)
+
+
+_HOST_NOTICE = dict(zone="", slot=_notice_slot, slot_url=lambda ctx: external_url("services.slot_detail", slot_id=1),
+                    settings_url=lambda ctx: external_url("account.settings"))
+
+
 SAMPLES = {
     "booking_confirmation": {
         "Zoom（URLは開催前に送信）": _with(),
@@ -164,6 +198,19 @@ SAMPLES = {
     "zoom_deauthorized": {"標準": _with()},
     "google_relink_needed": {"認可切れ": _with(reason=LinkBreak.text_of(LinkBreak.GRANT_LOST, "Google Meet")),
                              "カレンダーの許可なし": _with(reason=LinkBreak.text_of(LinkBreak.SCOPE_MISSING, "Google Meet"))},
+    "host_booking_notice": {
+        "2件のご予約（1件はその後キャンセル）": _with(**_HOST_NOTICE,
+                                                booked=lambda ctx: _notice_bookings(ctx, first_cancelled=True)),
+        "日本以外のタイムゾーン（ロサンゼルス）": _with(**{
+            **_HOST_NOTICE, "tz": "America/Los_Angeles", "booked": lambda ctx: _notice_bookings(ctx)[:1],
+            "zone": lambda ctx: clock.zone_label("America/Los_Angeles", ctx["host"].locale)}),
+    },
+    "host_cancellation_notice": {"標準": _with(**{
+        **_HOST_NOTICE, "slot": lambda ctx: _notice_slot(ctx, seats_left=4),
+        "cancelled": lambda ctx: _notice_bookings(ctx, first_cancelled=True)[:1]})},
+    "host_notice_digest": {"標準": _with(zone="", settings_url=lambda ctx: external_url("account.settings"),
+                                        news=_digest_news, booked_total=2, cancelled_total=1,
+                                        period_label=_digest_hour)},
     "guest_message": {"標準": _with(subject_text=lambda ctx: _words(ctx)["message_subject"],
                                    body_text=lambda ctx: _words(ctx)["bulk_body"])},
     "bulk_message": {"標準": _with(message=_message, subject_text=lambda ctx: _words(ctx)["bulk_subject"],

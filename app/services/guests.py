@@ -170,7 +170,7 @@ def _cancelled_how():
     columns, deliveries = Booking.__table__.c, Delivery.__table__.c
     slot_cancelled = (select(deliveries.id)
                       .where(deliveries.booking_id == columns.id, deliveries.kind == "slot_cancelled").exists())
-    return case((columns.cancelled_by_host, "host"), (slot_cancelled, "slot"), else_="guest").label("cancelled_how")
+    return case((slot_cancelled, "slot"), (columns.cancelled_by_host, "host"), else_="guest").label("cancelled_how")
 
 
 @cache

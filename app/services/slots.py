@@ -85,6 +85,7 @@ def cancel_slot(slot: Slot) -> int:
     for booking in slot.confirmed_bookings:
         booking.status = BookingStatus.CANCELLED
         booking.cancelled_at = clock.now()
+        booking.cancelled_by_host = True  # the host cancelled the date: no guest cancelled
         cancel_pending(booking_id=booking.id)
         queue_email("slot_cancelled", to_email=booking.guest_email, to_name=booking.guest_name,
                     host_id=slot.service.host_id, booking_id=booking.id, slot_id=slot.id)

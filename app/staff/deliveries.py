@@ -45,6 +45,9 @@ KIND_LABELS = {
     "guest_message": _l("ホストから予約者へのメッセージ（予約者宛）"),
     "bulk_message_held": _l("一括メッセージの保留（ホスト宛）"),
     "meeting_host_notice": _l("開始リンクと送信状況（ホスト宛）"),
+    "host_booking_notice": _l("新しいご予約のお知らせ（ホスト宛）"),
+    "host_cancellation_notice": _l("予約者によるキャンセルのお知らせ（ホスト宛）"),
+    "host_notice_digest": _l("ご予約とキャンセルの1時間ごとのまとめ（ホスト宛）"),
     "meeting_trouble": _l("参加URLを用意できない（ホスト宛）"),
     "meeting_delete_failed": _l("ビデオツールのミーティング削除失敗（ホスト宛）"),
     "zoom_relink_needed": _l("Zoom再連携のお願い（ホスト宛）"),
@@ -56,9 +59,9 @@ KIND_LABELS = {
     "password_changed": _l("パスワード変更のお知らせ（ホスト宛）"),
     "email_verification": _l("メールアドレスの確認（ホスト宛）"),
     "account_exists": _l("登録済みアドレスへの登録（ホスト宛）"),
-    "email_change_confirm": _l("メールアドレス変更の確認（新しいアドレス宛）"),
-    "email_change_taken": _l("登録済みアドレスへの変更手続き（そのアドレス宛）"),
-    "email_changed": _l("メールアドレス変更のお知らせ（以前のアドレス宛）"),
+    "email_change_confirm": _l("メールアドレス変更の確認・新しいアドレスへ（ホスト宛）"),
+    "email_change_taken": _l("登録済みアドレスへの変更手続き・そのアドレスへ（ホスト宛）"),
+    "email_changed": _l("メールアドレス変更のお知らせ・以前のアドレスへ（ホスト宛）"),
 }
 
 #: Outbox states as staff read them (the filter, the log).
