@@ -153,7 +153,7 @@ NASTY = [
     'Hanako "the teacher", <evil@example.com>',
     "山田, <evil@example.com> \"花子\"",
     "=?utf-8?b?ZXZpbEBleGFtcGxlLmNvbQ==?= <evil@example.com>",
-    "山田\u2028花子\u202e\u200b\x00\x85",
+    "山田\u2028花子\u202e\u200b\x01\x85",  # (NUL cannot be stored by PostgreSQL at all)
     "山田花子" * 20,
     "Alexander Montgomery-Fitzgerald the Third of Somewhere Very Long Indeed",
     "\r\n\t",
