@@ -74,6 +74,9 @@ class Service(db.Model):
     venue_address: Mapped[str] = mapped_column(String(VENUE_ADDRESS_MAX), default="", server_default="")
     #: キャンセルポリシー: the host's own words (free text), shown before booking and in the confirmation.
     cancellation_policy: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: Guests may move their booking to another open date of this service until this many hours
+    #: before the start of their date (「日時を変更」); None: they cannot (they contact the host).
+    reschedule_cutoff_hours: Mapped[int | None] = mapped_column(default=24, server_default="24", nullable=True)
     #: The host's own meeting URL, for ``Venue.FIXED_URL`` (https only).
     meeting_url: Mapped[str] = mapped_column(String(MEETING_URL_MAX), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
