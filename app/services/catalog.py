@@ -11,6 +11,8 @@ from app.pagination import Page, paginate
 
 #: Services per page on the list of services.
 SERVICES_PER_PAGE = 20
+#: ``save_service``: leave the value as it is.
+KEEP = object()
 
 
 def get_own_service_or_404(service_id: int, host: User) -> Service:
@@ -78,8 +80,11 @@ def _host_services(host: User):
 
 def save_service(service: Service, *, kind: str, title: str, description: str, duration_minutes: int,
                  capacity: int, venue: str, host_notes: str, venue_address: str = "", meeting_url: str = "",
-                 cancellation_policy: str = "") -> Service:
+                 cancellation_policy: str = "", reschedule_cutoff_hours: int | None | object = KEEP) -> Service:
     """Apply validated form values to a (new or existing) service.
+
+    :param reschedule_cutoff_hours: until how many hours before the start guests may move their
+        booking themselves (None: they cannot); left as it is when not given.
 
     :param venue_address: kept for an in-person service only (an online one has no address to show).
     """
@@ -93,6 +98,8 @@ def save_service(service: Service, *, kind: str, title: str, description: str, d
     service.meeting_url = (meeting_url or "").strip() if service.venue == Venue.FIXED_URL else ""
     service.host_notes = host_notes or ""
     service.cancellation_policy = (cancellation_policy or "").strip()
+    if reschedule_cutoff_hours is not KEEP:
+        service.reschedule_cutoff_hours = reschedule_cutoff_hours
     db.session.add(service)
     db.session.flush()
     return service

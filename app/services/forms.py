@@ -1,12 +1,14 @@
 """Service and slot forms."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (DateField, DateTimeLocalField, IntegerField, RadioField, SelectField, StringField, TextAreaField,
+                     TimeField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from app.forms import SingleLine
 from app.models import ServiceKind, Venue
 from app.models.message import BODY_MAX, SUBJECT_MAX
+from app.services.repeat import MAX_WEEKS as REPEAT_MAX_WEEKS
 from app.models.service import (CANCELLATION_POLICY_MAX, DESCRIPTION_MAX, HOST_NOTES_MAX, MEETING_URL_MAX, TITLE_MAX,
                                 VENUE_ADDRESS_MAX)
 
@@ -23,6 +25,25 @@ VENUE_LABELS = {
     Venue.MANUAL_URL: _l("別のビデオツール・URLを自分で案内（ホストからの連絡事項に記載）"),
     Venue.IN_PERSON: _l("対面（会場で開催）"),
 }
+
+
+#: 「予約者による日時の変更」: until how many hours before the start a guest may move their booking
+#: (``services.reschedule_cutoff_hours``); None: guests cannot move it themselves.
+RESCHEDULE_CUTOFF_LABELS = {
+    None: _l("受け付けない"),
+    1: _l("開始の1時間前まで"),
+    3: _l("開始の3時間前まで"),
+    24: _l("開始の24時間前まで"),
+    48: _l("開始の48時間前まで"),
+    72: _l("開始の72時間前まで"),
+}
+
+
+def _cutoff_hours(value):
+    """The select's value as hours (None for 「受け付けない」); ValueError for anything else."""
+    if value in (None, "", "None"):
+        return None
+    return int(value)
 
 
 class ServiceForm(FlaskForm):
@@ -56,6 +77,10 @@ class ServiceForm(FlaskForm):
         Length(max=CANCELLATION_POLICY_MAX, message=_l("キャンセルポリシーは%(max)d文字以内で入力してください。",
                                                        max=CANCELLATION_POLICY_MAX))])
 
+    reschedule_cutoff_hours = SelectField(
+        _l("予約者による日時の変更"), coerce=_cutoff_hours, default=24,
+        choices=[("" if hours is None else str(hours), label) for hours, label in RESCHEDULE_CUTOFF_LABELS.items()])
+
     def validate_venue(self, field):
         if field.data in (Venue.ZOOM.value, Venue.GOOGLE_MEET.value) and self.kind.data != ServiceKind.ONLINE.value:
             raise ValidationError(_l("URLの自動発行（ZoomやGoogle Meet）はオンラインタイプのサービスでのみ選べます。"))
@@ -78,6 +103,34 @@ class ServiceForm(FlaskForm):
 class SlotForm(FlaskForm):
     starts_at = DateTimeLocalField(_l("開催日時"), format="%Y-%m-%dT%H:%M", validators=[
         DataRequired(_l("開催日時を正しく入力してください（例: 2026-06-20 10:00）。"))])
+
+
+#: 曜日 of the repeat form (``date.weekday()`` numbers); "" repeats the start date's own weekday.
+WEEKDAY_LABELS = [_l("月曜日"), _l("火曜日"), _l("水曜日"), _l("木曜日"), _l("金曜日"), _l("土曜日"), _l("日曜日")]
+
+
+class RepeatForm(FlaskForm):
+    """「まとめて追加」: every week on a weekday at a time, a number of times, from a start date.
+
+    Read from the query string for the preview (no CSRF: nothing changes) and posted to add.
+    """
+
+    start_date = DateField(_l("開始日"), validators=[
+        DataRequired(_l("開始日を正しく入力してください（例: 2026-06-02）。"))])
+    weekday = SelectField(_l("曜日"), choices=[("", _l("開始日と同じ曜日"))]
+                          + [(str(number), label) for number, label in enumerate(WEEKDAY_LABELS)],
+                          validate_choice=True, default="")
+    at = TimeField(_l("時刻"), format="%H:%M", validators=[
+        DataRequired(_l("時刻を正しく入力してください（例: 20:00）。"))])
+    count = IntegerField(_l("回数（週）"), default=8, validators=[
+        InputRequired(_l("回数を数字で入力してください。")),
+        NumberRange(min=1, max=REPEAT_MAX_WEEKS,
+                    message=_l("回数は1〜%(max)d回（1年分）までです。それより先の日時は、あとで続けて追加してください。",
+                               max=REPEAT_MAX_WEEKS))])
+
+    @property
+    def weekday_number(self) -> int | None:
+        return int(self.weekday.data) if self.weekday.data not in (None, "") else None
 
 
 class NotesForm(FlaskForm):

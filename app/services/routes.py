@@ -1,15 +1,15 @@
 """Host pages for services and slots. Every lookup goes through the owner-checking helpers."""
 from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask_babel import get_locale, gettext as _
 from flask_login import current_user, login_required
 
 from app import clock, limits
 from app.booking import booking as bookings
 from app.extensions import db, reads_only
 from app.forms import EmptyForm
-from app.services import bp, catalog, guests, notes, sharing, slots
-from app.services.forms import (KIND_LABELS, VENUE_LABELS, GuestMessageForm, NotesForm, RemoveBookingForm, ServiceForm,
-                                SlotForm)
+from app.services import bp, catalog, guests, notes, repeat as repeats, sharing, slots
+from app.services.forms import (KIND_LABELS, RESCHEDULE_CUTOFF_LABELS, VENUE_LABELS, GuestMessageForm, NotesForm,
+                                RemoveBookingForm, RepeatForm, ServiceForm, SlotForm)
 from app.meetings import planning, tools, withdraw
 
 #: Guests named on the page that asks before a slot is cancelled (the rest are counted).
@@ -19,7 +19,7 @@ CANCEL_PAGE_GUESTS = 20
 def _service_values(form: ServiceForm) -> dict:
     return {name: getattr(form, name).data for name in
             ("kind", "title", "description", "duration_minutes", "capacity", "venue", "venue_address", "meeting_url",
-             "host_notes", "cancellation_policy")}
+             "host_notes", "cancellation_policy", "reschedule_cutoff_hours")}
 
 
 def _unlinked_tools() -> str:
@@ -108,10 +108,67 @@ def detail(service_id):
     shown, counts, slot_meetings = slots.service_slots(service, tab, request.args.get("page", 1, type=int))
     public_url = sharing.public_url(service)
     return render_template("services/detail.html", service=service, form=form, kind_labels=KIND_LABELS,
-                           venue_labels=VENUE_LABELS, tab=tab, counts=counts, slots=shown,
+                           venue_labels=VENUE_LABELS, cutoff_labels=RESCHEDULE_CUTOFF_LABELS, tab=tab, counts=counts,
+                           slots=shown,
                            public_url=public_url, qr=sharing.qr_data_uri(public_url),
                            meetings=slot_meetings if tools.tool_for(service) else {},
                            connection=tools.shown_link(current_user, service))
+
+
+def _repeat_plan(service, form: RepeatForm) -> list:
+    return repeats.plan_weekly(service, current_user.timezone, form.start_date.data, form.at.data, form.count.data,
+                               form.weekday_number)
+
+
+def _skipped_text(skipped: list) -> str:
+    """「2026年6月2日(火) 20:00（過去の日時）、…」: each date not added, and why."""
+    reasons = {None: _("選ばれていません"), repeats.PAST: _("過去の日時"), repeats.EXISTS: _("すでに登録済み"),
+               repeats.OVERLAP: _("ほかの開催日時と重なっています")}
+    tz = current_user.timezone
+    return "、".join(_("%(when)s（%(why)s）", when=clock.format_datetime_local(d.starts_at, tz, str(get_locale() or "ja")),
+                       why=reasons[d.reason]) for d in skipped)
+
+
+@bp.route("/services/<int:service_id>/repeat", methods=["GET", "POST"])
+@login_required
+def repeat(service_id):
+    """「毎週の日時をまとめて追加」: GET with the form's values shows the preview (nothing changes);
+    POST adds the chosen dates, all in one transaction, and says what was added and skipped."""
+    service = catalog.get_own_service_or_404(service_id, current_user)
+    if request.method == "POST":
+        form = RepeatForm()
+        if form.validate_on_submit():
+            planned = _repeat_plan(service, form)
+            try:
+                added, skipped = repeats.add_planned(service, planned, set(request.form.getlist("dates")))
+            except repeats.NothingChosen:
+                db.session.rollback()
+                flash(_("追加できる日時が選ばれていません。追加する日時にチェックを入れてください。"), "error")
+            except (slots.SlotInPast, slots.SlotTaken):
+                db.session.rollback()
+                flash(_("確認中にほかの開催日時が追加されたため、何も追加していません。もう一度確認してください。"), "error")
+            else:
+                db.session.commit()
+                message = _("開催日時を%(count)d件追加しました。", count=len(added))
+                if skipped:
+                    message += " " + _("追加しなかった日時（%(count)d件）: %(dates)s", count=len(skipped),
+                                       dates=_skipped_text(skipped))
+                flash(message, "success")
+                return redirect(url_for("services.detail", service_id=service.id))
+            return redirect(url_for("services.repeat", service_id=service.id, **_repeat_args(form)))
+    else:
+        form = RepeatForm(request.args, meta={"csrf": False})
+        if not request.args:
+            form.start_date.data = clock.to_local(clock.now(), current_user.timezone).date()
+    planned = _repeat_plan(service, form) if request.args and form.validate() else None
+    return render_template("services/repeat.html", service=service, form=form, planned=planned,
+                           action_form=EmptyForm(), repeats=repeats)
+
+
+def _repeat_args(form: RepeatForm) -> dict:
+    return {"start_date": form.start_date.raw_data[0] if form.start_date.raw_data else None,
+            "weekday": form.weekday.data or None,
+            "at": form.at.raw_data[0] if form.at.raw_data else None, "count": form.count.data}
 
 
 @bp.route("/services/<int:service_id>/qr.png")
