@@ -45,3 +45,10 @@ class BookingForm(FlaskForm):
     #: returns to the form with what was typed.
     confirm = SubmitField(_l("この内容で申し込む"))
     back = SubmitField(_l("入力画面に戻る"))
+
+
+class RescheduleForm(FlaskForm):
+    """「日時を変更」: the new date of the guest's booking (``app.booking.reschedule``)."""
+
+    slot_id = RadioField(_l("新しい開催日時"), coerce=int, validate_choice=False,
+                         validators=[DataRequired(_l("新しい開催日時を選んでください。"))])

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from app import clock
 from app.booking import booking as bookings
 from app.booking import bp, calendar, guard
-from app.booking.forms import BookingForm
+from app.booking.forms import BookingForm, RescheduleForm
+from app.booking import reschedule as moves
 from app.extensions import db
 from app.forms import EmptyForm
 from app.limits import limiter
@@ -170,6 +171,40 @@ def cancel(token):
         return redirect(url_for("booking.cancel", token=token))
     return render_template("booking/cancel.html", booking=booking, service=booking.slot.service,
                            host=booking.slot.service.host, form=form)
+
+
+@bp.route("/r/<token>", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["PUBLIC_FORM_LIMIT"], methods=["POST"])
+def reschedule(token):
+    """「日時を変更」 from the guest emails: choose another date of the same service until the host's
+    cutoff. GET only shows the choice (mail scanners follow links); the POST moves the booking."""
+    booking = bookings.booking_for_cancel_token(token)
+    if booking is None:
+        abort(404)
+    form = RescheduleForm()
+    if form.validate_on_submit():
+        try:
+            moved = moves.move_booking(booking, form.slot_id.data)
+        except moves.SlotFull:
+            flash(_("申し訳ありません。この日時は満席になりました。ご予約は元の日時のままです。別の日時をお選びください。"), "error")
+        except (moves.SlotUnavailable, moves.SameSlot):
+            flash(_("この日時には変更できません。ご予約は元の日時のままです。別の日時をお選びください。"), "error")
+        except moves.AlreadyBooked:
+            flash(_("このメールアドレスでは、この日時をすでにお申し込み済みです。ご予約は元の日時のままです。"), "error")
+        except (moves.NotMovable, moves.RescheduleOff, moves.PastCutoff):
+            pass  # the page says why
+        else:
+            flash(_("日時を変更しました。確認のメールをお送りしました。") if moved.emailed else _("日時を変更しました。"),
+                  "success")
+            return redirect(url_for("booking.booked", public_id=booking.slot.service.public_id, token=token))
+        return redirect(url_for("booking.reschedule", token=token))
+    service = booking.slot.service
+    state = moves.state_of(booking)
+    host = service.host
+    return render_template("booking/reschedule.html", booking=booking, service=service, host=host, form=form,
+                           state=state, slots=moves.target_slots(booking) if state == "open" else [],
+                           cutoff_at=moves.cutoff_at(booking), tz=host.timezone,
+                           contact=host.reply_to if host.show_contact_publicly else "")
 
 
 @bp.route("/j/<token>")

@@ -19,5 +19,8 @@ def guest_email_context(delivery: Delivery) -> dict:
         "host": service.host,
         "tz": service.host.timezone,
         "cancel_url": external_url("booking.cancel", token=booking.cancel_token),
+        # 「日時を変更」: only for a confirmed booking of a service that lets guests move it (app.booking.reschedule).
+        "reschedule_url": (external_url("booking.reschedule", token=booking.cancel_token)
+                           if booking.is_confirmed and service.reschedule_cutoff_hours is not None else None),
         "service_url": external_url("booking.service_page", public_id=service.public_id),
     }
