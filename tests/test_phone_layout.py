@@ -213,6 +213,15 @@ MEASURE = """([phone, minTarget, sentenceChars]) => {
 }"""
 
 
+def repeat_preview_url(values) -> str:
+    """「まとめて追加」's preview over 52 weeks from a week ago at the time of a booked slot: past,
+    existing and overlapping dates flagged."""
+    from app.models import Slot
+    start = clock.to_local(db.session.get(Slot, values["slot_id"]).starts_at)
+    return (f"/services/{values['service_id']}/repeat?start_date={(start.date() - timedelta(days=7)).isoformat()}"
+            f"&weekday=&at={start:%H}%3A{start:%M}&count=52")
+
+
 def pages_to_visit(app, live_server, demo) -> dict[str, list[tuple[str, str]]]:
     """``{role: [(name, url)]}`` for every GET page; fails on a GET route it has no data for."""
     adapter, values, tokens, more = app.url_map.bind("localhost"), demo["values"], demo["tokens"], demo["more"]
@@ -246,6 +255,7 @@ def pages_to_visit(app, live_server, demo) -> dict[str, list[tuple[str, str]]]:
         ("services.slot_detail-search", f"/slots/{values['slot_id']}?q=%E4%BD%90%E8%97%A4"),
         ("messages.compose-service", f"/messages/new?service_id={values['service_id']}"),
         ("messages.detail-scheduled", f"/messages/{more['scheduled']}"),
+        ("services.repeat-preview", repeat_preview_url(values)),
         ("errors.404", "/no-such-page"),
         ("errors.403", "/staff/"),
     ]

@@ -282,3 +282,86 @@ def test_saving_without_the_cutoff_keeps_it(make_host, make_service):
                   host_notes="")
     catalog.save_service(service, **values)
     assert service.reschedule_cutoff_hours == 3
+
+
+# --- in a browser, on a phone and a desktop ----------------------------------------------
+
+def log_in(page, host):
+    page.context.clear_cookies()
+    page.goto("/login")
+    page.fill("input[name=email]", host.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url("**/dashboard")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [375, 1280])
+def test_host_adds_every_tuesday_in_one_form(page, live_server, at_now, make_host, make_service, width):
+    host = make_host()
+    service = make_service(host, title="夜の英会話", duration_minutes=60)
+    other = make_service(host, title="個別レッスン", duration_minutes=90)
+    slot_at(service, jst(2030, 6, 18, 20))   # exists
+    slot_at(other, jst(2030, 6, 25, 19))     # overlaps 20:00–21:00
+    page.set_viewport_size({"width": width, "height": 812})
+    log_in(page, host)
+
+    page.goto(f"/services/{service.id}")
+    page.get_by_role("link", name="毎週の日時をまとめて追加").click()
+    page.get_by_label("開始日").fill("2030-06-05")
+    page.get_by_label("曜日").select_option(label="火曜日")
+    page.get_by_label("時刻").fill("20:00")
+    page.get_by_label("回数（週）").fill("8")
+    page.get_by_role("button", name="日時を確認する").click()
+
+    preview = page.locator("#repeat-preview")
+    expect(preview.get_by_text("追加する日時（日本時間）")).to_be_visible()
+    expect(preview.locator(".repeat-date")).to_have_count(8)
+    expect(preview.get_by_label("2030年6月11日(火) 20:00〜21:00")).to_be_checked()
+    existing = preview.get_by_label("2030年6月18日(火) 20:00〜21:00")
+    expect(existing).to_be_disabled()
+    expect(preview.get_by_text("この日時はすでに登録済みです。")).to_be_visible()
+    overlapping = preview.get_by_label("2030年6月25日(火) 20:00〜21:00")
+    expect(overlapping).not_to_be_checked()
+    expect(preview.get_by_text("「個別レッスン」2030年6月25日(火) 19:00〜20:30 と重なっています。")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+    # The host leaves out July 30 and adds the rest.
+    preview.get_by_label("2030年7月30日(火) 20:00〜21:00").uncheck()
+    page.get_by_role("button", name="チェックした日時を追加する").click()
+    page.wait_for_url(re.compile(rf"/services/{service.id}$"))
+    expect(page.get_by_text("開催日時を5件追加しました。")).to_be_visible()
+    expect(page.get_by_text("2030年6月18日(火) 20:00（すでに登録済み）、2030年6月25日(火) 20:00（ほかの開催日時と重なっています）、"
+                            "2030年7月30日(火) 20:00（選ばれていません）", exact=False)).to_be_visible()
+    db.session.rollback()
+    assert local_starts(service) == [f"2030-{d} 20:00" for d in ("06-11", "06-18", "07-02", "07-09", "07-16", "07-23")]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [375, 1280])
+def test_a_los_angeles_host_keeps_20_00_across_the_dst_change(page, live_server, make_host, make_service, width):
+    clock.travel_to(datetime(2030, 2, 1, tzinfo=timezone.utc))
+    try:
+        host = make_host()
+        host.timezone = "America/Los_Angeles"
+        db.session.commit()
+        service = make_service(host)
+        page.set_viewport_size({"width": width, "height": 812})
+        log_in(page, host)
+        page.goto(f"/services/{service.id}/repeat")
+        page.get_by_label("開始日").fill("2030-03-01")
+        page.get_by_label("曜日").select_option(label="火曜日")
+        page.get_by_label("時刻").fill("20:00")
+        page.get_by_label("回数（週）").fill("4")
+        page.get_by_role("button", name="日時を確認する").click()
+        preview = page.locator("#repeat-preview")
+        expect(preview.get_by_text("ロサンゼルス時間", exact=False).first).to_be_visible()
+        for day in ("3月5日(火)", "3月12日(火)", "3月19日(火)", "3月26日(火)"):
+            expect(preview.get_by_label(f"2030年{day} 20:00〜21:00")).to_be_checked()
+        page.get_by_role("button", name="チェックした日時を追加する").click()
+        expect(page.get_by_text("開催日時を4件追加しました。")).to_be_visible()
+        db.session.rollback()
+        assert local_starts(service, "America/Los_Angeles") == [
+            "2030-03-05 20:00", "2030-03-12 20:00", "2030-03-19 20:00", "2030-03-26 20:00"]
+    finally:
+        clock.reset()
