@@ -151,6 +151,33 @@ def test_two_db_sessions_racing_in_the_domain(app, setup, make_booking):
     assert seats(new_id) == 1 and seats(old.id) == 1
 
 
+def test_two_guests_swapping_dates_at_once_both_move(app, setup, make_booking):
+    """Each move locks both dates' rows, in id order: swapping guests never deadlock (PostgreSQL)."""
+    host, service, old, new, first = setup
+    second = make_booking(new)
+    pairs, outcomes, barrier = [(first.id, new.id), (second.id, old.id)], [None, None], threading.Barrier(2)
+
+    def move(i):
+        with app.app_context():
+            booking_id, target = pairs[i]
+            booking = db.session.get(Booking, booking_id)
+            barrier.wait()
+            try:
+                moves.move_booking(booking, target)
+                outcomes[i] = "moved"
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=move, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == ["moved", "moved"]
+    assert (slot_of(first.id), slot_of(second.id)) == (new.id, old.id)
+    assert (seats(old.id), seats(new.id)) == (1, 1)
+
+
 def test_after_the_cutoff_the_page_says_so_and_how_to_reach_the_host(client, make_host, make_service, make_slot,
                                                                      make_booking):
     host = make_host(name="山田 花子")

@@ -112,6 +112,10 @@ def move_booking(booking: Booking, slot_id: int) -> Move:
         db.session.rollback()
         raise SameSlot()
     now = clock.now()
+    give_back = (update(Slot).where(Slot.id == old.id, Slot.booked_count > 0)
+                 .values(booked_count=Slot.booked_count - 1).execution_options(synchronize_session=False))
+    if old.id < slot_id:  # both rows locked in id order: two guests swapping dates never deadlock (PostgreSQL)
+        db.session.execute(give_back)
     taken = db.session.execute(
         update(Slot)
         .where(Slot.id == slot_id, Slot.service_id == old.service_id, Slot.status == SlotStatus.OPEN,
@@ -122,14 +126,13 @@ def move_booking(booking: Booking, slot_id: int) -> Move:
         .execution_options(synchronize_session=False)
     ).rowcount
     if not taken:
-        target = db.session.get(Slot, slot_id)
+        target = db.session.get(Slot, slot_id, populate_existing=True)
         unavailable = (target is None or target.service_id != old.service_id or not target.is_open
                        or clock.as_utc(target.starts_at) <= now)
         db.session.rollback()
         raise SlotUnavailable() if unavailable else SlotFull()
-    db.session.execute(
-        update(Slot).where(Slot.id == old.id, Slot.booked_count > 0)
-        .values(booked_count=Slot.booked_count - 1).execution_options(synchronize_session=False))
+    if old.id > slot_id:
+        db.session.execute(give_back)
     previous = clock.as_utc(old.starts_at)
     booking.slot_id = slot_id
     try:
