@@ -1,7 +1,7 @@
 """Guest pages: the public service page, booking (with a confirm step), the booked page with
 「カレンダーに追加」, the cancel link from the email, ``/j/`` and the platform's terms. They use the guest
 layout (``guest_base.html``): the host's name and photo, no host navigation."""
-from flask import abort, current_app, flash, make_response, redirect, render_template, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -117,7 +117,9 @@ def booked(public_id, token):
     service = booking.slot.service
     active = booking.is_confirmed and booking.slot.is_open
     return render_template("booking/booked.html", booking=booking, service=service, host=service.host,
-                           active=active, **bookings.joining(booking),
+                           active=active, can_move=active and moves.state_of(booking) == "open",
+                           moved=request.args.get("moved") == "1",
+                           **bookings.joining(booking),
                            **(calendar.links(booking, url_for) if active else {}))
 
 
@@ -196,7 +198,7 @@ def reschedule(token):
         else:
             flash(_("日時を変更しました。確認のメールをお送りしました。") if moved.emailed else _("日時を変更しました。"),
                   "success")
-            return redirect(url_for("booking.booked", public_id=booking.slot.service.public_id, token=token))
+            return redirect(url_for("booking.booked", public_id=booking.slot.service.public_id, token=token, moved=1))
         return redirect(url_for("booking.reschedule", token=token))
     service = booking.slot.service
     state = moves.state_of(booking)

@@ -57,6 +57,7 @@ def _base(locale="ja"):
         "host": host, "service": service, "slot": slot, "booking": booking, "tz": "Asia/Tokyo",
         "cancel_url": external_url("booking.cancel", token="sample"),
         "service_url": external_url("booking.service_page", public_id="sample"),
+        "reschedule_url": external_url("booking.reschedule", token="sample"),
         "join_link": external_url("booking.join", token="sample"),
         # booking.joining / calendar.links: a Zoom booking whose URL comes 24 hours ahead
         "venue": "video_tool", "tool_name": "Zoom", "url_promise": "ahead", "url_lead_hours": URL_LEAD_HOURS,
@@ -211,6 +212,12 @@ SAMPLES = {
     "host_notice_digest": {"標準": _with(zone="", settings_url=lambda ctx: external_url("account.settings"),
                                         news=_digest_news, booked_total=2, cancelled_total=1,
                                         period_label=_digest_hour)},
+    "booking_moved": {"標準": _with(previous_starts_at=lambda ctx: ctx["slot"].starts_at - timedelta(days=1))},
+    "host_booking_moved": {"標準": _with(**{
+        **_HOST_NOTICE,
+        "booking": lambda ctx: SimpleNamespace(guest_name=_words(ctx)["guest"], guest_email="ichiro@example.com",
+                                               is_confirmed=True),
+        "previous_starts_at": lambda ctx: ctx["slot"].starts_at - timedelta(days=1)})},
     "guest_message": {"標準": _with(subject_text=lambda ctx: _words(ctx)["message_subject"],
                                    body_text=lambda ctx: _words(ctx)["bulk_body"])},
     "bulk_message": {"標準": _with(message=_message, subject_text=lambda ctx: _words(ctx)["bulk_subject"],

@@ -38,6 +38,8 @@ KIND_LABELS = {
     "booking_cancelled": _l("キャンセル完了（予約者宛）"),
     "booking_removed": _l("ホストによる予約取り消し（予約者宛）"),
     "slot_moved": _l("開催日時の変更（予約者宛）"),
+    "booking_moved": _l("予約者による日時の変更（予約者宛）"),
+    "host_booking_moved": _l("予約者による日時の変更のお知らせ（ホスト宛）"),
     "slot_cancelled": _l("開催中止（予約者宛）"),
     "meeting_url": _l("参加URLのご案内（予約者宛）"),
     "meeting_url_waiting": _l("参加URL準備中のお知らせ（予約者宛）"),
