@@ -16,7 +16,7 @@ SECRET_WORDS = ("token", "secret", "password", "authorization")
 
 #: The path segment right before a capability token in our URLs: /reset/<token>, /verify/<token>,
 #: /c/<token>, /j/<token>, /s/<public_id>/booked/<token> (a test checks every route with a token).
-TOKEN_SEGMENTS = ("reset", "verify", "c", "j", "booked")
+TOKEN_SEGMENTS = ("reset", "verify", "c", "j", "r", "booked")
 #: Query parameters that carry a secret: the OAuth ``code`` and ``state``, Zoom's ``pwd`` and ``zak``.
 SECRET_PARAMETERS = ("code", "state", "pwd", "zak", "password", r"[\w.-]*token", r"[\w.-]*secret")
 MASK = "[redacted]"

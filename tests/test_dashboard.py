@@ -93,7 +93,7 @@ def test_a_new_host_sees_the_checklist_until_every_step_is_done(client, login, m
     host = make_host()
     login(host)
     page = text(client.get("/dashboard"))
-    assert 'id="checklist"' in page and "0／5完了" in page and "最初のサービスを作成しましょう" in page
+    assert 'id="checklist"' in page and "0／5完了" in page and "最初のサービスを作成する" in page
     service = make_service(host, venue="manual_url")
     make_booking(make_slot(service))
     assert "4／5完了" in text(client.get("/dashboard"))  # service, date, no video tool needed, shared
