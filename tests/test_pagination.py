@@ -199,7 +199,7 @@ def test_the_dashboard_shows_the_next_ten_slots_with_their_first_five_guests(
 def test_the_dashboard_of_a_host_without_services_invites_to_create_one(client, login, make_host):
     login(make_host())
     page = client.get("/dashboard").get_data(as_text=True)
-    assert "最初のサービスを作成しましょう" in page and "もっと見る" not in page
+    assert "最初のサービスを作成する" in page and "サービスを作成" in page and "もっと見る" not in page
 
 
 # --- the Zoom settings page ---------------------------------------------------------------------------
