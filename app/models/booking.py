@@ -45,6 +45,9 @@ class Booking(db.Model):
     join_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the guest first pressed 「参加する」 on their lesson page (a mail scanner opening the
+    #: link changes nothing); None: not yet.
+    join_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The host removed the booking (not the guest's own cancellation: no cancellation notice to the host).
     cancelled_by_host: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
 

@@ -77,6 +77,8 @@ class Service(db.Model):
     #: Guests may move their booking to another open date of this service until this many hours
     #: before the start of their date (「日時を変更」); None: they cannot (they contact the host).
     reschedule_cutoff_hours: Mapped[int | None] = mapped_column(default=24, server_default="24", nullable=True)
+    #: The guest's lesson page (``/j/<token>``) enables 「参加する」 this many minutes before the start.
+    join_opens_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
     #: The host's own meeting URL, for ``Venue.FIXED_URL`` (https only).
     meeting_url: Mapped[str] = mapped_column(String(MEETING_URL_MAX), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
