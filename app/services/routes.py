@@ -29,7 +29,7 @@ def _unlinked_tools() -> str:
     if not names:
         return ""
     return _("%(tools)sは連携していません。選んだ場合、連携するまでURLは自動で発行されません（連絡事項で案内してください）。",
-             tools="・".join(names))
+             tools=_("、").join(names))
 
 
 def _slot_error(form: SlotForm, exc: Exception) -> None:
@@ -125,7 +125,7 @@ def _skipped_text(skipped: list) -> str:
     reasons = {None: _("選ばれていません"), repeats.PAST: _("過去の日時"), repeats.EXISTS: _("すでに登録済み"),
                repeats.OVERLAP: _("ほかの開催日時と重なっています")}
     tz = current_user.timezone
-    return "、".join(_("%(when)s（%(why)s）", when=clock.format_datetime_local(d.starts_at, tz, str(get_locale() or "ja")),
+    return _("、").join(_("%(when)s（%(why)s）", when=clock.format_datetime_local(d.starts_at, tz, str(get_locale() or "ja")),
                        why=reasons[d.reason]) for d in skipped)
 
 
