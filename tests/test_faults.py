@@ -767,7 +767,7 @@ def assert_nobody_silently_without_url(client, zoom, smtp, title, bookings, host
         assert (row.status, row.last_error.startswith("waiting:")) == (
             (DeliveryStatus.SENT, False) if got == "url" else (DeliveryStatus.PENDING, True)), (case, row.last_error)
         if got == "url":  # the link in the email leads to the slot's meeting, which exists on Zoom
-            location = client.get(f"/j/{booking.join_token}").headers["Location"]
+            location = client.get(f"/j/{booking.join_token}/go").headers["Location"]
             assert location == meeting.join_url and [m for m in live if m["id"] == int(meeting.external_id)], \
                 f"{case}: the URL sent leads nowhere"
         else:

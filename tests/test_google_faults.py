@@ -117,7 +117,7 @@ def assert_nobody_silently_without_url(client, google, smtp, title, bookings, ho
         assert (row.status, row.last_error.startswith("waiting:")) == (
             (DeliveryStatus.SENT, False) if got == "url" else (DeliveryStatus.PENDING, True)), (case, row.last_error)
         if got == "url":  # the link in the email leads to the slot's event, live on Google, with that Meet link
-            location = client.get(f"/j/{booking.join_token}").headers["Location"]
+            location = client.get(f"/j/{booking.join_token}/go").headers["Location"]
             assert location.startswith("https://meet.google.com/"), (case, location)
             assert location == meeting.join_url and [join_url_of(e) for e in live if e["id"] == meeting.external_id] \
                 == [location], f"{case}: the URL sent leads nowhere: {location} vs {live}"

@@ -67,7 +67,7 @@ def test_a_booking_gets_one_meet_event_without_guests_and_the_url_email_24h_befo
     assert "参加URL（Google Meet）" in text and "パスコード" not in text
     assert "「参加をリクエスト」" in text  # guests are not on the event: they ask to join
     assert "40分" not in text and "60分" not in text  # a 50-minute lesson is under the free limit
-    assert client.get(f"/j/{first.join_token}").headers["Location"] == meeting.join_url
+    assert client.get(f"/j/{first.join_token}/go").headers["Location"] == meeting.join_url
     [notice] = [m for m in smtp.to(host.email) if "Google Meet" in m["Subject"]]
     assert notice["Subject"] == "予約者にGoogle MeetのURLをお送りしました（英会話グループ）"
     # The URL emails of one batch asked Google about the meeting once, not once per guest.
@@ -107,7 +107,7 @@ def test_an_event_deleted_in_google_calendar_is_issued_again_before_the_url_emai
     db.session.rollback()
     again = issuing.meeting_for(slot.id)
     assert again.status == MeetingStatus.ISSUED and again.external_id != first_id and again.join_url != first_url
-    assert client.get(f"/j/{booking.join_token}").headers["Location"] == again.join_url
+    assert client.get(f"/j/{booking.join_token}/go").headers["Location"] == again.join_url
     assert [e["id"] for e in live_events(google)] == [again.external_id]
 
 
@@ -232,7 +232,7 @@ def test_host_links_google_meet_creates_a_service_and_the_guest_gets_a_meet_link
     url_mail = next(m for m in smtp.wait_for(2) if m["Subject"] == "【参加URLのご案内】Meetで書道")
     join = re.search(r"https?://\S+/j/\S+", body_text(url_mail)).group(0)
     # The guest's stable link leads to the Meet link the emulator issued for the slot.
-    response = page.request.get(join, max_redirects=0)
+    response = page.request.get(f"{join}/go", max_redirects=0)
     assert response.status == 302 and re.fullmatch(r"https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}",
                                                    response.headers["location"])
     assert "Google Meetで参加する" in body_html(url_mail)

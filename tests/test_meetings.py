@@ -109,7 +109,7 @@ def test_full_path_url_email_exactly_24h_before(client, zoom_host, make_service,
     notice = next(m for m in smtp.messages if m["Subject"].startswith("予約者にZoomのURLをお送りしました"))
     assert "ichiro@example.com" in body_text(notice) and "zak=" not in body_text(notice)
     # The stable link redirects to the current join URL.
-    response = client.get(f"/j/{booking.join_token}")
+    response = client.get(f"/j/{booking.join_token}/go")
     assert response.status_code == 302 and response.headers["Location"] == meeting.join_url
 
 
@@ -160,7 +160,7 @@ def test_meeting_deleted_on_zoom_is_reissued_before_the_url_email(client, zoom_h
     meeting = issuing.meeting_for(slot.id)
     assert meeting.status == MeetingStatus.ISSUED and int(meeting.external_id) != first
     assert len(creates(zoom)) == 2
-    assert client.get(f"/j/{booking.join_token}").headers["Location"] == meeting.join_url
+    assert client.get(f"/j/{booking.join_token}/go").headers["Location"] == meeting.join_url
 
 
 def test_crashed_attempt_is_reconciled_not_duplicated(zoom_host, make_service, make_slot, zoom):

@@ -53,6 +53,7 @@ NOT_PAGES = {
     "dashboard.index": "redirects to the dashboard or the login page",
     "messages.progress": "JSON read by progress.js",
     "services.start_meeting": "redirects to Zoom's host start URL",
+    "booking.join_go": "「参加する」: redirects to the lesson's join URL (its page is booking.join)",
     "services.booking_qr": "the booking page's QR code as a PNG file",
     "services.guests_csv": "a slot's guest list as a CSV file",
     "zoom.callback": "Zoom's OAuth redirect back: redirects to the settings page",

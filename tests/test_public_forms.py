@@ -289,4 +289,4 @@ def test_the_host_sees_who_cancelled_after_receiving_the_url(
     section = page[page.index('id="url-holders"'):]
     assert "参加URLを受け取った後にキャンセルした方（1名）" in section and "leaver@example.com" in section
     assert "stayer@example.com" not in section and "待機室" in section
-    assert client.get(f"/j/{leaver.join_token}").status_code == 200  # no redirect to the meeting any more
+    assert client.get(f"/j/{leaver.join_token}/go").status_code == 200  # no redirect to the meeting any more

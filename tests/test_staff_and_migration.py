@@ -136,7 +136,7 @@ def test_announce_and_release_on_demo_data(app, client, login, demo, smtp, run_j
     # Before the release a legacy URL still works through the stable link.
     meeting = db.session.query(Meeting).filter_by(host_id=legacy_host.id).first()
     booking = meeting.slot.bookings[0]
-    assert client.get(f"/j/{booking.join_token}").headers["Location"] == meeting.join_url
+    assert client.get(f"/j/{booking.join_token}/go").headers["Location"] == meeting.join_url
     client.post("/logout", form_url="/dashboard")
 
     login(staff)

@@ -107,7 +107,7 @@ def test_off_then_on_then_backfill_sends_each_guest_one_new_url_email(
         urls = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加URLのご案内】夜ヨガ"]
         assert len(urls) == 2  # the first link's, and exactly one new one
         assert new.password in body_text(urls[1]) and old_password not in body_text(urls[1])
-        assert client.get(f"/j/{guest.join_token}").headers["Location"] == new.join_url
+        assert client.get(f"/j/{guest.join_token}/go").headers["Location"] == new.join_url
 
 
 # --- 2. A meeting Zoom did not delete is retried, shown, and can be deleted by hand ----------------

@@ -5,16 +5,14 @@ from flask import abort, current_app, flash, make_response, redirect, render_tem
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from app import clock
 from app.booking import booking as bookings
-from app.booking import bp, calendar, guard
+from app.booking import bp, calendar, guard, lesson
 from app.booking.forms import BookingForm, RescheduleForm
 from app.booking import reschedule as moves
 from app.extensions import db
 from app.forms import EmptyForm
 from app.limits import limiter
-from app.meetings import issuing, timing
-from app.models import MeetingStatus, Service, Venue
+from app.models import Service
 from app.urls import external_url
 
 
@@ -211,24 +209,36 @@ def reschedule(token):
 
 @bp.route("/j/<token>")
 def join(token):
-    """The stable join link in guest emails: redirect to the slot's current meeting URL (or the
-    host's fixed URL).
+    """The stable link in guest emails: the guest's lesson page (the date, a countdown, the tool,
+    「参加する」 from ``join_opens_minutes`` before the start; after the end the host's notes).
 
-    Safe to GET (mail scanners open links): it only reads.
+    Safe to GET (mail scanners open links): it only reads. 「参加する」 is ``/j/<token>/go``.
     """
     booking = bookings.booking_for_join_token(token)
     if booking is None:
         abort(404)
+    return _lesson_page(booking, token)
+
+
+def _lesson_page(booking, token):
     service = booking.slot.service
-    if booking.is_confirmed and booking.slot.is_open and service.venue == Venue.FIXED_URL and service.meeting_url:
-        return redirect(service.meeting_url)
-    meeting = issuing.meeting_for(booking.slot_id)
-    if booking.is_confirmed and booking.slot.is_open and meeting is not None and meeting.join_url \
-            and meeting.status == MeetingStatus.ISSUED:
-        return redirect(meeting.join_url)
-    # Withdrawn = the host turned the tool OFF (or never had it for this booking); otherwise the URL
-    # is being (re-)issued and will come by email.
-    withdrawn = issuing.covering_link(booking) is None
-    return render_template("booking/join_unavailable.html", booking=booking, service=booking.slot.service,
-                           host=booking.slot.service.host, withdrawn=withdrawn, url_lead_hours=timing.URL_LEAD_HOURS,
-                           url_time_passed=timing.url_due_at(booking.slot) <= clock.now())
+    return render_template("booking/lesson.html", booking=booking, service=service, host=service.host,
+                           lesson=lesson.lesson_page(booking), token=token)
+
+
+@bp.route("/j/<token>/go")
+def join_go(token):
+    """「参加する」: redirect to the slot's *current* join URL (a re-issued meeting's too) and note the
+    first press (``bookings.join_opened_at``). Without a URL to join it shows the lesson page.
+
+    It does not wait for the button's opening time: a guest may check the link early (the page
+    only activates the button then)."""
+    booking = bookings.booking_for_join_token(token)
+    if booking is None:
+        abort(404)
+    url = lesson.current_join_url(booking)
+    if url is None:
+        return _lesson_page(booking, token)
+    if booking.join_opened_at is None:
+        lesson.record_opened(booking)
+    return redirect(url)
