@@ -222,9 +222,13 @@ def _delivery_state(context, delivery) -> Markup:
         return Markup(state)
     if status == "sending":
         return Markup(say("送信中"))
+    if status == "failed" and _REFUSAL.search(delivery.last_error):
+        # Refused for good (5xx at send time): the address does not take mail; not so a failure
+        # that lasted through every retry (a server down, 4xx), which may pass.
+        return Markup(f'<span class="error">{say("送信失敗")}: {say(_UNDELIVERABLE)}</span>'
+                      f'<br><span class="muted">{say(_REFUSED)}</span>')
     if status == "failed":
-        why = _REFUSED if _REFUSAL.search(delivery.last_error) else _NOT_SENT
-        return Markup(f'<span class="error">{say("送信失敗")}: {say(why)}</span>')
+        return Markup(f'<span class="error">{say("送信失敗")}: {say(_NOT_SENT)}</span>')
     return Markup(f'<span class="muted">{say("取り消し")}</span>')
 
 
@@ -244,6 +248,7 @@ _WAITING = N_("URL準備中")
 _RETRYING = N_("一時的に送信できませんでした。自動で再送します。")
 _REFUSED = N_("宛先のメールサーバーが受け取りを拒否しました。メールアドレスに誤りがないかご確認ください。")
 _NOT_SENT = N_("送信できませんでした。")
+_UNDELIVERABLE = N_("このメールアドレスには届きません（宛先不明）")
 #: A 5xx reply in an SMTP error as the outbox records it (``…: (550, b'5.1.1 no such user')``).
 _REFUSAL = re.compile(r"\(5\d\d,")
 _WAITING_NEXT = N_("発行でき次第、自動で送信")
@@ -293,6 +298,7 @@ def has_url(text: str) -> bool:
 
 def init_app(app) -> None:
     """Register the filters and template globals."""
+    from app.booking.carriers import carrier_guidance
     from app.meetings.timing import URL_LEAD_HOURS
     from app.meetings.tools import plan_cut_minutes
     from app.zoom.client import next_utc_midnight
@@ -319,4 +325,6 @@ def init_app(app) -> None:
         # Hours before the start the URL email goes out (``meetings.timing``): never a written "24".
         url_lead_hours=URL_LEAD_HOURS,
         plan_cut_minutes=plan_cut_minutes,
+        # The booked page's 「受信設定」 steps for a carrier address (app.booking.carriers).
+        carrier_guidance=carrier_guidance,
     )

@@ -14,6 +14,7 @@ from sqlalchemy import and_, case, exists, func, select
 
 from app import clock
 from app.extensions import db
+from app.services.guests import NOT_OPENED_HOURS, refused
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, LinkStatus, Meeting, MeetingStatus,
                         Service, Slot, SlotStatus, Venue)
 
@@ -116,19 +117,50 @@ def today_guests(slot_ids: list[int], limit: int = TODAY_GUESTS) -> dict[int, li
     return guests
 
 
-def failed_url_emails(host_id: int, now: datetime, limit: int = ATTENTION_MAX) -> list:
-    """Confirmed guests of dates not yet over whose latest URL email failed: 「URLを再送」 fixes them."""
+def failed_url_emails(host_id: int, now: datetime, limit: int = ATTENTION_MAX) -> list[dict]:
+    """The guests whose URL may not reach them, each with 「URLを再送」, in two statements:
+
+    * ``kind`` ``failed``: confirmed guests of dates not yet over whose latest URL email failed,
+      ``undeliverable`` when it was refused for good (5xx: 「このメールアドレスには届きません」);
+    * ``kind`` ``not_opened``: guests of online dates starting within ``NOT_OPENED_HOURS`` (or
+      under way) whose URL email was sent and who have not opened their join page (``not_opened``).
+
+    Each a dict with ``id``, ``guest_name``, ``guest_email``, ``slot_id``, ``starts_at``,
+    ``duration_minutes``, ``service_title``, ``kind``.
+    """
+    rows = db.session.execute(
+        _url_email_rows(host_id, now)
+        .where(Delivery.status == DeliveryStatus.FAILED, Slot.starts_at > now - timedelta(days=1))
+        .limit(limit)).all()
+    failed = [{**r._mapping, "kind": "undeliverable" if refused(r) else "failed"}
+              for r in rows if r.starts_at + timedelta(minutes=r.duration_minutes) > now]
+    return failed + not_opened(host_id, now, limit)
+
+
+def _url_email_rows(host_id: int, now: datetime):
+    """Confirmed guests of the host's open dates with their latest URL email (``status``, ``last_error``)."""
     latest = _latest_url_emails().subquery()
     d = Delivery.__table__.c
+    return (select(Booking.id, Booking.guest_name, Booking.guest_email, Booking.slot_id, Slot.starts_at,
+                   Service.duration_minutes, Service.title.label("service_title"), d.status, d.last_error)
+            .join(Booking.slot).join(Slot.service)
+            .join(latest, latest.c.booking_id == Booking.id).join(Delivery.__table__, d.id == latest.c.latest)
+            .where(_open_slots(host_id), Booking.status == BookingStatus.CONFIRMED)
+            .order_by(Slot.starts_at, Booking.id))
+
+
+def not_opened(host_id: int, now: datetime, limit: int = ATTENTION_MAX) -> list[dict]:
+    """Guests of online dates from ``NOT_OPENED_HOURS`` before the start until the end whose URL
+    email was sent and who have not pressed 「参加する」 on their join page (``join_opened_at``):
+    「まだ参加URLを開いていません」. In-person and own-URL services have no URL email: never listed."""
     rows = db.session.execute(
-        select(Booking.id, Booking.guest_name, Booking.guest_email, Booking.slot_id, Slot.starts_at,
-               Service.duration_minutes, Service.title.label("service_title"), d.last_error)
-        .join(Booking.slot).join(Slot.service)
-        .join(latest, latest.c.booking_id == Booking.id).join(Delivery.__table__, d.id == latest.c.latest)
-        .where(_open_slots(host_id), Booking.status == BookingStatus.CONFIRMED, d.status == DeliveryStatus.FAILED,
+        _url_email_rows(host_id, now)
+        .where(Delivery.status == DeliveryStatus.SENT, Booking.join_opened_at.is_(None),
+               Service.venue.in_(TOOL_VENUES), Slot.starts_at <= now + timedelta(hours=NOT_OPENED_HOURS),
                Slot.starts_at > now - timedelta(days=1))
-        .order_by(Slot.starts_at, Booking.id).limit(limit)).all()
-    return [r for r in rows if r.starts_at + timedelta(minutes=r.duration_minutes) > now]
+        .limit(limit)).all()
+    return [{**r._mapping, "kind": "not_opened"}
+            for r in rows if r.starts_at + timedelta(minutes=r.duration_minutes) > now]
 
 
 def failed_meetings(host_id: int, now: datetime, limit: int = ATTENTION_MAX) -> list:

@@ -1,4 +1,5 @@
 """The context every email about one booking starts from."""
+from app.booking.carriers import carrier_guidance
 from app.extensions import db
 from app.mail.render import SkipDelivery
 from app.models import Booking, Delivery
@@ -23,4 +24,6 @@ def guest_email_context(delivery: Delivery) -> dict:
         "reschedule_url": (external_url("booking.reschedule", token=booking.cancel_token)
                            if booking.is_confirmed and service.reschedule_cutoff_hours is not None else None),
         "service_url": external_url("booking.service_page", public_id=service.public_id),
+        # A carrier address (docomo, au, SoftBank): the 「受信設定」 steps for the sender domain, or None.
+        "carrier_help": carrier_guidance(booking.guest_email),
     }

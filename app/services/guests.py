@@ -7,7 +7,9 @@ guests on the page only, in the same statement, and the CSV file is one query of
 """
 import csv
 import io
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from urllib.parse import quote
 
@@ -19,7 +21,7 @@ from app.extensions import db
 from app.mail.guest import guest_email_context
 from app.mail.outbox import queue_email
 from app.mail.render import SkipDelivery, email_kind
-from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot, User
+from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Slot, User, Venue
 from app.pagination import Page
 
 #: Guests per page on a slot's page.
@@ -28,6 +30,30 @@ GUESTS_PER_PAGE = 50
 SEARCH_MAX = 100
 #: The emails whose state the host sees per guest (a message to the guest: the latest one).
 TIMELINE_KINDS = ("booking_confirmation", "meeting_url", "guest_message")
+#: From this many hours before the start (until the end), a guest of an online lesson whose URL
+#: email was sent and who has not opened their join page (``/j/<token>/go``) is pointed out.
+NOT_OPENED_HOURS = 3
+#: Services whose guests get a URL email and join through ``/j/``.
+URL_VENUES = (Venue.ZOOM, Venue.GOOGLE_MEET)
+#: A 5xx reply in an SMTP error as the outbox records it (``…: (550, b'5.1.1 no such user')``):
+#: the receiving server refused the address for good (``outbox._is_permanent``).
+_REFUSAL = re.compile(r"\(5\d\d,")
+
+
+def refused(delivery) -> bool:
+    """The email (a row or ``Delivery`` with ``status`` and ``last_error``) failed on a permanent
+    SMTP refusal (5xx at send time): the address does not take mail. Bounces that come back
+    later as DSN mail are not read."""
+    return (delivery is not None and delivery.status == DeliveryStatus.FAILED
+            and bool(_REFUSAL.search(delivery.last_error or "")))
+
+
+def opening_watched(slot: Slot, now: datetime | None = None) -> bool:
+    """Whether the slot's guests who have not opened their join page are pointed out now: an
+    open online (video tool) slot from ``NOT_OPENED_HOURS`` before its start until its end."""
+    now = now or clock.now()
+    return (slot.is_open and slot.service.venue in URL_VENUES
+            and slot.starts_at - timedelta(hours=NOT_OPENED_HOURS) <= now < slot.ends_at)
 
 
 @dataclass(slots=True)
@@ -37,17 +63,24 @@ class Guest:
     id: int
     guest_name: str
     guest_email: str
+    #: When the guest pressed 「参加する」 on their join page (``/j/<token>/go``), or None.
+    join_opened_at: datetime | None = None
     #: The latest email of each ``TIMELINE_KINDS`` kind about this booking (a row with
     #: ``status``, ``due_at``, ``sent_at`` and ``last_error``), or None.
     booking_confirmation: Row | None = None
     meeting_url: Row | None = None
     guest_message: Row | None = None
+    #: The guest's latest email was refused for good (``refused``): 「このメールアドレスには届きません」.
+    undeliverable: bool = False
+    #: Within ``NOT_OPENED_HOURS`` of an online lesson, the URL email sent, the join page not
+    #: opened yet: 「まだ参加URLを開いていません」 (``opening_watched``).
+    not_opened: bool = False
 
 
 def _confirmed_guests(search: str = ""):
     """The slot's (``slot_id``) confirmed bookings in booking order, searched if ``search`` is given."""
     columns = Booking.__table__.c
-    statement = (select(columns.id, columns.guest_name, columns.guest_email)
+    statement = (select(columns.id, columns.guest_name, columns.guest_email, columns.join_opened_at)
                  .where(columns.slot_id == bindparam("slot_id"), columns.status == BookingStatus.CONFIRMED)
                  .order_by(columns.id))
     if search:
@@ -102,12 +135,19 @@ def guest_page(slot: Slot, page: int, search: str = "", per_page: int = GUESTS_P
     shown = Page.at(page, per_page, total)
     if total:
         by_id: dict[int, Guest] = {}
+        latest: dict[int, Row] = {}
         for row in db.session.execute(statement, {**params, "limit": per_page, "offset": shown.offset}).all():
             guest = by_id.get(row.id)
             if guest is None:
-                guest = by_id[row.id] = Guest(row.id, row.guest_name, row.guest_email)
+                guest = by_id[row.id] = Guest(row.id, row.guest_name, row.guest_email, row.join_opened_at)
             if row.kind is not None:
                 setattr(guest, row.kind, row)  # in id order, so the latest email of a kind wins
+                latest[row.id] = row
+        watched = opening_watched(slot)
+        for guest in by_id.values():
+            guest.undeliverable = refused(latest.get(guest.id))
+            guest.not_opened = (watched and guest.join_opened_at is None and guest.meeting_url is not None
+                                and guest.meeting_url.status == DeliveryStatus.SENT and not guest.undeliverable)
         shown.items = list(by_id.values())
     return shown
 
