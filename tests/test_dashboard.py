@@ -33,6 +33,7 @@ def busy_today(client, make_host, make_service, make_slot, make_booking, link_zo
     run_jobs()
     failed = db.session.query(Delivery).filter_by(booking_id=bad.id, kind="meeting_url").one()
     failed.status, failed.last_error = DeliveryStatus.FAILED, "(550, b'5.1.1 no such user')"
+    ok.join_opened_at = clock.now()  # already on the lesson page: not 「まだ参加URLを開いていません」
     db.session.commit()
     return host, today, bad
 

@@ -80,11 +80,13 @@ def _host_services(host: User):
 
 def save_service(service: Service, *, kind: str, title: str, description: str, duration_minutes: int,
                  capacity: int, venue: str, host_notes: str, venue_address: str = "", meeting_url: str = "",
-                 cancellation_policy: str = "", reschedule_cutoff_hours: int | None | object = KEEP) -> Service:
+                 cancellation_policy: str = "", reschedule_cutoff_hours: int | None | object = KEEP,
+                 join_opens_minutes: int | object = KEEP) -> Service:
     """Apply validated form values to a (new or existing) service.
 
     :param reschedule_cutoff_hours: until how many hours before the start guests may move their
         booking themselves (None: they cannot); left as it is when not given.
+    :param join_opens_minutes: how long before the start the lesson page's 「参加する」 opens; kept when not given.
 
     :param venue_address: kept for an in-person service only (an online one has no address to show).
     """
@@ -100,6 +102,8 @@ def save_service(service: Service, *, kind: str, title: str, description: str, d
     service.cancellation_policy = (cancellation_policy or "").strip()
     if reschedule_cutoff_hours is not KEEP:
         service.reschedule_cutoff_hours = reschedule_cutoff_hours
+    if join_opens_minutes is not KEEP:
+        service.join_opens_minutes = join_opens_minutes
     db.session.add(service)
     db.session.flush()
     return service

@@ -27,6 +27,9 @@ VENUE_LABELS = {
 }
 
 
+#: Minutes before the start the guest's 「参加する」 may open (``services.join_opens_minutes``).
+JOIN_OPENS_CHOICES = (5, 10, 15, 30, 60)
+
 #: 「予約者による日時の変更」: until how many hours before the start a guest may move their booking
 #: (``services.reschedule_cutoff_hours``); None: guests cannot move it themselves.
 RESCHEDULE_CUTOFF_LABELS = {
@@ -77,6 +80,9 @@ class ServiceForm(FlaskForm):
         Length(max=CANCELLATION_POLICY_MAX, message=_l("キャンセルポリシーは%(max)d文字以内で入力してください。",
                                                        max=CANCELLATION_POLICY_MAX))])
 
+    #: 「参加する」 on the guest's lesson page opens this many minutes before the start.
+    join_opens_minutes = SelectField(_l("予約者の「参加する」ボタンが押せるようになる時刻"), coerce=int, default=10,
+                                     choices=[(n, _l("開始の%(n)d分前から", n=n)) for n in JOIN_OPENS_CHOICES])
     reschedule_cutoff_hours = SelectField(
         _l("予約者による日時の変更"), coerce=_cutoff_hours, default=24,
         choices=[("" if hours is None else str(hours), label) for hours, label in RESCHEDULE_CUTOFF_LABELS.items()])

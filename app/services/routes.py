@@ -19,7 +19,7 @@ CANCEL_PAGE_GUESTS = 20
 def _service_values(form: ServiceForm) -> dict:
     return {name: getattr(form, name).data for name in
             ("kind", "title", "description", "duration_minutes", "capacity", "venue", "venue_address", "meeting_url",
-             "host_notes", "cancellation_policy", "reschedule_cutoff_hours")}
+             "host_notes", "cancellation_policy", "reschedule_cutoff_hours", "join_opens_minutes")}
 
 
 def _unlinked_tools() -> str:
