@@ -40,8 +40,8 @@ def test_carrier_domains_and_their_subdomains_only():
 
 @pytest.mark.parametrize("address,key", CARRIER_ADDRESSES)
 def test_a_carrier_guest_gets_the_receiving_steps_on_the_booked_page_and_in_the_email(
-        app, client, make_host, make_service, make_slot, run_jobs, smtp, address, key):
-    app.config["MAIL_FROM"] = "予約システム <no-reply@mail.yoyaku.test>"
+        app, client, make_host, make_service, make_slot, run_jobs, smtp, address, key, monkeypatch):
+    monkeypatch.setitem(app.config, "MAIL_FROM", "予約システム <no-reply@mail.yoyaku.test>")  # restored after
     service = make_service(make_host(), title="書道レッスン", venue="in_person", venue_address="東京都渋谷区1-1")
     slot = make_slot(service)
     booked = client.post(f"/s/{service.public_id}", {"slot_id": slot.id, "guest_name": "花子",
