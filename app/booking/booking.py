@@ -101,6 +101,23 @@ def joining(booking: Booking) -> dict:
     return context
 
 
+def take_seat(slot_id: int, service_id: int, now) -> bool:
+    """Take one seat of an open future slot of the service, if one is left; True when taken.
+
+    One guarded ``UPDATE``: the database decides who gets the last seat. The slot remembers when it
+    was first booked (``first_booked_at``).
+    """
+    return bool(db.session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.service_id == service_id, Slot.status == SlotStatus.OPEN,
+               Slot.starts_at > now, Slot.booked_count < Slot.capacity)
+        .values(booked_count=Slot.booked_count + 1,
+                first_booked_at=case((Slot.first_booked_at.is_(None) | (Slot.first_booked_at > now), now),
+                                     else_=Slot.first_booked_at))
+        .execution_options(synchronize_session=False)
+    ).rowcount)
+
+
 def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> Booking:
     """Take one seat of a slot for a guest and queue the confirmation email; commits.
 
@@ -111,16 +128,7 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
         raise TooManyForMailbox()
     begin_write()
     now = clock.now()
-    taken = db.session.execute(
-        update(Slot)
-        .where(Slot.id == slot_id, Slot.service_id == service.id, Slot.status == SlotStatus.OPEN,
-               Slot.starts_at > now, Slot.booked_count < Slot.capacity)
-        .values(booked_count=Slot.booked_count + 1,
-                first_booked_at=case((Slot.first_booked_at.is_(None) | (Slot.first_booked_at > now), now),
-                                     else_=Slot.first_booked_at))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not taken:
+    if not take_seat(slot_id, service.id, now):
         slot = db.session.get(Slot, slot_id)
         db.session.rollback()
         if slot is None or slot.service_id != service.id or not slot.is_open or slot.starts_at <= clock.now():

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock, limits
-from app.booking.booking import AlreadyBooked, SlotFull, SlotUnavailable, joining
+from app.booking.booking import AlreadyBooked, SlotFull, SlotUnavailable, joining, take_seat
 from app.extensions import begin_write, db
 from app.mail.guest import guest_email_context
 from app.mail.outbox import cancel_pending, queue_email
@@ -116,16 +116,7 @@ def move_booking(booking: Booking, slot_id: int) -> Move:
                  .values(booked_count=Slot.booked_count - 1).execution_options(synchronize_session=False))
     if old.id < slot_id:  # both rows locked in id order: two guests swapping dates never deadlock (PostgreSQL)
         db.session.execute(give_back)
-    taken = db.session.execute(
-        update(Slot)
-        .where(Slot.id == slot_id, Slot.service_id == old.service_id, Slot.status == SlotStatus.OPEN,
-               Slot.starts_at > now, Slot.booked_count < Slot.capacity)
-        .values(booked_count=Slot.booked_count + 1,
-                first_booked_at=case((Slot.first_booked_at.is_(None) | (Slot.first_booked_at > now), now),
-                                     else_=Slot.first_booked_at))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not taken:
+    if not take_seat(slot_id, old.service_id, now):
         target = db.session.get(Slot, slot_id, populate_existing=True)
         unavailable = (target is None or target.service_id != old.service_id or not target.is_open
                        or clock.as_utc(target.starts_at) <= now)
