@@ -48,6 +48,15 @@ def log_in(app, email, password=PASSWORD):
 
 # --- contact address, notices, language ------------------------------------------------------------------------
 
+def test_the_settings_page_title_is_its_name_only(client, login, make_host):
+    """The title block once swallowed two sections of the page: the browser tab read raw HTML."""
+    login(make_host())
+    page = client.get("/settings/account").get_data(as_text=True)
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert title.startswith("アカウント設定") and "&lt;" not in title and "<" not in title
+    assert page.count('id="email"') == 1 and page.count('id="close"') == 1
+
+
 def test_contact_address_notices_and_language_are_saved(client, login, make_host):
     host = make_host(email="contact@example.com")
     login(host)
