@@ -15,13 +15,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import requests
-
 from devtools.zoom_emulator.server import ServerThread
 
 from .app import create_emulator_app
 
-CONTROL_TIMEOUT = 10
 DEFAULT_SCOPE = "openid email https://www.googleapis.com/auth/calendar.events.owned"
 
 
@@ -57,12 +54,6 @@ class GoogleEmulatorServer(ServerThread):
     def revoke_url(self) -> str:
         """``GOOGLE_REVOKE_URL`` (Google: ``https://oauth2.googleapis.com/revoke``)."""
         return self.url + "/revoke"
-
-    def _control(self, method: str, path: str, **kwargs: object) -> object:
-        response = requests.request(method, f"{self.url}/_emulator/{path}", timeout=CONTROL_TIMEOUT, **kwargs)
-        if response.status_code >= 400:
-            raise RuntimeError(f"emulator control {method} {path}: {response.status_code} {response.text}")
-        return response.json()
 
     # -- state and config -------------------------------------------------------------------
 

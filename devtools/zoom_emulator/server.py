@@ -77,6 +77,14 @@ class ServerThread:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _control(self, method: str, path: str, **kwargs: object) -> object:
+        """Call the emulator's HTTP control API (``/_emulator/<path>``): the same calls drive an
+        emulator in another process."""
+        response = requests.request(method, f"{self.url}/_emulator/{path}", timeout=CONTROL_TIMEOUT, **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"emulator control {method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
 
 class EmulatorServer(ServerThread):
     """The Zoom emulator in a background thread, with helpers over its control API.
@@ -96,12 +104,6 @@ class EmulatorServer(ServerThread):
     def api_url(self) -> str:
         """The REST base URL (``ZOOM_API_BASE_URL``)."""
         return self.url + "/v2"
-
-    def _control(self, method: str, path: str, **kwargs: object) -> object:
-        response = requests.request(method, f"{self.url}/_emulator/{path}", timeout=CONTROL_TIMEOUT, **kwargs)
-        if response.status_code >= 400:
-            raise RuntimeError(f"emulator control {method} {path}: {response.status_code} {response.text}")
-        return response.json()
 
     # -- state ------------------------------------------------------------------------------
 
