@@ -82,6 +82,9 @@ class Config:
     SMTP_STARTTLS = env_bool("SMTP_STARTTLS", False)
     SMTP_TIMEOUT = env_int("SMTP_TIMEOUT", 30)
     MAIL_FROM = env_str("MAIL_FROM", "予約システム <no-reply@booking.test>")
+    #: The envelope sender (Return-Path) of every email: delivery status notifications (bounces)
+    #: come back here, and the bounce reader (``app/mail/bounces.py``) reads them. "" = MAIL_FROM's address.
+    MAIL_BOUNCE_ADDRESS = env_str("MAIL_BOUNCE_ADDRESS", "")
     #: The platform's name in a guest email's From: 「<host>（<platform>）」 <MAIL_FROM's address>.
     PLATFORM_NAME = env_str("PLATFORM_NAME", "予約システム")
     #: Where the embedded SMTP sink stores what it receives (read by the staff mailbox page).

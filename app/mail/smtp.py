@@ -35,7 +35,8 @@ class SmtpSender:
         self.password = config["SMTP_PASSWORD"]
         self.starttls = config["SMTP_STARTTLS"]
         self.timeout = config["SMTP_TIMEOUT"]
-        self.envelope_from = parseaddr(config["MAIL_FROM"])[1]
+        # Bounces (DSNs) go to the envelope sender: the address the bounce reader owns, when set.
+        self.envelope_from = config.get("MAIL_BOUNCE_ADDRESS") or parseaddr(config["MAIL_FROM"])[1]
         self._conn: smtplib.SMTP | None = None
 
     def __enter__(self) -> "SmtpSender":

@@ -2,7 +2,7 @@
 from app.models.booking import Booking, BookingStatus
 from app.models.delivery import Delivery, DeliveryStatus
 from app.models.google import GoogleConnection
-from app.models.meeting import LinkBreak, LinkStatus, Meeting, MeetingFailure, MeetingStatus
+from app.models.meeting import LinkBreak, LinkStatus, Meeting, MeetingFailure, MeetingStatus, ParticipantSession
 from app.models.message import Message, MessageStatus
 from app.models.service import Service, ServiceKind, Slot, SlotStatus, Venue
 from app.models.user import User
@@ -24,6 +24,7 @@ __all__ = [
     "Message",
     "MessageStatus",
     "MigrationNotice",
+    "ParticipantSession",
     "Service",
     "ServiceKind",
     "Slot",

@@ -3,7 +3,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, false as sa_false, text
+from sqlalchemy import Text, Enum, ForeignKey, Index, String, false as sa_false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -50,6 +50,19 @@ class Booking(db.Model):
     join_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The host removed the booking (not the guest's own cancellation: no cancellation notice to the host).
     cancelled_by_host: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    #: The guest's registration on the slot's Zoom meeting when the service gives per-guest links:
+    #: the registrant id (the one participant field stable across leaving and rejoining), the
+    #: guest's own join URL, and the meeting it belongs to (a re-issued meeting needs a new one).
+    registrant_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    registrant_join_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    registrant_meeting_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Attendance: "present" / "absent", None while unknown; the minutes attended (from the video
+    #: tool's participant events); whether the match was a guess (display name, not registrant or
+    #: email); and whether the host set it by hand (events then no longer change it).
+    attendance: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    attended_minutes: Mapped[int | None] = mapped_column(nullable=True)
+    attendance_estimated: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    attendance_by_host: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
 
     slot = relationship("Slot", back_populates="bookings")
 

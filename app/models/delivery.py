@@ -51,6 +51,11 @@ class Delivery(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Message-ID header of the sent email.
     message_id: Mapped[str | None] = mapped_column(String(200))
+    #: A delivery status notification (DSN) came back for this email after it was sent: when, and
+    #: its status code and diagnostic ("5.1.1 user unknown"). The row stays SENT (it left us);
+    #: the host's pages read it as undeliverable.
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounce_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     booking = relationship("Booking")

@@ -3,7 +3,7 @@ import enum
 from datetime import datetime
 
 from flask_babel import LazyString, lazy_gettext as _l
-from sqlalchemy import Enum, ForeignKey, String, Text
+from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint, false as sa_false
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app import clock
@@ -177,6 +177,8 @@ class Meeting(db.Model):
     preflight_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: True when issued on a legacy platform Zoom sub-account (see the migration issue).
     legacy: Mapped[bool] = mapped_column(default=False)
+    #: Created with registration (Zoom ``approval_type`` 0): each guest joins by their own registrant URL.
+    with_registrants: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Why the last attempt failed (None once issued); see ``last_error`` for the host's words.
@@ -217,3 +219,30 @@ class Meeting(db.Model):
         self.failure = None
         if detail:
             self.error_detail = detail
+
+
+class ParticipantSession(db.Model):
+    """One stay of one participant in a slot's meeting, from the tool's joined/left events.
+
+    A person who leaves and rejoins makes a new session (Zoom gives a new ``participant_uuid``);
+    the minutes attended are the sum of a booking's sessions.
+    """
+
+    __tablename__ = "participant_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    #: The guest this session is matched to (None: not matched to a booking).
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True, nullable=True)
+    #: What makes a session one row whatever order and how often its events arrive
+    #: (Zoom: the instance uuid + ``participant_uuid``, or ``user_id`` when that is missing).
+    session_key: Mapped[str] = mapped_column(String(300))
+    registrant_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    user_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    email: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: How it was matched: "registrant", "email", "name" (a guess: 推定), or "" (not matched).
+    matched_by: Mapped[str] = mapped_column(String(12), default="", server_default="")
+
+    __table_args__ = (UniqueConstraint("meeting_id", "session_key", name="uq_participant_sessions_key"),)

@@ -3,7 +3,7 @@ import enum
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import false as sa_false, CheckConstraint, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -81,6 +81,12 @@ class Service(db.Model):
     join_opens_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
     #: The host's own meeting URL, for ``Venue.FIXED_URL`` (https only).
     meeting_url: Mapped[str] = mapped_column(String(MEETING_URL_MAX), default="", server_default="")
+    #: The URL email goes out this many hours before the start (24, 48 or 72; later bookings get it at once).
+    url_lead_hours: Mapped[int] = mapped_column(default=24, server_default="24")
+    #: Reminders to each guest, as minutes before the start, comma-separated ("60,10"); "" for none.
+    reminder_minutes: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    #: Each guest gets their own join URL (Zoom registrants; a Licensed Zoom host only).
+    per_guest_links: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     host = relationship("User", back_populates="services")
