@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request
 
 from . import webhooks
+from .participants import participants
 from .state import (
     DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_WEBHOOK_SECRET_TOKEN,
     NEXT_MIDNIGHT, PLAN_NAMES, UTC, EmulatorState, Fault, Meeting, User, ZoomError, api_error, iso,
@@ -73,6 +74,7 @@ def create_emulator_app(*, client_id: str = DEFAULT_CLIENT_ID, client_secret: st
     )
     app.register_blueprint(zoom)
     app.register_blueprint(control)
+    app.register_blueprint(participants)
     return app
 
 
