@@ -14,6 +14,8 @@ a lost Redis message only delays an email, never loses it. The scheduler wakes u
 ``next_due_at`` and starts one sweep per worker; the sweeps share the due rows batch by batch
 through ``claim``, so a burst is sent by every worker at once.
 """
+import hashlib
+import hmac
 import logging
 import smtplib
 import time
@@ -309,9 +311,16 @@ def message_id_for(delivery: Delivery) -> str:
     Email is at-least-once: a worker that dies between the SMTP server's 250 and the row's mark
     sends the email again after MAIL_CLAIM_TIMEOUT. With the same Message-ID both copies are one
     message to the receiving side (mail clients and archives thread or drop the copy).
+
+    It is also what a bounce (DSN) is matched by (``app.mail.bounces``), so it must not be
+    guessable: its first part is an HMAC of the row keyed with ``SECRET_KEY`` (128 bits), not a
+    time stamp; a guessable one would let anyone who knows a guest's address mark it
+    undeliverable with a forged DSN. The row's id follows, for the reader's lookup.
     """
     stamp = int(clock.as_utc(delivery.created_at).timestamp() * 1_000_000)
-    return f"<{stamp}.{delivery.id}.outbox@booking.local>"
+    key = current_app.config["SECRET_KEY"].encode()
+    tag = hmac.new(key, f"message-id:{delivery.id}:{stamp}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"<{tag}.{delivery.id}.outbox@booking.local>"
 
 
 def _is_permanent(exc: Exception) -> bool:
