@@ -4,7 +4,7 @@ Jobs raise on failure so RQ records it; the outbox keeps its own retry state, so
 dies half-way is finished by the scheduler's sweep.
 """
 from app.mail import outbox
-from app.meetings import issuing, planning, withdraw
+from app.meetings import issuing, planning, reminders, withdraw
 from app.zoom import link
 
 
@@ -46,3 +46,8 @@ def move_meeting(slot_id: int) -> str:
 def run_preflights() -> int:
     """Pre-flight checks of slots entering the pre-flight window."""
     return planning.run_preflights()
+
+
+def replan_lesson_emails(service_id: int) -> int:
+    """The host changed the service's schedule: re-plan the URL emails and reminders of its booked lessons."""
+    return reminders.replan_service(service_id)

@@ -79,7 +79,7 @@ def venue_of(service: Service) -> dict:
         return {"venue": "fixed_url"}
     tool = tools.tool_for(service)
     if tool is not None and tool.link_for(service.host_id) is not None:
-        return {"venue": "video_tool", "tool_name": tool.name, "url_lead_hours": timing.URL_LEAD_HOURS}
+        return {"venue": "video_tool", "tool_name": tool.name, "url_lead_hours": service.url_lead_hours}
     return {"venue": "online"}
 
 
@@ -145,7 +145,7 @@ def book(service: Service, slot_id: int, guest_name: str, guest_email: str) -> B
     queue_email("booking_confirmation", to_email=email, to_name=booking.guest_name,
                 host_id=service.host_id, booking_id=booking.id, slot_id=slot_id,
                 dedupe_key=f"confirmation:{booking.id}")
-    planning.plan_url_delivery(booking)
+    planning.booking_made(booking)
     notices.booking_made(booking)
     db.session.commit()
     return booking

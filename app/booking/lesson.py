@@ -102,7 +102,7 @@ def lesson_page(booking: Booking, now: datetime | None = None) -> LessonPage:
         unavailable = "withdrawn" if venue == "video_tool" and covering is None else "preparing"
     return LessonPage(
         phase=phase, venue=venue, tool_name=tool.name if tool is not None else None, join_url=join_url,
-        unavailable=unavailable, url_time_passed=slot.starts_at - timing.URL_LEAD <= now, opens_at=opens_at(booking),
+        unavailable=unavailable, url_time_passed=slot.starts_at - timing.url_lead(slot.service) <= now, opens_at=opens_at(booking),
         opens_minutes=int((slot.starts_at - opens_at(booking)) / timedelta(minutes=1)),
         left=countdown(slot.starts_at, now),
         cut_minutes=tools.plan_cut_minutes(service, covering[1]) if covering else None)

@@ -6,7 +6,7 @@ before the booked date. The move is one transaction, like booking and cancelling
 seat is taken with the same guarded ``UPDATE … WHERE booked_count < capacity`` as ``book`` (so
 two guests racing for its last seat can never both win), the old slot's seat is given back, and
 the booking row points to the new slot. The guest's pending URL email is replaced by one at the
-new date's lead time (``planning.plan_url_delivery``), the old slot's meeting is withdrawn when
+new date's lead time, with its reminders (``planning.booking_made``), the old slot's meeting is withdrawn when
 nobody is left there, the guest gets 「日時変更」 (``booking_moved``) and the host a notice
 (``host_booking_moved``).
 """
@@ -141,7 +141,7 @@ def move_booking(booking: Booking, slot_id: int) -> Move:
                                Delivery.dedupe_key == f"meeting_url:{booking.id}")
         .values(dedupe_key=f"meeting_url:{booking.id}:{int(previous.timestamp())}")
         .execution_options(synchronize_session=False))
-    planning.plan_url_delivery(booking)
+    planning.booking_made(booking)
     left = db.session.scalar(select(func.count(Booking.id)).where(
         Booking.slot_id == old.id, Booking.status == BookingStatus.CONFIRMED))
     if not left and issuing.meeting_for(old.id) is not None:  # as planning.booking_cancelled

@@ -178,6 +178,10 @@ SAMPLES = {
             service=ctx["service"])),
     },
     "meeting_url_waiting": {"URLを準備中（用意でき次第、自動で送信）": _with()},
+    "lesson_reminder": {
+        "開始1時間前（Zoom）": _with(left_hours=1, opens_minutes=10, cut_minutes=None),
+        "開始10分前・Zoom無料（40分で一度終了）": _with(left_minutes=10, opens_minutes=10, cut_minutes=40),
+    },
     "meeting_host_notice": {
         "全員に送信済み": _with(all_sent=True, has_meeting=True, guests=lambda ctx: [
             _guest_state(ctx, "sent"),

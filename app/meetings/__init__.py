@@ -23,6 +23,6 @@ bp = Blueprint("meetings", __name__)
 
 def init_app(app) -> None:
     """Register the wing's email kinds (their modules register themselves on import) and pages."""
-    from app.meetings import emails, notice, routes  # noqa: F401
+    from app.meetings import emails, notice, reminders, routes  # noqa: F401
 
     app.register_blueprint(bp)

@@ -19,7 +19,7 @@ from app.mail.outbox import queue_email
 from app.mail.render import WAITING_PREFIX, DeferDelivery, SkipDelivery, email_kind
 from app.meetings.alerts import alert_host
 from app.meetings.issuing import MeetingNotReady, meeting_for, ready_meeting
-from app.meetings.timing import (LAST_LOOK_BEFORE_START, URL_LEAD, WAIT_FOR_MEETING, WAIT_FOR_MEETING_DEFAULT)
+from app.meetings.timing import LAST_LOOK_BEFORE_START, WAIT_FOR_MEETING, WAIT_FOR_MEETING_DEFAULT, url_lead
 from app.meetings.tools import plan_cut_minutes, tool_for, tool_named
 from app.models import Delivery, DeliveryStatus, MeetingFailure, MeetingStatus, Slot
 
@@ -133,4 +133,4 @@ def _url_sent_since(booking_id: int, moment: datetime) -> bool:
 
 def first_due(delivery: Delivery, slot: Slot) -> datetime:
     """When a URL-related email first fell due (each wait moves ``due_at``)."""
-    return max(delivery.created_at, slot.starts_at - URL_LEAD)
+    return max(delivery.created_at, slot.starts_at - url_lead(slot.service))

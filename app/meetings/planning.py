@@ -4,21 +4,27 @@ from __future__ import annotations
 import logging
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app import clock
 from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
-from app.meetings import retry, switch
+from app.meetings import reminders, retry
 from app.meetings.alerts import alert_host
 from app.meetings.issuing import covering_link, meeting_for, needs_meeting, spec_for, usable_meeting
 from app.meetings.provider import MeetingGone, ProviderAuthError, ProviderError
-from app.meetings.timing import NOTICE_GATHERS_LATE_BOOKINGS, PREFLIGHT_LEAD, url_due_at
+from app.meetings.timing import NOTICE_GATHERS_LATE_BOOKINGS, PREFLIGHT_HORIZON, preflight_due_at, url_due_at
 from app.meetings.tools import tool_named
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingFailure, MeetingStatus, Slot,
                         SlotStatus)
 
 log = logging.getLogger(__name__)
+
+
+def booking_made(booking: Booking) -> None:
+    """A new booking (or a guest's move to another date): its URL email and its reminders."""
+    plan_url_delivery(booking)
+    reminders.plan_reminders(booking)
 
 
 def plan_url_delivery(booking: Booking) -> bool:
@@ -56,11 +62,8 @@ def booking_cancelled(booking: Booking) -> None:
 
 
 def slot_moved(slot: Slot) -> None:
-    """After a move: move the meeting and the pending URL emails to the new lead time."""
-    db.session.execute(
-        update(Delivery).where(Delivery.slot_id == slot.id, Delivery.kind.in_(switch.URL_EMAIL_KINDS),
-                               Delivery.status == DeliveryStatus.PENDING)
-        .values(due_at=url_due_at(slot)).execution_options(synchronize_session=False))
+    """After a move: move the meeting, the pending URL emails and the reminders to the new time."""
+    reminders.replan_slot(slot)
     if meeting_for(slot.id) is not None:
         retry.queue_move(slot.id)
 
@@ -145,7 +148,7 @@ def fresh_start_url(slot: Slot) -> str:
 
 def run_preflights() -> int:
     """Check every slot entering its pre-flight window once: the link, then the meeting. Returns slots checked."""
-    horizon = clock.now() + PREFLIGHT_LEAD
+    horizon = clock.now() + PREFLIGHT_HORIZON
     slots = db.session.scalars(
         select(Slot).join(Booking).where(Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now(),
                                          Slot.starts_at <= horizon, Booking.status == BookingStatus.CONFIRMED)
@@ -153,7 +156,8 @@ def run_preflights() -> int:
     checked = 0
     for slot in slots:
         meeting = meeting_for(slot.id)
-        if not needs_meeting(slot) or (meeting is not None and meeting.preflight_at is not None):
+        if preflight_due_at(slot) > clock.now() or not needs_meeting(slot) or (
+                meeting is not None and meeting.preflight_at is not None):
             continue
         checked += 1
         problem = _preflight(slot)

@@ -160,8 +160,8 @@ def _no_url_yet(booking: Booking, connection) -> str:
         return _("対面での開催のため、参加URLはありません。")
     if connection is not None and booking.created_at >= connection.applies_from:
         # Issued and emailed automatically (``meetings.planning.plan_url_delivery``).
-        if slot.starts_at - timing.URL_LEAD > clock.now():
-            return _("参加URLは、開催の%(hours)d時間前までにメールでお送りします。", hours=timing.URL_LEAD_HOURS)
+        if slot.starts_at - timing.url_lead(service) > clock.now():
+            return _("参加URLは、開催の%(hours)d時間前までにメールでお送りします。", hours=service.url_lead_hours)
         return _("参加URLは、準備ができ次第メールでお送りします。")
     if service.venue == Venue.MANUAL_URL and has_url(service.host_notes):
         return _("参加URLは、お申し込み完了メールでご案内しています。")

@@ -81,12 +81,16 @@ def _host_services(host: User):
 def save_service(service: Service, *, kind: str, title: str, description: str, duration_minutes: int,
                  capacity: int, venue: str, host_notes: str, venue_address: str = "", meeting_url: str = "",
                  cancellation_policy: str = "", reschedule_cutoff_hours: int | None | object = KEEP,
-                 join_opens_minutes: int | object = KEEP) -> Service:
+                 join_opens_minutes: int | object = KEEP, url_lead_hours: int | object = KEEP,
+                 reminder_minutes: list[int] | object = KEEP, per_guest_links: bool | object = KEEP) -> Service:
     """Apply validated form values to a (new or existing) service.
 
     :param reschedule_cutoff_hours: until how many hours before the start guests may move their
         booking themselves (None: they cannot); left as it is when not given.
     :param join_opens_minutes: how long before the start the lesson page's 「参加する」 opens; kept when not given.
+    :param url_lead_hours, reminder_minutes: the lesson-day emails' schedule (hours before the
+        start for the URL email; minutes before the start for each reminder); kept when not given.
+    :param per_guest_links: each guest gets their own Zoom join URL; kept when not given.
 
     :param venue_address: kept for an in-person service only (an online one has no address to show).
     """
@@ -104,6 +108,12 @@ def save_service(service: Service, *, kind: str, title: str, description: str, d
         service.reschedule_cutoff_hours = reschedule_cutoff_hours
     if join_opens_minutes is not KEEP:
         service.join_opens_minutes = join_opens_minutes
+    if url_lead_hours is not KEEP:
+        service.url_lead_hours = url_lead_hours
+    if reminder_minutes is not KEEP:
+        service.reminder_minutes = ",".join(str(n) for n in sorted(set(reminder_minutes), reverse=True))
+    if per_guest_links is not KEEP:
+        service.per_guest_links = bool(per_guest_links)
     db.session.add(service)
     db.session.flush()
     return service
@@ -112,3 +122,12 @@ def save_service(service: Service, *, kind: str, title: str, description: str, d
 def create_service(host: User, **values) -> Service:
     """A new service for ``host`` (see ``save_service`` for the values)."""
     return save_service(Service(host=host), **values)
+
+
+def per_guest_links_available(host: User) -> bool:
+    """Whether the host may give each guest their own join URL: Zoom's registrants need a
+    Licensed (paid) host, linked and ON."""
+    from app.zoom import link
+
+    connection = link.shown_connection(host)
+    return connection is not None and connection.is_active and not connection.is_basic

@@ -1,12 +1,14 @@
 """Service and slot forms."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (DateField, DateTimeLocalField, IntegerField, RadioField, SelectField, StringField, TextAreaField,
-                     TimeField)
+from wtforms import (BooleanField, DateField, DateTimeLocalField, IntegerField, RadioField, SelectField,
+                     SelectMultipleField, StringField, TextAreaField, TimeField)
+from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from app.forms import SingleLine
 from app.models import ServiceKind, Venue
+from app.meetings.timing import REMINDER_CHOICES, URL_LEAD_CHOICES
 from app.models.message import BODY_MAX, SUBJECT_MAX
 from app.services.repeat import MAX_WEEKS as REPEAT_MAX_WEEKS
 from app.models.service import (CANCELLATION_POLICY_MAX, DESCRIPTION_MAX, HOST_NOTES_MAX, MEETING_URL_MAX, TITLE_MAX,
@@ -25,6 +27,19 @@ VENUE_LABELS = {
     Venue.MANUAL_URL: _l("別のビデオツール・URLを自分で案内（ホストからの連絡事項に記載）"),
     Venue.IN_PERSON: _l("対面（会場で開催）"),
 }
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Several choices as checkboxes (the reminders of a schedule)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _reminder_label(minutes: int):
+    if minutes % 60 == 0:
+        return _l("開始の%(n)d時間前", n=minutes // 60)
+    return _l("開始の%(n)d分前", n=minutes)
 
 
 #: Minutes before the start the guest's 「参加する」 may open (``services.join_opens_minutes``).
@@ -83,6 +98,12 @@ class ServiceForm(FlaskForm):
     #: 「参加する」 on the guest's lesson page opens this many minutes before the start.
     join_opens_minutes = SelectField(_l("予約者の「参加する」ボタンが押せるようになる時刻"), coerce=int, default=10,
                                      choices=[(n, _l("開始の%(n)d分前から", n=n)) for n in JOIN_OPENS_CHOICES])
+    #: The lesson-day emails (online services): when the URL email goes, and the reminders.
+    url_lead_hours = SelectField(_l("参加URLのご案内メールを送る時刻"), coerce=int, default=24,
+                                 choices=[(n, _l("開始の%(n)d時間前", n=n)) for n in URL_LEAD_CHOICES])
+    reminder_minutes = MultiCheckboxField(_l("開始前のリマインドメール"), coerce=int, default=[],
+                                          choices=[(n, _reminder_label(n)) for n in REMINDER_CHOICES])
+    per_guest_links = BooleanField(_l("予約者ごとの参加URLを発行する（Zoom有料プラン）"))
     reschedule_cutoff_hours = SelectField(
         _l("予約者による日時の変更"), coerce=_cutoff_hours, default=24,
         choices=[("" if hours is None else str(hours), label) for hours, label in RESCHEDULE_CUTOFF_LABELS.items()])

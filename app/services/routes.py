@@ -3,23 +3,28 @@ from flask import Response, abort, flash, jsonify, redirect, render_template, re
 from flask_babel import get_locale, gettext as _
 from flask_login import current_user, login_required
 
-from app import clock, limits
+from app import clock, jobs, limits
 from app.booking import booking as bookings
 from app.extensions import db, reads_only
 from app.forms import EmptyForm
 from app.services import bp, catalog, guests, notes, repeat as repeats, sharing, slots
 from app.services.forms import (KIND_LABELS, RESCHEDULE_CUTOFF_LABELS, VENUE_LABELS, GuestMessageForm, NotesForm,
                                 RemoveBookingForm, RepeatForm, ServiceForm, SlotForm)
-from app.meetings import planning, tools, withdraw
+from app.meetings import planning, reminders, timing, tools, withdraw
+from app.queue import enqueue_after_commit
 
 #: Guests named on the page that asks before a slot is cancelled (the rest are counted).
 CANCEL_PAGE_GUESTS = 20
 
 
 def _service_values(form: ServiceForm) -> dict:
-    return {name: getattr(form, name).data for name in
-            ("kind", "title", "description", "duration_minutes", "capacity", "venue", "venue_address", "meeting_url",
-             "host_notes", "cancellation_policy", "reschedule_cutoff_hours", "join_opens_minutes")}
+    values = {name: getattr(form, name).data for name in
+              ("kind", "title", "description", "duration_minutes", "capacity", "venue", "venue_address", "meeting_url",
+               "host_notes", "cancellation_policy", "reschedule_cutoff_hours", "join_opens_minutes", "url_lead_hours",
+               "reminder_minutes")}
+    if catalog.per_guest_links_available(current_user):  # otherwise the box is not shown: keep what was set
+        values["per_guest_links"] = form.per_guest_links.data
+    return values
 
 
 def _unlinked_tools() -> str:
@@ -67,7 +72,8 @@ def create():
         db.session.commit()
         flash(_("サービス「%(title)s」を作成しました。開催日時を追加しましょう。", title=service.title), "success")
         return redirect(url_for("services.detail", service_id=service.id))
-    return render_template("services/form.html", form=form, service=None, video_tools_unlinked=_unlinked_tools())
+    return render_template("services/form.html", form=form, service=None, video_tools_unlinked=_unlinked_tools(),
+                           per_guest_links_available=catalog.per_guest_links_available(current_user))
 
 
 @bp.route("/services/<int:service_id>/edit", methods=["GET", "POST"])
@@ -78,12 +84,19 @@ def edit(service_id):
     if not form.is_submitted():
         form.kind.data = service.kind.value
         form.venue.data = service.venue.value
+        form.reminder_minutes.data = timing.reminder_minutes(service)
     if form.validate_on_submit():
+        before = reminders.schedule_of(service)
         catalog.save_service(service, **_service_values(form))
+        replanning = reminders.schedule_changed(before, service)
+        if replanning:
+            enqueue_after_commit(jobs.replan_lesson_emails, service.id)
         db.session.commit()
-        flash(_("サービスを保存しました。"), "success")
+        flash(_("サービスを保存しました。ご予約済みの開催日時のメールも、新しい設定で送ります。") if replanning
+              else _("サービスを保存しました。"), "success")
         return redirect(url_for("services.detail", service_id=service.id))
-    return render_template("services/form.html", form=form, service=service, video_tools_unlinked=_unlinked_tools())
+    return render_template("services/form.html", form=form, service=service, video_tools_unlinked=_unlinked_tools(),
+                           per_guest_links_available=catalog.per_guest_links_available(current_user))
 
 
 @bp.route("/services/<int:service_id>", methods=["GET", "POST"])

@@ -204,7 +204,7 @@ def join_url_promise(booking: Booking) -> dict:
     when the host's Zoom link does not issue URLs for this booking (no link, not a Zoom service,
     booked before linking): then nothing is promised.
     """
-    hours = timing.URL_LEAD_HOURS
+    hours = booking.slot.service.url_lead_hours
     if issuing.covering_link(booking) is None:
         return {"url_promise": None, "url_lead_hours": hours}
     sent = db.session.scalar(select(Delivery.id).where(
@@ -212,7 +212,7 @@ def join_url_promise(booking: Booking) -> dict:
         .limit(1))
     if sent is not None:
         promise = "sent"
-    elif booking.slot.starts_at - timing.URL_LEAD <= clock.now():
+    elif booking.slot.starts_at - timing.url_lead(booking.slot.service) <= clock.now():
         promise = "soon"
     else:
         promise = "ahead"

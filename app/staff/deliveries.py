@@ -43,6 +43,7 @@ KIND_LABELS = {
     "slot_cancelled": _l("開催中止（予約者宛）"),
     "meeting_url": _l("参加URLのご案内（予約者宛）"),
     "meeting_url_waiting": _l("参加URL準備中のお知らせ（予約者宛）"),
+    "lesson_reminder": _l("開始前のリマインド（予約者宛）"),
     "bulk_message": _l("一括メッセージ（予約者宛）"),
     "guest_message": _l("ホストから予約者へのメッセージ（予約者宛）"),
     "bulk_message_held": _l("一括メッセージの保留（ホスト宛）"),
