@@ -137,3 +137,21 @@ def test_a_reminder_for_a_time_the_lesson_no_longer_has_is_dropped(lesson, smtp)
     clock.travel_to(slot.starts_at - timedelta(hours=5, minutes=10))
     outbox.send_due()
     assert not [m for m in smtp.to("hana@example.com") if "まもなく開始" in m["Subject"]]
+
+
+def test_the_preflight_runs_three_hours_before_the_services_own_lead(make_host, link_zoom, make_service, make_slot,
+                                                                    make_booking, run_jobs):
+    from app.meetings import planning
+
+    host = make_host()
+    link_zoom(host, "basic@zoom.test")
+    early = make_service(host, title="72時間前に案内", url_lead_hours=72)
+    usual = make_service(host, title="24時間前に案内")
+    slots = [make_slot(early, starts_in=timedelta(days=4)), make_slot(usual, starts_in=timedelta(days=4))]
+    for slot in slots:
+        make_booking(slot)
+    run_jobs()
+    clock.travel_to(slots[0].starts_at - timedelta(hours=75, minutes=-1))
+    assert planning.run_preflights() == 1  # the 72-hour service only
+    clock.travel_to(slots[1].starts_at - timedelta(hours=27, minutes=-1))
+    assert planning.run_preflights() == 1  # now the 24-hour one; the other ran already
