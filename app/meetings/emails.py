@@ -1,4 +1,4 @@
-"""The guest's URL email (and its 「準備中」 stand-in) and the ``.ics``, one for every video tool.
+"""The guest's URL email (and its 「準備中」 stand-in), the ``.ics`` and the reminders, one for every video tool.
 
 The URL email is rendered at send time: just before sending, the meeting is checked on its tool
 and re-issued if it is gone. Guests get a stable link ``/j/<token>`` that redirects to the
@@ -6,6 +6,7 @@ slot's current join URL, so a re-issued URL never leaves a stale link in an inbo
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
@@ -19,7 +20,9 @@ from app.mail.outbox import queue_email
 from app.mail.render import WAITING_PREFIX, DeferDelivery, SkipDelivery, email_kind
 from app.meetings.alerts import alert_host
 from app.meetings.issuing import MeetingNotReady, meeting_for, ready_meeting
-from app.meetings.timing import LAST_LOOK_BEFORE_START, WAIT_FOR_MEETING, WAIT_FOR_MEETING_DEFAULT, url_lead
+from app.meetings import reminders
+from app.meetings.timing import (LAST_LOOK_BEFORE_START, WAIT_FOR_MEETING, WAIT_FOR_MEETING_DEFAULT, reminder_minutes,
+                                 url_lead)
 from app.meetings.tools import plan_cut_minutes, tool_for, tool_named
 from app.models import Delivery, DeliveryStatus, MeetingFailure, MeetingStatus, Slot
 
@@ -134,3 +137,40 @@ def _url_sent_since(booking_id: int, moment: datetime) -> bool:
 def first_due(delivery: Delivery, slot: Slot) -> datetime:
     """When a URL-related email first fell due (each wait moves ``due_at``)."""
     return max(delivery.created_at, slot.starts_at - url_lead(slot.service))
+
+
+def _starts_in(slot: Slot) -> dict:
+    """「あと10分」/「あと約1時間」, from the real time left when the reminder is rendered."""
+    left = max(1, math.ceil((slot.starts_at - clock.now()) / timedelta(minutes=1)))
+    return {"left_hours": round(left / 60)} if left >= 60 else {"left_minutes": left}
+
+
+def _reminder_subject(ctx: dict) -> str:
+    if "left_hours" in ctx:
+        return _("【まもなく開始】約%(n)d時間後に始まります：%(title)s", n=ctx["left_hours"], title=ctx["service"].title)
+    return _("【まもなく開始】%(n)d分後に始まります：%(title)s", n=ctx["left_minutes"], title=ctx["service"].title)
+
+
+@email_kind(reminders.KIND, subject=_reminder_subject)
+def _reminder_context(delivery: Delivery) -> dict:
+    """「まもなく開始」: the lesson as it is now, and the guest's lesson page (which resolves the URL)."""
+    from app.urls import external_url
+
+    ctx = guest_email_context(delivery)
+    booking, slot, service = ctx["booking"], ctx["slot"], ctx["service"]
+    if not booking.is_confirmed or not slot.is_open or booking.slot_id != delivery.slot_id:
+        raise SkipDelivery("booking or lesson cancelled, or the guest moved to another date")
+    if slot.starts_at <= clock.now():
+        raise SkipDelivery("the lesson has started: a reminder is never sent after the start")
+    if delivery.payload.get("starts_at") != clock.as_utc(slot.starts_at).isoformat():
+        raise SkipDelivery("the lesson moved: the reminder for its new time is planned separately")
+    if delivery.payload.get("minutes") not in reminder_minutes(service):
+        raise SkipDelivery("the host removed this reminder from the service's schedule")
+    tool = tool_for(service)
+    found = tool.link_for(service.host_id) if tool is not None else None
+    cut = plan_cut_minutes(service, found) if found is not None else None
+    ctx.update(_starts_in(slot), join_link=external_url("booking.join", token=booking.join_token),
+               tool_name=tool.name if tool is not None else None,
+               opens_minutes=service.join_opens_minutes,
+               cut_minutes=cut if cut and service.duration_minutes > cut else None)
+    return ctx

@@ -3,26 +3,19 @@ the lesson moves, the guest moves, or the host changes the schedule.
 
 The URL email and the reminders share the timing code (``timing.url_due_at``,
 ``timing.reminder_due_at``) and the outbox: there is no second scheduler. Each reminder is
-rendered at send time, so it reads the lesson as it is then; one whose lesson has started, moved
-or been cancelled, or that the schedule no longer has, is dropped there too (a re-plan that
-never ran cannot make a reminder lie).
+rendered at send time (``emails``), so it reads the lesson as it is then; one whose lesson has
+started, moved or been cancelled, or that the schedule no longer has, is dropped there too (a
+re-plan that never ran cannot make a reminder lie).
 """
 from __future__ import annotations
 
-import math
-from datetime import timedelta
-
-from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from app import clock
 from app.extensions import db
-from app.mail.guest import guest_email_context
 from app.mail.outbox import queue_email
-from app.mail.render import SkipDelivery, email_kind
 from app.meetings import switch
 from app.meetings.timing import reminder_due_at, reminder_minutes, url_due_at
-from app.meetings.tools import plan_cut_minutes, tool_for
 from app.models import Booking, BookingStatus, Delivery, DeliveryStatus, Service, Slot, SlotStatus
 
 KIND = "lesson_reminder"
@@ -109,39 +102,3 @@ def schedule_changed(before: dict, service: Service) -> bool:
 def schedule_of(service: Service) -> dict:
     """What ``schedule_changed`` compares, read before the form is applied."""
     return {"url_lead_hours": service.url_lead_hours, "reminder_minutes": reminder_minutes(service)}
-
-
-def _starts_in(slot: Slot) -> dict:
-    """「あと10分」/「あと約1時間」, from the real time left when the reminder is rendered."""
-    left = max(1, math.ceil((slot.starts_at - clock.now()) / timedelta(minutes=1)))
-    return {"left_hours": round(left / 60)} if left >= 60 else {"left_minutes": left}
-
-
-def _subject(ctx: dict) -> str:
-    if "left_hours" in ctx:
-        return _("【まもなく開始】約%(n)d時間後に始まります：%(title)s", n=ctx["left_hours"], title=ctx["service"].title)
-    return _("【まもなく開始】%(n)d分後に始まります：%(title)s", n=ctx["left_minutes"], title=ctx["service"].title)
-
-
-@email_kind(KIND, subject=_subject)
-def _reminder_context(delivery: Delivery) -> dict:
-    from app.urls import external_url
-
-    ctx = guest_email_context(delivery)
-    booking, slot, service = ctx["booking"], ctx["slot"], ctx["service"]
-    if not booking.is_confirmed or not slot.is_open or booking.slot_id != delivery.slot_id:
-        raise SkipDelivery("booking or lesson cancelled, or the guest moved to another date")
-    if slot.starts_at <= clock.now():
-        raise SkipDelivery("the lesson has started: a reminder is never sent after the start")
-    if delivery.payload.get("starts_at") != clock.as_utc(slot.starts_at).isoformat():
-        raise SkipDelivery("the lesson moved: the reminder for its new time is planned separately")
-    if delivery.payload.get("minutes") not in reminder_minutes(service):
-        raise SkipDelivery("the host removed this reminder from the service's schedule")
-    tool = tool_for(service)
-    found = tool.link_for(service.host_id) if tool is not None else None
-    cut = plan_cut_minutes(service, found) if found is not None else None
-    ctx.update(_starts_in(slot), join_link=external_url("booking.join", token=booking.join_token),
-               tool_name=tool.name if tool is not None else None,
-               opens_minutes=service.join_opens_minutes,
-               cut_minutes=cut if cut and service.duration_minutes > cut else None)
-    return ctx
