@@ -155,3 +155,10 @@ def test_the_preflight_runs_three_hours_before_the_services_own_lead(make_host, 
     assert planning.run_preflights() == 1  # the 72-hour service only
     clock.travel_to(slots[1].starts_at - timedelta(hours=27, minutes=-1))
     assert planning.run_preflights() == 1  # now the 24-hour one; the other ran already
+
+
+def test_the_service_page_says_when_the_lesson_day_emails_go(lesson, client):
+    _, service, _, _ = lesson
+    html = client.get(f"/services/{service.id}").get_data(as_text=True)
+    line = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(r'<p[^>]*id="lesson-emails".*?</p>', html, re.S).group(0)))
+    assert "参加URLは開始の48時間前" in line and "リマインドは開始の1時間前、開始の10分前" in line

@@ -36,7 +36,8 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-def _reminder_label(minutes: int):
+def reminder_label(minutes: int):
+    """「開始の1時間前」, 「開始の10分前」."""
     if minutes % 60 == 0:
         return _l("開始の%(n)d時間前", n=minutes // 60)
     return _l("開始の%(n)d分前", n=minutes)
@@ -102,7 +103,7 @@ class ServiceForm(FlaskForm):
     url_lead_hours = SelectField(_l("参加URLのご案内メールを送る時刻"), coerce=int, default=24,
                                  choices=[(n, _l("開始の%(n)d時間前", n=n)) for n in URL_LEAD_CHOICES])
     reminder_minutes = MultiCheckboxField(_l("開始前のリマインドメール"), coerce=int, default=[],
-                                          choices=[(n, _reminder_label(n)) for n in REMINDER_CHOICES])
+                                          choices=[(n, reminder_label(n)) for n in REMINDER_CHOICES])
     per_guest_links = BooleanField(_l("予約者ごとの参加URLを発行する（Zoom有料プラン）"))
     reschedule_cutoff_hours = SelectField(
         _l("予約者による日時の変更"), coerce=_cutoff_hours, default=24,

@@ -9,7 +9,7 @@ from app.extensions import db, reads_only
 from app.forms import EmptyForm
 from app.services import bp, catalog, guests, notes, repeat as repeats, sharing, slots
 from app.services.forms import (KIND_LABELS, RESCHEDULE_CUTOFF_LABELS, VENUE_LABELS, GuestMessageForm, NotesForm,
-                                RemoveBookingForm, RepeatForm, ServiceForm, SlotForm)
+                                RemoveBookingForm, RepeatForm, ServiceForm, SlotForm, reminder_label)
 from app.meetings import planning, reminders, timing, tools, withdraw
 from app.queue import enqueue_after_commit
 
@@ -122,6 +122,8 @@ def detail(service_id):
     public_url = sharing.public_url(service)
     return render_template("services/detail.html", service=service, form=form, kind_labels=KIND_LABELS,
                            venue_labels=VENUE_LABELS, cutoff_labels=RESCHEDULE_CUTOFF_LABELS, tab=tab, counts=counts,
+                           reminder_labels=[reminder_label(n) for n in timing.reminder_minutes(service)],
+                           issues_urls=tools.tool_for(service) is not None,
                            slots=shown,
                            public_url=public_url, qr=sharing.qr_data_uri(public_url),
                            meetings=slot_meetings if tools.tool_for(service) else {},
