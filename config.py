@@ -201,8 +201,14 @@ class Config:
 
     #: Outbox: how many due emails one claim takes.
     MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 200)
-    #: SMTP connections each sending worker keeps open and uses at once.
+    #: SMTP connections each sending worker opens first. It opens more, up to
+    #: MAIL_SMTP_MAX_CONNECTIONS, while the relay takes longer to answer a message than the worker
+    #: takes to render the next ones (``app/mail/smtp.py``: sized from the measured reply time).
     MAIL_SMTP_CONNECTIONS = env_int("MAIL_SMTP_CONNECTIONS", 2)
+    #: The most SMTP connections one sending worker opens at once: keep (sending workers ×
+    #: this) within your relay's connection limit. A relay that still answers 421 (too many
+    #: connections) makes the worker go on with the connections it has.
+    MAIL_SMTP_MAX_CONNECTIONS = env_int("MAIL_SMTP_MAX_CONNECTIONS", 10)
     #: A claim older than this is considered abandoned by a dead worker and is retried.
     MAIL_CLAIM_TIMEOUT = env_int("MAIL_CLAIM_TIMEOUT", 300)
     MAIL_MAX_ATTEMPTS = env_int("MAIL_MAX_ATTEMPTS", 5)

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from flask import current_app
@@ -159,6 +160,7 @@ def seconds_until_next_sweep(interval: float) -> float:
 
 PREFLIGHT_JOB_ID = "zoom-preflight"
 PREFLIGHT_EVERY = 60  # seconds
+ATTENDANCE_JOB_ID = "attendance-finalize"
 
 
 def scheduler_pass(now_monotonic: float, last_preflight: float) -> float:
@@ -169,6 +171,9 @@ def scheduler_pass(now_monotonic: float, last_preflight: float) -> float:
         queue = get_queue()
         if not _job_in_progress(PREFLIGHT_JOB_ID, queue.connection):
             queue.enqueue(jobs.run_preflights, job_id=PREFLIGHT_JOB_ID)
+        # Attendance: absentees of lessons that ended without the tool's meeting.ended.
+        if not _job_in_progress(ATTENDANCE_JOB_ID, queue.connection):
+            queue.enqueue(jobs.finalize_attendance, job_id=ATTENDANCE_JOB_ID)
         return now_monotonic
     return last_preflight
 
@@ -226,6 +231,23 @@ def _lead(leader) -> bool:
     return leader.acquire(blocking=False)
 
 
+#: The interpreter's switch interval in a worker (the default is 5 ms): a sending worker's SMTP
+#: lanes (``app/mail/smtp.py``) wait on sockets while its main thread renders, and a lane whose
+#: reply arrived must get the GIL from the rendering thread at once, not after up to 5 ms.
+SWITCH_INTERVAL = 0.0005
+
+
+@contextmanager
+def quick_thread_switches(interval: float = SWITCH_INTERVAL):
+    """Lower the switch interval for this process (its forked work horses inherit it); restore it on exit."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, before))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = build_app()
@@ -233,7 +255,8 @@ def main(argv: list[str]) -> None:
     if argv[1:2] == ["scheduler"]:
         run_scheduler(app, stop_on_signals())
         return
-    run_worker(app)
+    with quick_thread_switches():
+        run_worker(app)
 
 
 def run_worker(app) -> None:

@@ -364,7 +364,7 @@ def test_sigkill_storm_loses_nothing_and_duplicates_only_what_a_killed_horse_had
     # Only a work horse sends: each one killed can have had at most the emails its SMTP lanes had
     # in hand (one sending per lane and one waiting per lane) between SMTP's 250 and their mark,
     # and each copy carries the same Message-ID as the one that counts.
-    assert duplicates <= horse_kills * 2 * app.config["MAIL_SMTP_CONNECTIONS"]
+    assert duplicates <= horse_kills * 2 * app.config["MAIL_SMTP_MAX_CONNECTIONS"]
     message_ids = {}
     for _, rcpt, message_id in sink.arrivals:
         assert message_ids.setdefault(rcpt, message_id) == message_id, f"{rcpt}: two different Message-IDs"

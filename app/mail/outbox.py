@@ -6,7 +6,8 @@
    SQLite the single ``UPDATE … WHERE id IN (SELECT …)`` runs under the database write lock —
    so two workers never take the same row.
 3. ``send_claimed`` renders each row from current data, sends it over reused SMTP connections
-   (``MAIL_SMTP_CONNECTIONS`` at once, while the next rows render) and marks it in its own
+   (several at once while the next rows render: ``MAIL_SMTP_CONNECTIONS`` first, more up to
+   ``MAIL_SMTP_MAX_CONNECTIONS`` when the relay is slow to answer) and marks it in its own
    transaction, so a crash or a retry never re-sends to a recipient already served.
 
 The scheduler's sweep (``send_due``) finds due rows by the indexed (status, due_at) query, so
@@ -184,8 +185,9 @@ def send_claimed(token: str, lanes: SmtpLanes | None = None) -> int:
     if lanes is None:
         if not rows:
             return 0
-        size = min(len(rows), current_app.config["MAIL_SMTP_CONNECTIONS"])
-        with SmtpLanes(current_app.config, size) as lanes:
+        config = current_app.config
+        with SmtpLanes(config, min(len(rows), config["MAIL_SMTP_CONNECTIONS"]),
+                       ceiling=min(len(rows), config["MAIL_SMTP_MAX_CONNECTIONS"])) as lanes:
             return _send_rows(token, rows, lanes)
     return _send_rows(token, rows, lanes)
 
@@ -348,7 +350,7 @@ def send_due(batch_size: int | None = None) -> int:
     batch_size = batch_size or config["MAIL_BATCH_SIZE"]
     deadline = time.monotonic() + config["MAIL_SWEEP_SECONDS"]  # real time, not the (test) clock
     sent = 0
-    with SmtpLanes(config, config["MAIL_SMTP_CONNECTIONS"]) as lanes:  # for every batch of this sweep
+    with SmtpLanes(config) as lanes:  # for every batch of this sweep
         while time.monotonic() < deadline and (token := claim(batch_size)):
             sent += send_claimed(token, lanes)
     return sent

@@ -1,8 +1,12 @@
-"""The one SMTP client: connections reused for a batch of messages, several at once."""
+"""The one SMTP client: connections reused for a batch of messages, several at once, as many as
+the relay's reply time calls for."""
+import collections
+import logging
+import math
 import queue
 import smtplib
-import sys
 import threading
+import time
 from email.message import Message
 from email.policy import Compat32
 from email.utils import parseaddr
@@ -24,6 +28,18 @@ class _Wire(Compat32):
 
 WIRE = _Wire(linesep="\r\n")
 
+log = logging.getLogger(__name__)
+
+
+class LaneLost(RuntimeError):
+    """A message handed to the lanes that no lane took: every lane had stopped (a bug; logged)."""
+
+
+def refused_connection(exc: BaseException) -> bool:
+    """True for a relay's 421 instead of its greeting ("Too many connections", or going down):
+    nothing of the message was sent, so it may go over another connection at once."""
+    return isinstance(exc, smtplib.SMTPConnectError) and exc.smtp_code == 421
+
 
 class SmtpSender:
     """Send many messages over one SMTP connection, reconnecting once if the server drops it."""
@@ -38,6 +54,8 @@ class SmtpSender:
         # Bounces (DSNs) go to the envelope sender: the address the bounce reader owns, when set.
         self.envelope_from = config.get("MAIL_BOUNCE_ADDRESS") or parseaddr(config["MAIL_FROM"])[1]
         self._conn: smtplib.SMTP | None = None
+        #: Set by ``SmtpLanes`` while the relay keeps refusing this connection (421).
+        self.gave_up = False
 
     def __enter__(self) -> "SmtpSender":
         return self
@@ -82,33 +100,73 @@ class SmtpSender:
 
 
 class SmtpLanes:
-    """Send over ``size`` SMTP connections at once, each in a thread of its own, while the
-    caller renders the next messages.
+    """Send over several SMTP connections at once, each in a thread of its own, while the caller
+    renders the next messages; open more connections while the relay is slower than rendering.
 
-    A worker sending one message at a time spends about three quarters of its time waiting for
-    the server's four replies (MAIL, RCPT, DATA, end of data). Here the caller ``submit``s
-    ready bytes and goes on rendering; a lane thread only does socket I/O, which releases the
-    GIL. Results come back to the caller (``finished``), which marks the rows: database work
-    stays in the caller's thread. ``submit`` blocks while every lane is busy and ``size``
-    more messages wait, so at most ``2 × size`` messages are in flight.
+    The caller ``submit``s ready bytes and goes on rendering; a lane thread only does socket I/O,
+    which releases the GIL. Results come back to the caller (``finished``), which marks the rows:
+    database work stays in the caller's thread. ``submit`` blocks while two messages per lane are
+    in flight (one sending, one waiting).
 
-    While lanes are open the interpreter's switch interval is lowered from 5 ms to 0.5 ms: a
-    lane whose reply arrived must get the GIL from the rendering thread quickly, or it idles
-    for the whole interval after every reply (why a single sender thread used to be slower).
+    How many lanes: a relay answers each message in a reply time R (the local sink in a
+    millisecond, a cloud relay in 50–200 ms) and the caller needs a time P to render the next
+    one, so R / P lanes keep the caller busy and one more covers the jitter. Both are measured
+    as the messages go (R: a low percentile of recent sends; P: the median time between two
+    ``submit``s, not counting the time ``submit`` waited). But a busy server also answers late,
+    and there more connections only queue more messages at it (a longer R, asking for still more
+    lanes). So the lanes double, up to ``ceiling``, only while the last doubling raised the rate
+    of messages sent: a distant relay's rate doubles with them, a busy server's does not, and
+    there the lanes stay as they are.
+
+    A relay over its connection limit answers 421 instead of its greeting: that lane gives its
+    message to the others and stops, and the ceiling drops to the lanes left (the relay's limit is
+    reached). The last lane instead waits and tries again, a few times, before the message
+    counts as failed (the outbox retries it later).
+
+    The lanes need the interpreter's switch interval lowered, or a lane whose reply arrived waits
+    up to 5 ms for the rendering thread to give up the GIL: ``worker.py`` sets it once for the
+    worker process (a library that changes process-wide state is a surprise to its callers).
     """
 
-    SWITCH_INTERVAL = 0.0005
+    #: Recent reply times and render times that sizing looks at.
+    SAMPLES = 32
+    #: Samples of each needed before the first resizing (the first send also connects).
+    WARM_UP = 8
+    #: Messages sent per lane after a resizing before the rate is compared with the last one.
+    WINDOW_PER_LANE = 3
+    #: How much more a doubling must send for the lanes to double again (twice as much, were
+    #: the relay's distance the only limit).
+    PAYOFF = 1.25
+    #: The last lane refused with 421 waits this long before trying again, doubling each time.
+    REFUSED_WAIT = 0.2
+    REFUSED_TRIES = 6
+    #: While waiting for a result, look this often whether any lane is still running.
+    LIVENESS_CHECK = 1.0
 
-    def __init__(self, config, size: int):
-        self._todo: queue.Queue = queue.Queue(maxsize=size)
-        self._done: queue.Queue = queue.Queue()
+    def __init__(self, config, size: int | None = None, ceiling: int | None = None):
+        """
+        :param size: lanes opened at once (default ``MAIL_SMTP_CONNECTIONS``).
+        :param ceiling: the most lanes ever open at once (default ``MAIL_SMTP_MAX_CONNECTIONS``).
+        """
+        self._config = config
+        self.ceiling = max(1, ceiling or config["MAIL_SMTP_MAX_CONNECTIONS"])
+        self._todo: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._room = threading.Semaphore(0)  # two messages in flight per lane
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._live = 0  # lanes running (not retired), under _lock
+        #: The most lanes open at once so far.
+        self.most = 0
+        self._replies: collections.deque = collections.deque(maxlen=self.SAMPLES)  # appended by lanes
+        self._renders: collections.deque = collections.deque(maxlen=self.SAMPLES)
+        self._last_submit: float | None = None
         self._in_flight = 0
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self.SWITCH_INTERVAL, self._switch_interval))
-        self._threads = [threading.Thread(target=self._lane, args=(SmtpSender(config),), daemon=True,
-                                          name=f"smtp-lane-{i}") for i in range(size)]
-        for thread in self._threads:
-            thread.start()
+        self._sent = 0  # messages sent (under _lock)
+        self._resized: tuple[int, float] | None = None  # (sent, when) at the last resizing
+        self._last_rate: float | None = None
+        self._settled = False  # a doubling did not pay off: no more lanes
+        self._open_lanes(min(size or config["MAIL_SMTP_CONNECTIONS"], self.ceiling))
 
     def __enter__(self) -> "SmtpLanes":
         return self
@@ -116,38 +174,170 @@ class SmtpLanes:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _lane(self, sender: SmtpSender) -> None:
-        with sender:
-            while (job := self._todo.get()) is not None:
-                item, data, recipient = job
-                try:
-                    sender.send_bytes(data, recipient)
-                except (smtplib.SMTPException, OSError) as exc:
-                    sender.close()  # start afresh for the next message
-                    self._done.put((item, exc))
-                else:
-                    self._done.put((item, None))
+    @property
+    def size(self) -> int:
+        """Lanes running now."""
+        return self._live
+
+    def _open_lanes(self, count: int) -> None:
+        if count <= 0:
+            return
+        with self._lock:
+            self._live += count
+            self.most = max(self.most, self._live)
+        for _ in range(count):
+            thread = threading.Thread(target=self._lane, daemon=True, name=f"smtp-lane-{len(self._threads)}")
+            self._threads.append(thread)
+            thread.start()
+        self._room.release(2 * count)
+
+    def _lane(self) -> None:
+        retired = False
+        try:
+            with SmtpSender(self._config) as sender:
+                while (job := self._todo.get()) is not None:
+                    if self._send(sender, job) == "retire":
+                        retired = True
+                        return
+        except BaseException:  # a bug: the lane stops, and ``finished`` notices (never a hang)
+            log.exception("an SMTP lane stopped on an unexpected error")
+        finally:
+            if not retired:
+                with self._lock:
+                    self._live -= 1
+
+    def _send(self, sender: SmtpSender, job) -> str | None:
+        """Send one job and report its result; ``"retire"`` when the relay refused this lane."""
+        item, data, recipient = job
+        # Once the last lane gave up on a message, the next ones fail at once until one goes
+        # through: a relay refusing for minutes must not hold a batch for seconds per message.
+        tries = 1 if sender.gave_up else self.REFUSED_TRIES
+        for attempt in range(tries):
+            started = time.monotonic()
+            try:
+                sender.send_bytes(data, recipient)
+            except (smtplib.SMTPException, OSError) as exc:
+                sender.close()  # start afresh for the next message
+                if refused_connection(exc):
+                    if self._retire():
+                        self._todo.put(job)  # nothing of it was sent: another lane takes it
+                        return "retire"
+                    if attempt + 1 < tries:
+                        time.sleep(self.REFUSED_WAIT * 2 ** attempt)
+                        continue
+                    sender.gave_up = True
+                self._report(item, exc)
+            except Exception as exc:  # one odd message must not stop the lane or leave its result untold
+                log.exception("sending a message failed unexpectedly")
+                sender.close()
+                self._report(item, exc)
+            else:
+                self._replies.append(time.monotonic() - started)
+                sender.gave_up = False
+                with self._lock:
+                    self._sent += 1
+                self._report(item, None)
+            return None
+        return None
+
+    def _retire(self) -> bool:
+        """Stop this lane unless it is the last one; the relay's limit is reached: open no more."""
+        with self._lock:
+            if self._live <= 1:
+                return False
+            self._live -= 1
+            self.ceiling = self._live
+        for _ in range(2):  # its share of messages in flight
+            self._room.acquire(blocking=False)
+        log.info("the SMTP relay refused a connection (421); going on with %s", self._live)
+        return True
+
+    def _report(self, item, error) -> None:
+        self._done.put((item, error))
+        self._room.release()
+
+    def _wanted(self) -> int:
+        """Lanes that keep the caller rendering: reply time ÷ render time, plus one."""
+        if len(self._replies) < self.WARM_UP or len(self._renders) < self.WARM_UP:
+            return 0
+        replies, renders = sorted(self._replies), sorted(self._renders)
+        reply, render = replies[len(replies) // 4], renders[len(renders) // 2]
+        return math.ceil(reply / max(render, 1e-5)) + 1
+
+    def _resize(self) -> None:
+        """Double the lanes (up to what the reply time asks for and the ceiling) while doubling pays off."""
+        live = self._live
+        if self._settled or live >= self.ceiling or self._wanted() <= live:
+            return
+        now = time.monotonic()
+        if self._resized is not None:
+            sent_then, then = self._resized
+            sent = self._sent - sent_then
+            if sent < self.WINDOW_PER_LANE * live:
+                return  # too soon to tell
+            rate = sent / max(now - then, 1e-6)
+            if self._last_rate is not None and rate < self._last_rate * self.PAYOFF:
+                self._settled = True  # the server, not its distance, is the limit
+                log.info("SMTP lanes stay at %s: %.0f messages/s, %.0f with half as many", live, rate,
+                         self._last_rate, extra={"lanes": live})
+                return
+            self._last_rate = rate
+        self._resized = (self._sent, now)
+        lanes = min(2 * live, self._wanted(), self.ceiling)
+        log.info("SMTP lanes: %s → %s (replies take %.1f ms, rendering %.1f ms)", live, lanes,
+                 1000 * sorted(self._replies)[len(self._replies) // 4],
+                 1000 * sorted(self._renders)[len(self._renders) // 2], extra={"lanes": lanes})
+        self._open_lanes(lanes - live)
 
     def submit(self, item, message: Message, recipient: str) -> None:
         """Queue ``message`` for ``recipient``; ``item`` comes back from ``finished``."""
-        self._todo.put((item, message.as_bytes(policy=WIRE), recipient))
+        data = message.as_bytes(policy=WIRE)
+        if self._last_submit is not None:
+            self._renders.append(time.monotonic() - self._last_submit)
+        self._resize()
+        while not self._room.acquire(timeout=self.LIVENESS_CHECK):
+            if not self._any_lane():
+                break  # ``finished`` reports it lost
+        self._todo.put((item, data, recipient))
         self._in_flight += 1
+        self._last_submit = time.monotonic()
+
+    def _any_lane(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
 
     def finished(self, wait: bool = False):
         """Yield ``(item, error or None)`` for every message sent or failed so far (with
-        ``wait``: until none is in flight)."""
+        ``wait``: until none is in flight, or no lane is left to send them: ``LaneLost``)."""
         while self._in_flight:
             try:
-                result = self._done.get(block=wait)
+                result = self._done.get(timeout=self.LIVENESS_CHECK) if wait else self._done.get_nowait()
             except queue.Empty:
-                return
+                if not wait:
+                    return
+                if self._any_lane() or not self._done.empty():
+                    continue
+                result = self._lost()
+                if result is None:
+                    log.error("%s messages in flight are unaccounted for; no SMTP lane is left", self._in_flight)
+                    self._in_flight = 0
+                    return
             self._in_flight -= 1
             yield result
 
+    def _lost(self):
+        """A message no lane took, as a failed result; ``None`` when there is none."""
+        while True:
+            try:
+                job = self._todo.get_nowait()
+            except queue.Empty:
+                return None
+            if job is not None:
+                return job[0], LaneLost("no SMTP lane was left to send it")
+
     def close(self) -> None:
         """Let the lanes finish what they were given, say QUIT, and stop them."""
-        for _ in self._threads:
-            self._todo.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                self._todo.put(None)
         for thread in self._threads:
             thread.join()
-        sys.setswitchinterval(self._switch_interval)

@@ -26,6 +26,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import SMTP
 
+from devtools.mail_sink.late_bounce import LateBounces
+
 #: The reply of a relay to a connection over its limit (RFC 5321 4.3.2: 421 closes the channel;
 #: RFC 3463 4.7.0: a security or policy status). A client is meant to come back later.
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections"
@@ -45,7 +47,8 @@ class RelayBehaviour:
     command_latency: float = 0.0
     #: Connections accepted at once; 0 = no limit.
     max_connections: int = 0
-    #: Connections open now, and how many were refused with 421 so far (read by tests and benchmarks).
+    #: Connections open now (a refused one until it is closed), how many were refused with 421,
+    #: and the most served at once (read by tests and benchmarks).
     open: int = 0
     refused: int = 0
     most_open: int = 0
@@ -68,8 +71,9 @@ class RelaySMTP(SMTP):
             self._counted = True
             relay = self.relay
             relay.open += 1
-            relay.most_open = max(relay.most_open, relay.open)
             self._refuse = bool(relay.max_connections) and relay.open > relay.max_connections
+            if not self._refuse:
+                relay.most_open = max(relay.most_open, relay.open)
         super().connection_made(transport)
 
     def connection_lost(self, error) -> None:
@@ -124,6 +128,7 @@ def main() -> None:
     relay = RelayBehaviour(latency=args.latency_ms / 1000, command_latency=args.command_latency_ms / 1000,
                            max_connections=args.max_connections)
     controller = RelayController(Mailbox(args.maildir), relay, hostname=args.host, port=args.port)
+    controller.handler = LateBounces(controller.handler)  # unknown-…@ and @bounce.test bounce later (late_bounce.py)
     controller.start()
     playing = ""
     if relay.latency or relay.command_latency or relay.max_connections:

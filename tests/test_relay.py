@@ -1,0 +1,265 @@
+"""Delivery through a distant relay: the local sink playing one (latency, a connection limit, 421),
+and SMTP lanes sized from the relay's reply time, within a ceiling, never more than it allows."""
+import logging
+import os
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from email.mime.text import MIMEText
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+import pytest
+
+import worker
+from app.extensions import db
+from app.mail import outbox
+from app.mail.smtp import LaneLost, SmtpLanes
+from app.models import Delivery, DeliveryStatus
+from devtools.mail_sink import TOO_MANY_CONNECTIONS, RelayBehaviour, RelayController
+from tests.conftest import free_port, wait_until
+from tests.test_outbox import queue_resets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Recipients:
+    """An aiosmtpd handler that records each message's recipients (``handle_DATA``, as the sink's Maildir has)."""
+
+    def __init__(self):
+        self.recipients: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.recipients.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+@pytest.fixture
+def relay():
+    """Start a sink playing a relay: ``relay(latency=…, max_connections=…)`` → (handler, behaviour, port)."""
+    controllers = []
+
+    def start(**behaviour):
+        handler = Recipients()
+        controller = RelayController(handler, RelayBehaviour(**behaviour), hostname="127.0.0.1", port=free_port())
+        controller.start()
+        controllers.append(controller)
+        return handler, controller.relay, controller.port
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+def message(text: str = "本文") -> MIMEText:
+    return MIMEText(text, "plain", "utf-8")
+
+
+# --- the sink playing a relay ---------------------------------------------------------------------
+
+def test_the_sink_answers_each_message_after_its_latency(relay):
+    handler, _, port = relay(latency=0.15, command_latency=0.05)
+    with smtplib.SMTP("127.0.0.1", port, timeout=5) as conn:
+        started = time.monotonic()
+        assert conn.noop()[0] == 250
+        noop = time.monotonic() - started
+        started = time.monotonic()
+        conn.sendmail("from@booking.test", ["guest@example.com"], message().as_bytes())
+        sent = time.monotonic() - started
+    assert noop >= 0.05  # a command: the command latency
+    assert sent >= 0.15 + 2 * 0.05  # MAIL and RCPT, then the message's own reply
+    assert handler.recipients == ["guest@example.com"]
+
+
+def test_the_sink_refuses_a_connection_over_its_limit_with_421_and_frees_the_place_on_close(relay):
+    handler, behaviour, port = relay(max_connections=2)
+    first = smtplib.SMTP("127.0.0.1", port, timeout=5)
+    second = smtplib.SMTP("127.0.0.1", port, timeout=5)
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtplib.SMTP("127.0.0.1", port, timeout=5)
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (421, b"4.7.0 Too many connections")
+    first.quit()
+    wait_until(lambda: behaviour.open == 1)
+    with smtplib.SMTP("127.0.0.1", port, timeout=5) as third:  # the place is free again
+        third.sendmail("from@booking.test", ["guest@example.com"], message().as_bytes())
+    second.quit()
+    assert (behaviour.refused, behaviour.most_open) == (1, 2)
+    assert handler.recipients == ["guest@example.com"]
+
+
+@contextmanager
+def sink_command(maildir: Path, *options):
+    """``python -m devtools.mail_sink`` on a free port, as ``make run`` starts it; yields the port."""
+    port = free_port()
+    with subprocess.Popen([sys.executable, "-m", "devtools.mail_sink", "--port", str(port), "--maildir",
+                           str(maildir), *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        try:
+            assert "SMTP sink on" in proc.stdout.readline()  # listening
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_the_sink_command_plays_a_relay_and_by_default_stays_the_plain_local_sink(tmp_path):
+    with sink_command(tmp_path / "relay", "--latency-ms", "120", "--max-connections", "1") as port:
+        with smtplib.SMTP("127.0.0.1", port, timeout=5) as conn:
+            with pytest.raises(smtplib.SMTPConnectError) as refused:
+                smtplib.SMTP("127.0.0.1", port, timeout=5)
+            assert refused.value.smtp_code == 421
+            started = time.monotonic()
+            conn.sendmail("from@booking.test", ["guest@example.com"], message().as_bytes())
+            assert time.monotonic() - started >= 0.12
+        assert len(os.listdir(tmp_path / "relay" / "new")) == 1  # stored in its Maildir, as before
+
+    with sink_command(tmp_path / "plain") as port:  # no options: every connection served, no delay
+        connections = [smtplib.SMTP("127.0.0.1", port, timeout=5) for _ in range(5)]
+        for i, conn in enumerate(connections):
+            conn.sendmail("from@booking.test", [f"guest{i}@example.com"], message().as_bytes())
+            conn.quit()
+        assert len(os.listdir(tmp_path / "plain" / "new")) == 5
+
+
+# --- lanes sized from the relay's reply time --------------------------------------------------------
+
+def point_at(app, monkeypatch, port: int, connections: int, ceiling: int) -> None:
+    monkeypatch.setitem(app.config, "SMTP_PORT", port)
+    monkeypatch.setitem(app.config, "MAIL_SMTP_CONNECTIONS", connections)
+    monkeypatch.setitem(app.config, "MAIL_SMTP_MAX_CONNECTIONS", ceiling)
+
+
+def rows_by_status() -> dict:
+    db.session.rollback()
+    return {status.value: count for status, count in
+            db.session.query(Delivery.status, db.func.count()).group_by(Delivery.status)}
+
+
+def test_a_slow_relay_gets_more_connections_up_to_the_ceiling_and_no_more(app, make_host, relay, monkeypatch):
+    handler, behaviour, port = relay(latency=0.1)
+    point_at(app, monkeypatch, port, connections=2, ceiling=6)
+    hosts = [make_host() for _ in range(40)]
+    queue_resets(hosts)
+    assert outbox.send_due() == 40
+    assert behaviour.most_open == 6  # grew from 2 while each reply took 0.1 s, stopped at the ceiling
+    assert behaviour.refused == 0
+    assert sorted(handler.recipients) == sorted(host.email for host in hosts)  # each exactly once
+    assert rows_by_status() == {"sent": 40}
+
+
+def test_a_busy_server_next_door_does_not_get_every_connection(app, make_host, monkeypatch, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="app.mail.smtp")
+    with sink_command(tmp_path / "box") as port:  # the product's own sink, in its own process: no latency
+        point_at(app, monkeypatch, port, connections=2, ceiling=16)
+        hosts = [make_host() for _ in range(150)]
+        queue_resets(hosts)
+        with worker.quick_thread_switches():  # as in a worker process
+            assert outbox.send_due() == 150
+    parser = BytesHeaderParser()
+    served = [parser.parsebytes(path.read_bytes())["X-RcptTo"] for path in (tmp_path / "box" / "new").iterdir()]
+    assert sorted(served) == sorted(host.email for host in hosts)
+    # Its replies come late only because it is busy: doubling the connections stopped paying off
+    # (the distant relay of the test above got every connection up to the ceiling).
+    opened = [record.lanes for record in caplog.records if hasattr(record, "lanes")]
+    assert max(opened, default=2) < 16
+
+
+def test_a_relay_that_says_too_many_connections_gets_fewer_and_every_email_once(app, make_host, relay,
+                                                                                  monkeypatch):
+    handler, behaviour, port = relay(latency=0.05, max_connections=3)
+    point_at(app, monkeypatch, port, connections=2, ceiling=8)
+    hosts = [make_host() for _ in range(40)]
+    queue_resets(hosts)
+    assert outbox.send_due() == 40
+    assert behaviour.refused >= 1  # it grew past the relay's limit, was told 421, and backed off
+    assert behaviour.most_open <= 3  # never served more than the relay allows
+    assert sorted(handler.recipients) == sorted(host.email for host in hosts)  # each exactly once
+    assert rows_by_status() == {"sent": 40}
+    assert {row.attempts for row in db.session.query(Delivery)} == {1}  # 421 cost no attempt
+
+
+def test_when_the_relay_is_full_the_last_connection_waits_and_tries_again(app, make_host, relay, monkeypatch):
+    handler, behaviour, port = relay(max_connections=1)
+    point_at(app, monkeypatch, port, connections=2, ceiling=2)
+    hosts = [make_host() for _ in range(5)]
+    queue_resets(hosts)
+    someone_else = smtplib.SMTP("127.0.0.1", port, timeout=5)  # another client holds the only place
+    threading.Timer(0.5, someone_else.quit).start()
+    assert outbox.send_due() == 5
+    assert behaviour.refused >= 2  # both lanes were refused; one went away, the other came back
+    assert sorted(handler.recipients) == sorted(host.email for host in hosts)
+    assert rows_by_status() == {"sent": 5}
+
+
+def test_a_relay_refusing_for_long_leaves_the_emails_to_be_retried_not_failed(app, make_host, relay, monkeypatch):
+    handler, _, port = relay(max_connections=1)
+    point_at(app, monkeypatch, port, connections=1, ceiling=1)
+    monkeypatch.setattr(SmtpLanes, "REFUSED_WAIT", 0.01)
+    queue_resets([make_host() for _ in range(3)])
+    with smtplib.SMTP("127.0.0.1", port, timeout=5):  # holds the only place throughout
+        assert outbox.send_due() == 0
+    assert handler.recipients == []
+    assert rows_by_status() == {"pending": 3}  # due again after the backoff
+    assert all("421" in row.last_error for row in db.session.query(Delivery))
+
+
+# --- lanes never leave their caller waiting ---------------------------------------------------------
+
+def lanes_config(port: int) -> dict:
+    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_USERNAME": "", "SMTP_PASSWORD": "",
+            "SMTP_STARTTLS": False, "SMTP_TIMEOUT": 5, "MAIL_FROM": "no-reply@booking.test",
+            "MAIL_SMTP_CONNECTIONS": 2, "MAIL_SMTP_MAX_CONNECTIONS": 4}
+
+
+def finished_within(lanes: SmtpLanes, seconds: float) -> list:
+    """``lanes.finished(wait=True)`` in a thread; fail the test instead of hanging it."""
+    results = []
+    waiter = threading.Thread(target=lambda: results.extend(lanes.finished(wait=True)), daemon=True)
+    waiter.start()
+    waiter.join(seconds)
+    assert not waiter.is_alive(), "finished(wait=True) is still waiting"
+    return results
+
+
+def test_an_unexpected_error_in_a_lane_comes_back_as_that_message_s_result(relay):
+    handler, _, port = relay()
+    with SmtpLanes(lanes_config(port)) as lanes:
+        lanes.submit("odd", message(), 12345)  # not an address: smtplib fails with a TypeError
+        lanes.submit("fine", message(), "guest@example.com")
+        results = dict(finished_within(lanes, 10))
+        assert isinstance(results["odd"], TypeError)
+        assert results["fine"] is None
+        lanes.submit("after", message(), "later@example.com")  # the lane is still there
+        assert finished_within(lanes, 10) == [("after", None)]
+    assert handler.recipients == ["guest@example.com", "later@example.com"]
+
+
+def test_lanes_that_died_do_not_leave_finished_waiting(relay, monkeypatch):
+    _, _, port = relay()
+    monkeypatch.setattr(SmtpLanes, "LIVENESS_CHECK", 0.1)
+    config = lanes_config(port)
+    del config["SMTP_TIMEOUT"]  # every lane dies building its connection's settings (KeyError)
+    with SmtpLanes(config) as lanes:
+        for i in range(3):
+            lanes.submit(i, message(), f"guest{i}@example.com")
+        results = finished_within(lanes, 10)
+    assert sorted(item for item, _ in results) == [0, 1, 2]
+    assert all(isinstance(error, LaneLost) for _, error in results)
+
+
+def test_the_switch_interval_is_the_worker_process_s_and_restored_on_exit(relay):
+    _, _, port = relay()
+    before = sys.getswitchinterval()
+    with SmtpLanes(lanes_config(port)) as lanes:  # a mail helper leaves it alone
+        assert sys.getswitchinterval() == before
+        lanes.submit(1, message(), "guest@example.com")
+        assert finished_within(lanes, 10) == [(1, None)]
+    assert sys.getswitchinterval() == before
+    with pytest.raises(RuntimeError):
+        with worker.quick_thread_switches():
+            assert sys.getswitchinterval() == min(worker.SWITCH_INTERVAL, before)
+            raise RuntimeError("the worker stopped on an error")
+    assert sys.getswitchinterval() == before
