@@ -123,12 +123,13 @@ def claim(limit: int, ids: list[int] | None = None) -> str | None:
 
 
 class _Marks:
-    """Marks the rows of one claim, each in its own short transaction, on a connection of its own.
+    """Marks claimed rows, each in its own short transaction, on a connection of its own.
 
     A Core statement on a dedicated connection costs a fraction of an ORM session commit, and
     leaves ``db.session`` free for the context builders. SQLite: every transaction here starts
-    with the write lock (``BEGIN IMMEDIATE``). The claim token guards every update: a row whose
-    claim expired and was taken over by another worker is not ours to mark.
+    with the write lock (``BEGIN IMMEDIATE``). The row's claim token guards every update: a row
+    whose claim expired and was taken over by another worker is not ours to mark. One ``_Marks``
+    may serve several claims (a sweep's batches), so each row brings its own token.
     """
 
     _table = Delivery.__table__
@@ -139,9 +140,10 @@ class _Marks:
                 last_error="")
     )
 
-    def __init__(self, token: str):
-        self.token = token
+    def __init__(self):
         self.conn = db.engine.connect().execution_options(sqlite_immediate=True)
+        #: Rows marked sent so far.
+        self.sent_count = 0
 
     def __enter__(self) -> "_Marks":
         return self
@@ -149,16 +151,25 @@ class _Marks:
     def __exit__(self, *exc) -> None:
         self.conn.close()
 
+    def results(self, results) -> None:
+        """Mark each ``(delivery, error or None)`` that came back from the SMTP lanes."""
+        for delivery, error in results:
+            if error is None:
+                self.sent(delivery, delivery.message_id)
+            else:
+                self.failed(delivery, f"{type(error).__name__}: {error}", permanent=_is_permanent(error))
+
     def sent(self, delivery: Delivery, message_id: str) -> None:
         with self.conn.begin():
-            self.conn.execute(self._sent, {"row_id": delivery.id, "token": self.token, "sent_at": clock.now(),
-                                           "message_id": message_id})
+            self.conn.execute(self._sent, {"row_id": delivery.id, "token": delivery.claim_token,
+                                           "sent_at": clock.now(), "message_id": message_id})
+        self.sent_count += 1
 
     def mark(self, delivery: Delivery, **values) -> None:
         table = self._table
         with self.conn.begin():
-            self.conn.execute(update(table).where(table.c.id == delivery.id, table.c.claim_token == self.token)
-                              .values(**values))
+            self.conn.execute(update(table).where(table.c.id == delivery.id,
+                                                  table.c.claim_token == delivery.claim_token).values(**values))
 
     def failed(self, delivery: Delivery, error: str, permanent: bool = False) -> None:
         """Retry later with backoff, or give up after MAIL_MAX_ATTEMPTS (at once for a permanent error)."""
@@ -175,11 +186,14 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(minutes=2 ** max(attempts - 1, 0))
 
 
-def send_claimed(token: str, lanes: SmtpLanes | None = None) -> int:
-    """Render and send the rows claimed with ``token``; return how many were sent.
+def send_claimed(token: str, lanes: SmtpLanes | None = None, marks: _Marks | None = None) -> int:
+    """Render and send the rows claimed with ``token``; return how many were marked sent.
 
-    :param lanes: open SMTP lanes to reuse (a sweep keeps them for all its batches); by default
-        lanes are opened for this batch and closed after it.
+    :param lanes: open SMTP lanes to reuse, with the ``marks`` their results go to (a sweep keeps
+        both for all its batches, and marks what was sent whenever it comes back: the messages
+        of one batch are still on their way while the next batch renders, so the relay never
+        waits for a batch's last reply); by default both are opened for this batch and closed
+        after it, every row marked.
     """
     rows = db.session.scalars(select(Delivery).where(Delivery.claim_token == token).order_by(Delivery.id)).all()
     if lanes is None:
@@ -187,33 +201,29 @@ def send_claimed(token: str, lanes: SmtpLanes | None = None) -> int:
             return 0
         config = current_app.config
         with SmtpLanes(config, min(len(rows), config["MAIL_SMTP_CONNECTIONS"]),
-                       ceiling=min(len(rows), config["MAIL_SMTP_MAX_CONNECTIONS"])) as lanes:
-            return _send_rows(token, rows, lanes)
-    return _send_rows(token, rows, lanes)
+                       ceiling=min(len(rows), config["MAIL_SMTP_MAX_CONNECTIONS"])) as lanes, _Marks() as marks:
+            try:
+                _send_rows(rows, lanes, marks)
+            finally:
+                # Also when rendering crashed: what the lanes were given is sent, so mark it.
+                marks.results(lanes.finished(wait=True))
+            return marks.sent_count
+    before = marks.sent_count
+    _send_rows(rows, lanes, marks)
+    return marks.sent_count - before
 
 
-def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
-    """Render each row and hand it to the lanes; mark each row as its result comes back."""
+def _send_rows(rows: list[Delivery], lanes: SmtpLanes, marks: _Marks) -> None:
+    """Render each row and hand it to the lanes; mark each row whose result came back meanwhile."""
     # The rows are ours until the claim expires: read them once and detach them, so a context
     # builder that commits (a Zoom re-issue) does not expire them. Builders load what they need
     # by id, from one read snapshot per batch (a batch renders in well under a second; a fresh
     # transaction per row cost a quarter of a send); ``_Marks`` writes on its own connection.
     for delivery in rows:
         db.session.expunge(delivery)
-    sent = 0
     capped = _over_daily_cap(rows)
     not_sent: list[Delivery] = []  # rendered as waiting or no longer wanted: they give their count back
-    with _Marks(token) as marks, _batch_session(db.session(), rows):
-
-        def mark(results) -> None:
-            nonlocal sent
-            for delivery, error in results:
-                if error is None:
-                    marks.sent(delivery, delivery.message_id)
-                    sent += 1
-                else:
-                    marks.failed(delivery, f"{type(error).__name__}: {error}", permanent=_is_permanent(error))
-
+    with _batch_session(db.session(), rows):
         try:
             for delivery in rows:
                 if delivery.id in capped:
@@ -222,13 +232,10 @@ def _send_rows(token: str, rows: list[Delivery], lanes: SmtpLanes) -> int:
                 message = _build(delivery, marks, not_sent)
                 if message is not None:
                     lanes.submit(delivery, message, envelope_address(delivery.to_email))
-                mark(lanes.finished())
+                marks.results(lanes.finished())
         finally:
-            # Also when rendering crashed: what the lanes were given is sent, so mark it.
-            mark(lanes.finished(wait=True))
             limits.give_back([delivery.to_email for delivery in not_sent if delivery.booking_id is not None])
     db.session.rollback()  # end the batch's read snapshot
-    return sent
 
 
 #: ``last_error`` of a guest email dropped by the per-address daily cap.
@@ -349,11 +356,13 @@ def send_due(batch_size: int | None = None) -> int:
     config = current_app.config
     batch_size = batch_size or config["MAIL_BATCH_SIZE"]
     deadline = time.monotonic() + config["MAIL_SWEEP_SECONDS"]  # real time, not the (test) clock
-    sent = 0
-    with SmtpLanes(config) as lanes:  # for every batch of this sweep
-        while time.monotonic() < deadline and (token := claim(batch_size)):
-            sent += send_claimed(token, lanes)
-    return sent
+    with SmtpLanes(config) as lanes, _Marks() as marks:  # for every batch of this sweep
+        try:
+            while time.monotonic() < deadline and (token := claim(batch_size)):
+                send_claimed(token, lanes, marks)
+        finally:
+            marks.results(lanes.finished(wait=True))
+    return marks.sent_count
 
 
 def due_count() -> int:
