@@ -160,6 +160,7 @@ def seconds_until_next_sweep(interval: float) -> float:
 
 PREFLIGHT_JOB_ID = "zoom-preflight"
 PREFLIGHT_EVERY = 60  # seconds
+ATTENDANCE_JOB_ID = "attendance-finalize"
 
 
 def scheduler_pass(now_monotonic: float, last_preflight: float) -> float:
@@ -170,6 +171,9 @@ def scheduler_pass(now_monotonic: float, last_preflight: float) -> float:
         queue = get_queue()
         if not _job_in_progress(PREFLIGHT_JOB_ID, queue.connection):
             queue.enqueue(jobs.run_preflights, job_id=PREFLIGHT_JOB_ID)
+        # Attendance: absentees of lessons that ended without the tool's meeting.ended.
+        if not _job_in_progress(ATTENDANCE_JOB_ID, queue.connection):
+            queue.enqueue(jobs.finalize_attendance, job_id=ATTENDANCE_JOB_ID)
         return now_monotonic
     return last_preflight
 

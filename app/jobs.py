@@ -4,7 +4,7 @@ Jobs raise on failure so RQ records it; the outbox keeps its own retry state, so
 dies half-way is finished by the scheduler's sweep.
 """
 from app.mail import outbox
-from app.meetings import issuing, planning, reminders, withdraw
+from app.meetings import attendance, issuing, planning, reminders, withdraw
 from app.zoom import link
 
 
@@ -51,3 +51,18 @@ def run_preflights() -> int:
 def replan_lesson_emails(service_id: int) -> int:
     """The host changed the service's schedule: re-plan the URL emails and reminders of its booked lessons."""
     return reminders.replan_service(service_id)
+
+
+def record_attendance(event) -> str:
+    """A participant joined or left a meeting (``attendance.ParticipantEvent``, from a webhook)."""
+    return attendance.record(event)
+
+
+def meeting_ended(event) -> int:
+    """A meeting ended (``attendance.MeetingEnded``): close open stays, mark the absentees."""
+    return attendance.meeting_ended(event)
+
+
+def finalize_attendance() -> int:
+    """Mark the absentees of meetings that ended without the tool saying so (the scheduler's minute)."""
+    return attendance.finalize_due()

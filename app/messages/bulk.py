@@ -61,6 +61,17 @@ _ALIASES = {
 #: Messages the composer can start from (``/messages/new?template=<key>``): subject and body, in
 #: the host's language, for the host to read and edit before sending.
 PREFILLS = {
+    # Offered on the slot's page after the lesson, to the guests marked 欠席 (the host reads it first).
+    "absent": (
+        _l("「{service_title}」のご参加について"),
+        _l("{guest_name} 様\n\n"
+           "「{service_title}」（{slot_datetime}）にお申し込みいただき、ありがとうございました。\n\n"
+           "当日はお姿をお見かけできなかったため、ご連絡いたしました。"
+           "ご都合が合わなかったのでしたら、どうぞお気になさらないでください。\n"
+           "接続がうまくいかなかったなど、お困りのことがございましたら、このメールにご返信ください。\n\n"
+           "またお会いできるのを楽しみにしております。\n\n"
+           "{host_name}"),
+    ),
     # Offered after the Zoom link is turned OFF, to the guests who already hold a join URL.
     "url_changed": (
         _l("参加URL変更のお知らせ"),
@@ -222,6 +233,15 @@ def prefill(key: str | None) -> tuple[str, str] | None:
     return None if texts is None else (str(texts[0]), str(texts[1]))
 
 
+def own_guest_ids(service: Service, slot_ids: list[int], booking_ids: list[int]) -> list[int]:
+    """Those of ``booking_ids`` that are confirmed guests of the given slots of ``service`` (from a link)."""
+    if not slot_ids or not booking_ids:
+        return []
+    return list(db.session.scalars(select(Booking.id).join(Booking.slot).where(
+        Booking.id.in_(booking_ids), Booking.slot_id.in_(slot_ids), Booking.status == BookingStatus.CONFIRMED,
+        Slot.service_id == service.id).order_by(Booking.id)))
+
+
 def upcoming_slot_ids(service: Service, slot_ids: list[int]) -> list[int]:
     """Those of ``slot_ids`` that are upcoming open slots of ``service`` (ids from a link are never trusted)."""
     if not slot_ids:
@@ -231,8 +251,12 @@ def upcoming_slot_ids(service: Service, slot_ids: list[int]) -> list[int]:
         Slot.starts_at > clock.now()).order_by(Slot.starts_at)))
 
 
-def audience(service: Service, slot_ids: list[int], all_upcoming: bool) -> list[Booking]:
-    """Confirmed bookings of the chosen slots of this service (only the host's own guests)."""
+def audience(service: Service, slot_ids: list[int], all_upcoming: bool,
+             booking_ids: list[int] | None = None) -> list[Booking]:
+    """Confirmed bookings of the chosen slots of this service (only the host's own guests).
+
+    :param booking_ids: only these of them (「欠席の方にメッセージを送る」: some guests of one lesson).
+    """
     if all_upcoming:
         chosen = [s.id for s in upcoming_slots(service)]
     else:
@@ -240,9 +264,11 @@ def audience(service: Service, slot_ids: list[int], all_upcoming: bool) -> list[
                                                                Slot.id.in_(slot_ids or [-1]))))
     if not chosen:
         return []
-    return db.session.scalars(select(Booking).join(Booking.slot).where(
+    statement = select(Booking).join(Booking.slot).where(
         Booking.slot_id.in_(chosen), Booking.status == BookingStatus.CONFIRMED, Slot.status == SlotStatus.OPEN)
-        .order_by(Slot.starts_at, Booking.id)).all()
+    if booking_ids:
+        statement = statement.where(Booking.id.in_(booking_ids))
+    return db.session.scalars(statement.order_by(Slot.starts_at, Booking.id)).all()
 
 
 def _utc_day(moment: datetime) -> tuple[datetime, datetime]:
@@ -287,10 +313,13 @@ def _check_limit(host: User, count: int, day: datetime, *, besides: Message | No
 
 
 def check(host: User, service: Service, slot_ids: list[int], all_upcoming: bool, subject: str, body: str,
-          scheduled_at: datetime | None, *, editing: Message | None = None) -> list[Booking]:
+          scheduled_at: datetime | None, *, editing: Message | None = None,
+          booking_ids: list[int] | None = None) -> list[Booking]:
     """Validate a composed message; return its audience. Raises ``MessageError`` with the reason.
 
     :param editing: the message being changed (its own reservation does not count against it).
+    :param booking_ids: only these guests of the chosen slots (sent at once: a message stores its
+        slots, not its guests, so a scheduled one could not keep to them).
     """
     if service.host_id != host.id:
         raise MessageError(_("このサービスにはメッセージを送れません。"))
@@ -299,7 +328,9 @@ def check(host: User, service: Service, slot_ids: list[int], all_upcoming: bool,
         raise MessageError(unknown)
     if scheduled_at is not None and scheduled_at <= clock.now():
         raise MessageError(_("予約送信の日時は、これから先の日時を指定してください。"))
-    recipients = audience(service, slot_ids, all_upcoming)
+    if booking_ids and (scheduled_at is not None or all_upcoming):
+        raise MessageError(_("選んだ方へのメッセージは、今すぐ送信する場合だけ送れます。"))
+    recipients = audience(service, slot_ids, all_upcoming, booking_ids)
     if not recipients:
         raise MessageError(_("送信先の予約者がいません。開催日時を選び直してください。"))
     _check_limit(host, len(recipients), scheduled_at or clock.now(), besides=editing)
@@ -307,13 +338,22 @@ def check(host: User, service: Service, slot_ids: list[int], all_upcoming: bool,
 
 
 def compose(host: User, service: Service, *, slot_ids: list[int], all_upcoming: bool, subject: str, body: str,
-            scheduled_at: datetime | None) -> Message:
-    """Save a checked message; start it now or leave it scheduled. Commits."""
-    recipients = check(host, service, slot_ids, all_upcoming, subject, body, scheduled_at)
+            scheduled_at: datetime | None, booking_ids: list[int] | None = None) -> Message:
+    """Save a checked message; start it now or leave it scheduled. Commits.
+
+    :param booking_ids: only these guests of the slots: written to the outbox in the same
+        transaction as the message, since a fan-out later would read the slots' whole audience.
+    """
+    recipients = check(host, service, slot_ids, all_upcoming, subject, body, scheduled_at, booking_ids=booking_ids)
     message = Message(host_id=host.id, service_id=service.id, slot_ids=[] if all_upcoming else sorted(slot_ids),
                       all_upcoming=all_upcoming, subject=subject, body=body, status=MessageStatus.SCHEDULED,
                       scheduled_at=scheduled_at or clock.now(), total=len(recipients))  # its reservation
     db.session.add(message)
+    if booking_ids:
+        db.session.flush()
+        _write_deliveries(message, recipients)
+        db.session.commit()
+        return message
     db.session.commit()
     if scheduled_at is None:
         fan_out(message.id)
@@ -388,6 +428,14 @@ def fan_out(message_id: int, *, skip_cancelled_slots: bool = False) -> int:
                     host_id=host.id, payload={"message_id": message.id})
         db.session.commit()
         return 0
+    written = _write_deliveries(message, recipients)
+    db.session.commit()
+    return written
+
+
+def _write_deliveries(message: Message, recipients: list[Booking]) -> int:
+    """One outbox row per recipient in one bulk insert; the message is then being sent, and its
+    sends are queued for after the commit."""
     now = clock.now()
     rows = [dict(kind="bulk_message", status=DeliveryStatus.PENDING, to_email=b.guest_email, to_name=b.guest_name,
                  locale="ja", host_id=message.host_id, booking_id=b.id, slot_id=b.slot_id, bulk_message_id=message.id,
@@ -397,7 +445,6 @@ def fan_out(message_id: int, *, skip_cancelled_slots: bool = False) -> int:
     message.status, message.started_at, message.total = MessageStatus.SENDING, now, len(rows)
     ids = list(db.session.scalars(select(Delivery.id).where(Delivery.bulk_message_id == message.id)))
     _queue_sends(ids)
-    db.session.commit()
     return len(rows)
 
 

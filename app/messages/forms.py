@@ -14,6 +14,8 @@ class MessageForm(FlaskForm):
     slot_ids = SelectMultipleField(_l("送信先の開催日時"), coerce=int, validate_choice=False,
                                    widget=ListWidget(prefix_label=False), option_widget=CheckboxInput())
     all_upcoming = BooleanField(_l("このサービスの今後のすべての予約者に送る"))
+    #: Only these guests of the chosen slots (「欠席の方にメッセージを送る」); empty: all of them.
+    booking_ids = SelectMultipleField(coerce=int, validate_choice=False)
     subject = StringField(_l("件名"), validators=[
         DataRequired(_l("件名を入力してください。")),
         SingleLine(_l("件名に改行は使えません。1行で入力してください。")),

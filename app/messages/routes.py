@@ -46,7 +46,7 @@ GUEST_LOCALE = "ja"
 
 def _preview(service, form: MessageForm, index: int = 0) -> dict:
     """Recipients, those without a join URL, and the email rendered for recipient ``index`` (nothing is saved)."""
-    recipients = bulk.audience(service, form.slot_ids.data or [], form.all_upcoming.data)
+    recipients = bulk.audience(service, form.slot_ids.data or [], form.all_upcoming.data, form.booking_ids.data)
     subject, body = form.subject.data or "", form.body.data or ""
     index = min(max(index, 0), max(len(recipients) - 1, 0))
     uses_link = bulk.uses_placeholder("zoom_link", subject, body)
@@ -110,9 +110,11 @@ def _composer(form: MessageForm, service, message: Message | None = None):
         return _compose_page(form, service, message=message)
     options = dict(slot_ids=form.slot_ids.data or [], all_upcoming=form.all_upcoming.data,
                    subject=form.subject.data, body=form.body.data, scheduled_at=_scheduled_at(form))
+    guests = None if message is not None else form.booking_ids.data or None  # a saved message has no guest list
     try:
         recipients = bulk.check(current_user, service, options["slot_ids"], options["all_upcoming"],
-                                options["subject"], options["body"], options["scheduled_at"], editing=message)
+                                options["subject"], options["body"], options["scheduled_at"], editing=message,
+                                booking_ids=guests)
     except bulk.MessageError as exc:
         flash(str(exc), "error")
         return _compose_page(form, service, message=message)
@@ -130,7 +132,7 @@ def _composer(form: MessageForm, service, message: Message | None = None):
         if editing:
             bulk.edit(message, current_user, **options)
         else:
-            message = bulk.compose(current_user, service, **options)
+            message = bulk.compose(current_user, service, booking_ids=guests, **options)
     except bulk.MessageError as exc:
         flash(str(exc), "error")
         return _compose_page(form, service, message=message)
@@ -158,13 +160,19 @@ def index():
 @login_required
 def compose():
     """Compose; ``?service_id=&slot_ids=&template=`` prefill (e.g. from the Zoom OFF page): only the
-    service's own upcoming slots are chosen, and ``template`` names one of ``bulk.PREFILLS``."""
+    service's own upcoming slots are chosen, and ``template`` names one of ``bulk.PREFILLS``.
+    With ``&booking_ids=`` (a lesson's absent guests, from its page) only those of the slots' own
+    confirmed guests are the recipients, past slots included."""
     service_id = request.values.get("service_id", type=int)
     service = get_own_service_or_404(service_id, current_user) if service_id else None
     form = MessageForm()
     if request.method == "GET":
-        if service is not None:
-            form.slot_ids.data = bulk.upcoming_slot_ids(service, request.args.getlist("slot_ids", type=int))
+        slot_ids = request.args.getlist("slot_ids", type=int)
+        guests = bulk.own_guest_ids(service, slot_ids, request.args.getlist("booking_ids", type=int)) if service else []
+        if guests:
+            form.slot_ids.data, form.booking_ids.data = slot_ids, guests
+        elif service is not None:
+            form.slot_ids.data = bulk.upcoming_slot_ids(service, slot_ids)
         prefilled = bulk.prefill(request.args.get("template"))
         if prefilled is not None:
             form.subject.data, form.body.data = prefilled

@@ -10,7 +10,7 @@ from app.forms import EmptyForm
 from app.services import bp, catalog, guests, notes, repeat as repeats, sharing, slots
 from app.services.forms import (KIND_LABELS, RESCHEDULE_CUTOFF_LABELS, VENUE_LABELS, GuestMessageForm, NotesForm,
                                 RemoveBookingForm, RepeatForm, ServiceForm, SlotForm, reminder_label)
-from app.meetings import planning, reminders, timing, tools, withdraw
+from app.meetings import attendance, planning, reminders, timing, tools, withdraw
 from app.queue import enqueue_after_commit
 
 #: Guests named on the page that asks before a slot is cancelled (the rest are counted).
@@ -211,6 +211,8 @@ def slot_detail(slot_id):
                            meeting=meeting if tools.tool_for(slot.service) else None,
                            connection=tools.shown_link(current_user, slot.service),
                            url_holders=guests.cancelled_url_holders(slot) if tools.tool_for(slot.service) else [],
+                           attendance=(attendance.slot_attendance(slot, meeting)
+                                       if slot.is_open and clock.now() >= slot.starts_at else None),
                            action_form=EmptyForm())
 
 
@@ -281,6 +283,22 @@ def resend_url(slot_id):
             db.session.commit()
             flash(_("%(name)s様に参加URLのご案内を再送します。", name=booking.guest_name), "success")
     return _back_to_guests(slot.id, f"booking-{booking.id}")
+
+
+@bp.route("/bookings/<int:booking_id>/attendance", methods=["POST"])
+@login_required
+def set_attendance(booking_id):
+    """「出席にする」「欠席にする」「自動の判定に戻す」 on the slot page: the host's word wins over the events."""
+    booking = catalog.get_own_booking_or_404(booking_id, current_user)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        attendance.set_by_host(booking, current_user.id, request.form.get("attendance", ""))
+    except ValueError:
+        abort(400)
+    db.session.commit()
+    flash(_("%(name)s様の出欠を更新しました。", name=booking.guest_name), "success")
+    return redirect(url_for("services.slot_detail", slot_id=booking.slot_id, _anchor=f"attendance-{booking.id}"))
 
 
 @bp.route("/bookings/<int:booking_id>/remove", methods=["GET", "POST"])

@@ -12,7 +12,7 @@ from app.extensions import csrf, db, locks_when_writing, reads_only
 from app.queue import get_queue
 from app.meetings import switch
 from app.meetings.provider import ProviderError
-from app.zoom import bp, legacy, link, webhook
+from app.zoom import bp, legacy, link, participants, webhook
 from app.zoom.provider import BASIC_LIMIT_MINUTES, tool
 from app.zoom.forms import LinkForm
 from config import DEV_ZOOM_WEBHOOK_SECRET_TOKEN, uses_local_emulator
@@ -150,6 +150,8 @@ def webhook_endpoint():
         event = json.loads(raw)
     except ValueError:
         return jsonify(error="invalid JSON"), 400
+    if not isinstance(event, dict):
+        return jsonify(error="invalid JSON"), 400
     kind = event.get("event")
     payload = event.get("payload") or {}
     if kind == "endpoint.url_validation":  # no side effect: answered every time
@@ -164,6 +166,12 @@ def webhook_endpoint():
             get_queue().enqueue(jobs.zoom_deauthorized, str(payload["user_id"]))
         elif kind == "meeting.deleted" and (payload.get("object") or {}).get("id"):
             get_queue().enqueue(jobs.zoom_meeting_deleted, int(payload["object"]["id"]))
+        elif kind in participants.PARTICIPANT_EVENTS:
+            if (stay := participants.participant_event(kind, payload, event.get("event_ts"))) is not None:
+                get_queue().enqueue(jobs.record_attendance, stay)
+        elif kind == participants.ENDED_EVENT:
+            if (ended := participants.meeting_ended(payload, event.get("event_ts"))) is not None:
+                get_queue().enqueue(jobs.meeting_ended, ended)
     except Exception:
         webhook.forget_delivery(signature)  # Zoom retries after a 5xx: let the retry through
         raise

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
 from datetime import datetime
 
@@ -70,6 +71,66 @@ def meeting_deleted_payload(meeting: Meeting, host: User) -> dict:
     }
 
 
+def meeting_object(meeting: Meeting, host: User) -> dict:
+    """``payload.object`` of the meeting events: ``id`` is a string there (attendance §3), unlike the REST body."""
+    return {
+        "id": str(meeting.id),
+        "uuid": meeting.uuid,
+        "host_id": host.id,
+        "topic": meeting.topic,
+        "type": meeting.type,
+        "start_time": iso(meeting.start_time),
+        "duration": meeting.duration,
+        "timezone": meeting.timezone,
+    }
+
+
+def new_participant(user_name: str, *, email: str = "", registrant_id: str = "", zoom_user_id: str = "") -> dict:
+    """One stay of a person in a meeting, as Zoom identifies it (attendance §3).
+
+    ``user_id`` and ``participant_uuid`` are new for every stay (a rejoin gets new ones);
+    ``id`` is the Zoom user id of a signed-in user ("" for guests); ``email`` is "" for external
+    guests unless they registered; ``registrant_id`` only with registration.
+    """
+    return {
+        "user_id": str(secrets.randbelow(9 * 10**7) + 10**7),
+        "user_name": user_name,
+        "id": zoom_user_id,
+        "participant_uuid": str(uuid.uuid4()).upper(),
+        "email": email,
+        "registrant_id": registrant_id,
+    }
+
+
+def participant_payload(meeting: Meeting, host: User, account_id: str, participant: dict, *, joined: bool,
+                        at: datetime, leave_reason: str = "left the meeting") -> dict:
+    """``meeting.participant_joined`` (``joined``) or ``meeting.participant_left`` payload (rivet-javascript types).
+
+    :param participant: from :func:`new_participant` (the same dict for a stay's joined and left).
+    """
+    person = {"user_id": participant["user_id"], "user_name": participant["user_name"], "id": participant["id"],
+              "participant_uuid": participant["participant_uuid"], "email": participant["email"]}
+    if participant.get("registrant_id"):
+        person["registrant_id"] = participant["registrant_id"]
+    if joined:
+        person["join_time"] = iso(at)
+    else:
+        person["leave_time"] = iso(at)
+        person["leave_reason"] = leave_reason
+    return {"account_id": account_id, "object": {**meeting_object(meeting, host), "participant": person}}
+
+
+def meeting_ended_payload(meeting: Meeting, host: User, started: datetime, ended: datetime) -> dict:
+    """``meeting.ended`` payload: the meeting's fields plus ``end_time`` (its actual ``start_time``)."""
+    return {"account_id": host.account_id,
+            "object": {**meeting_object(meeting, host), "start_time": iso(started), "end_time": iso(ended)}}
+
+
+def meeting_started_payload(meeting: Meeting, host: User, started: datetime) -> dict:
+    """``meeting.started`` payload."""
+    return {"account_id": host.account_id, "object": {**meeting_object(meeting, host), "start_time": iso(started)}}
+
+
 def signed_request(event: str, payload: dict, secret_token: str, when: datetime, *,
                    timestamp: str | None = None, corrupt_signature: bool = False) -> tuple[bytes, dict]:
     """Build the raw body and headers Zoom would POST for ``event``.
@@ -96,11 +157,15 @@ def signed_request(event: str, payload: dict, secret_token: str, when: datetime,
     return raw_body, headers
 
 
-def deliver(target_url: str, raw_body: bytes, headers: dict) -> dict:
-    """POST a signed event; report the app's status and body, or the delivery error."""
+def deliver(target_url: str, raw_body: bytes, headers: dict, session: requests.Session | None = None) -> dict:
+    """POST a signed event; report the app's status and body (or the delivery error) and how long
+    the answer took (``seconds``: Zoom wants it within 3 s)."""
+    started = time.perf_counter()
     try:
-        response = requests.post(target_url, data=raw_body, headers=headers, timeout=DELIVERY_TIMEOUT)
+        response = (session or requests).post(target_url, data=raw_body, headers=headers, timeout=DELIVERY_TIMEOUT)
     except requests.RequestException as exc:
         # §5: Zoom counts a late or failed answer as a failed delivery
-        return {"status_code": None, "body": None, "error": f"{type(exc).__name__}: {exc}"}
-    return {"status_code": response.status_code, "body": response.text, "error": None}
+        return {"status_code": None, "body": None, "error": f"{type(exc).__name__}: {exc}",
+                "seconds": time.perf_counter() - started}
+    return {"status_code": response.status_code, "body": response.text, "error": None,
+            "seconds": time.perf_counter() - started}
