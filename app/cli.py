@@ -1,4 +1,5 @@
-"""Command-line tools: ``flask --app wsgi create-staff EMAIL``, ``reset-staff-totp EMAIL`` and ``seed-demo``."""
+"""Command-line tools: ``flask --app wsgi create-staff EMAIL``, ``reset-staff-totp EMAIL``, ``seed-demo``,
+``migration …`` and ``bounces serve|read``."""
 import secrets
 from datetime import timedelta
 
@@ -138,3 +139,29 @@ def init_app(app) -> None:
             click.echo(f"released {item.host.email}: {item.meetings} legacy URL(s) invalidated, "
                        f"{item.emails_cancelled} automatic email(s) cancelled")
         click.echo(f"{len(done)} legacy link(s) released" + ("" if done else " (nothing left to release)"))
+
+    bounces = click.Group("bounces", help="Read the bounces (DSNs) that come back to MAIL_BOUNCE_ADDRESS.")
+    app.cli.add_command(bounces)
+
+    @bounces.command("serve")
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+    @click.option("--port", default=8026, show_default=True, type=click.IntRange(1, 65535), help="SMTP port.")
+    def serve_bounces(host, port):
+        """Take bounces over SMTP (the MX of the bounce address, or the relay's forward) and mark them."""
+        from flask import current_app
+
+        from app.mail.bounce_server import serve
+
+        serve(current_app._get_current_object(), host, port)
+
+    @bounces.command("read")
+    @click.argument("message", type=click.File("rb"), default="-")
+    def read_bounce(message):
+        """Read one bounce from a file or standard input (a relay's pipe delivery) and mark it."""
+        from app.mail.bounces import MAX_BYTES, read
+
+        raw = message.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise click.ClickException(f"larger than {MAX_BYTES} bytes: not a bounce")
+        for outcome, delivery_id in read(raw):
+            click.echo(f"{outcome.value}" + (f": delivery {delivery_id}" if delivery_id is not None else ""))

@@ -198,7 +198,7 @@ def delivery_state(context, delivery) -> Markup:
     shown = context.get(_STATES_SHOWN)
     if shown is None:  # a macro imported without context
         return _delivery_state(context, delivery)
-    key = (delivery.status, delivery.due_at, delivery.sent_at, delivery.last_error)
+    key = (delivery.status, delivery.due_at, delivery.sent_at, delivery.last_error, _bounced(delivery))
     state = shown.get(key)
     if state is None:
         state = shown[key] = _delivery_state(context, delivery)
@@ -211,6 +211,9 @@ def _delivery_state(context, delivery) -> Markup:
     # f-strings (``Markup.format`` costs as much as the rest of a row). The catalog's texts are
     # markup-safe as ``_()`` in templates treats them, and dates are ours. The SMTP server's own
     # words are for staff (/staff/deliveries); hosts read what it means.
+    if _bounced(delivery):
+        # It left us, then a bounce (DSN) came back: as undeliverable as a 5xx, never 「送信済み」.
+        return Markup(f'<span class="error">{say(_UNDELIVERABLE)}</span><br><span class="muted">{say(_BOUNCED)}</span>')
     if status == "sent":
         return Markup(f'{say("送信済み")} <span class="muted">{local_datetime(context, delivery.sent_at)}</span>')
     if status == "pending" and delivery.last_error.startswith(WAITING_PREFIX):
@@ -249,9 +252,15 @@ _RETRYING = N_("一時的に送信できませんでした。自動で再送し�
 _REFUSED = N_("宛先のメールサーバーが受け取りを拒否しました。メールアドレスに誤りがないかご確認ください。")
 _NOT_SENT = N_("送信できませんでした。")
 _UNDELIVERABLE = N_("このメールアドレスには届きません（宛先不明）")
+_BOUNCED = N_("送信後、宛先のメールサーバーから届けられなかったとの通知がありました。メールアドレスに誤りがないかご確認ください。")
 #: A 5xx reply in an SMTP error as the outbox records it (``…: (550, b'5.1.1 no such user')``).
 _REFUSAL = re.compile(r"\(5\d\d,")
 _WAITING_NEXT = N_("発行でき次第、自動で送信")
+
+
+def _bounced(delivery) -> bool:
+    """A bounce (DSN) came back for the email (``app.mail.bounces``); rows without the column: no."""
+    return getattr(delivery, "bounced_at", None) is not None
 
 
 class UrlPattern:

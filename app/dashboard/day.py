@@ -10,7 +10,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, case, exists, func, or_, select
 
 from app import clock
 from app.extensions import db
@@ -96,7 +96,7 @@ def _latest_url_emails():
 
 def today_guests(slot_ids: list[int], limit: int = TODAY_GUESTS) -> dict[int, list]:
     """The first ``limit`` confirmed guests of each slot with their latest URL email (``url``:
-    a row with ``status``, ``due_at``, ``sent_at``, ``last_error`` or None), in one query."""
+    a row with ``status``, ``due_at``, ``sent_at``, ``last_error``, ``bounced_at`` or None), in one query."""
     if not slot_ids:
         return {}
     b = Booking.__table__.c
@@ -107,7 +107,7 @@ def today_guests(slot_ids: list[int], limit: int = TODAY_GUESTS) -> dict[int, li
     d = Delivery.__table__.c
     rows = db.session.execute(
         select(ranked.c.slot_id, ranked.c.id, ranked.c.guest_name, ranked.c.guest_email,
-               d.status, d.due_at, d.sent_at, d.last_error)
+               d.status, d.due_at, d.sent_at, d.last_error, d.bounced_at)
         .outerjoin(latest, latest.c.booking_id == ranked.c.id)
         .outerjoin(Delivery.__table__, d.id == latest.c.latest)
         .where(ranked.c.rank <= limit).order_by(ranked.c.slot_id, ranked.c.id)).all()
@@ -121,7 +121,8 @@ def failed_url_emails(host_id: int, now: datetime, limit: int = ATTENTION_MAX) -
     """The guests whose URL may not reach them, each with 「URLを再送」, in two statements:
 
     * ``kind`` ``failed``: confirmed guests of dates not yet over whose latest URL email failed,
-      ``undeliverable`` when it was refused for good (5xx: 「このメールアドレスには届きません」);
+      ``undeliverable`` when it was refused for good (5xx) or bounced after it was sent (a DSN):
+      「このメールアドレスには届きません」;
     * ``kind`` ``not_opened``: guests of online dates starting within ``NOT_OPENED_HOURS`` (or
       under way) whose URL email was sent and who have not opened their join page (``not_opened``).
 
@@ -130,7 +131,8 @@ def failed_url_emails(host_id: int, now: datetime, limit: int = ATTENTION_MAX) -
     """
     rows = db.session.execute(
         _url_email_rows(host_id, now)
-        .where(Delivery.status == DeliveryStatus.FAILED, Slot.starts_at > now - timedelta(days=1))
+        .where(or_(Delivery.status == DeliveryStatus.FAILED, Delivery.bounced_at.is_not(None)),
+               Slot.starts_at > now - timedelta(days=1))
         .limit(limit)).all()
     failed = [{**r._mapping, "kind": "undeliverable" if refused(r) else "failed"}
               for r in rows if r.starts_at + timedelta(minutes=r.duration_minutes) > now]
@@ -138,11 +140,13 @@ def failed_url_emails(host_id: int, now: datetime, limit: int = ATTENTION_MAX) -
 
 
 def _url_email_rows(host_id: int, now: datetime):
-    """Confirmed guests of the host's open dates with their latest URL email (``status``, ``last_error``)."""
+    """Confirmed guests of the host's open dates with their latest URL email (``status``,
+    ``last_error``, ``bounced_at``)."""
     latest = _latest_url_emails().subquery()
     d = Delivery.__table__.c
     return (select(Booking.id, Booking.guest_name, Booking.guest_email, Booking.slot_id, Slot.starts_at,
-                   Service.duration_minutes, Service.title.label("service_title"), d.status, d.last_error)
+                   Service.duration_minutes, Service.title.label("service_title"), d.status, d.last_error,
+                   d.bounced_at)
             .join(Booking.slot).join(Slot.service)
             .join(latest, latest.c.booking_id == Booking.id).join(Delivery.__table__, d.id == latest.c.latest)
             .where(_open_slots(host_id), Booking.status == BookingStatus.CONFIRMED)
@@ -151,11 +155,12 @@ def _url_email_rows(host_id: int, now: datetime):
 
 def not_opened(host_id: int, now: datetime, limit: int = ATTENTION_MAX) -> list[dict]:
     """Guests of online dates from ``NOT_OPENED_HOURS`` before the start until the end whose URL
-    email was sent and who have not pressed 「参加する」 on their join page (``join_opened_at``):
+    email was sent (and did not bounce: it never arrived, ``failed_url_emails`` lists it) and who
+    have not pressed 「参加する」 on their join page (``join_opened_at``):
     「まだ参加URLを開いていません」. In-person and own-URL services have no URL email: never listed."""
     rows = db.session.execute(
         _url_email_rows(host_id, now)
-        .where(Delivery.status == DeliveryStatus.SENT, Booking.join_opened_at.is_(None),
+        .where(Delivery.status == DeliveryStatus.SENT, Delivery.bounced_at.is_(None), Booking.join_opened_at.is_(None),
                Service.venue.in_(TOOL_VENUES), Slot.starts_at <= now + timedelta(hours=NOT_OPENED_HOURS),
                Slot.starts_at > now - timedelta(days=1))
         .limit(limit)).all()

@@ -41,11 +41,11 @@ _REFUSAL = re.compile(r"\(5\d\d,")
 
 
 def refused(delivery) -> bool:
-    """The email (a row or ``Delivery`` with ``status`` and ``last_error``) failed on a permanent
-    SMTP refusal (5xx at send time): the address does not take mail. Bounces that come back
-    later as DSN mail are not read."""
-    return (delivery is not None and delivery.status == DeliveryStatus.FAILED
-            and bool(_REFUSAL.search(delivery.last_error or "")))
+    """The address does not take mail: the email (a row or ``Delivery`` with ``status``,
+    ``last_error`` and ``bounced_at``) failed on a permanent SMTP refusal (5xx at send time), or
+    left us and bounced later (a DSN, read by ``app.mail.bounces``)."""
+    return delivery is not None and (delivery.bounced_at is not None or (
+        delivery.status == DeliveryStatus.FAILED and bool(_REFUSAL.search(delivery.last_error or ""))))
 
 
 def opening_watched(slot: Slot, now: datetime | None = None) -> bool:
@@ -66,14 +66,15 @@ class Guest:
     #: When the guest pressed 「参加する」 on their join page (``/j/<token>/go``), or None.
     join_opened_at: datetime | None = None
     #: The latest email of each ``TIMELINE_KINDS`` kind about this booking (a row with
-    #: ``status``, ``due_at``, ``sent_at`` and ``last_error``), or None.
+    #: ``status``, ``due_at``, ``sent_at``, ``last_error`` and ``bounced_at``), or None.
     booking_confirmation: Row | None = None
     meeting_url: Row | None = None
     guest_message: Row | None = None
-    #: The guest's latest email was refused for good (``refused``): 「このメールアドレスには届きません」.
+    #: The guest's latest email was refused for good or bounced (``refused``):
+    #: 「このメールアドレスには届きません」.
     undeliverable: bool = False
-    #: Within ``NOT_OPENED_HOURS`` of an online lesson, the URL email sent, the join page not
-    #: opened yet: 「まだ参加URLを開いていません」 (``opening_watched``).
+    #: Within ``NOT_OPENED_HOURS`` of an online lesson, the URL email sent (and not bounced), the
+    #: join page not opened yet: 「まだ参加URLを開いていません」 (``opening_watched``).
     not_opened: bool = False
 
 
@@ -98,7 +99,7 @@ def _with_email_states(guests):
     page = guests.limit(bindparam("limit")).offset(bindparam("offset")).subquery()
     deliveries = Delivery.__table__.c
     return (select(page, deliveries.kind, deliveries.status, deliveries.due_at, deliveries.sent_at,
-                   deliveries.last_error)
+                   deliveries.last_error, deliveries.bounced_at)
             .outerjoin_from(page, Delivery.__table__,
                             and_(deliveries.booking_id == page.c.id, deliveries.slot_id == bindparam("slot_id"),
                                  deliveries.kind.in_(TIMELINE_KINDS)))
@@ -146,8 +147,11 @@ def guest_page(slot: Slot, page: int, search: str = "", per_page: int = GUESTS_P
         watched = opening_watched(slot)
         for guest in by_id.values():
             guest.undeliverable = refused(latest.get(guest.id))
+            # A URL email that bounced never arrived: the guest could not open it (the issue's "no
+            # /j/ visit and the URL email not bounced"); its row already reads undeliverable.
             guest.not_opened = (watched and guest.join_opened_at is None and guest.meeting_url is not None
-                                and guest.meeting_url.status == DeliveryStatus.SENT and not guest.undeliverable)
+                                and guest.meeting_url.status == DeliveryStatus.SENT
+                                and not refused(guest.meeting_url) and not guest.undeliverable)
         shown.items = list(by_id.values())
     return shown
 

@@ -90,7 +90,10 @@ def kind_label(kind: str) -> str:
 
 
 def state_label(delivery: Delivery) -> str:
-    """A row's state in words; a pending row says whether it waits for its meeting or is being retried."""
+    """A row's state in words; a pending row says whether it waits for its meeting or is being retried,
+    a sent one whether it bounced later (a DSN, ``app.mail.bounces``: the reason is in ``bounce_reason``)."""
+    if delivery.bounced_at is not None:
+        return _("バウンス（送信後に不達の通知）")
     if delivery.status == DeliveryStatus.PENDING and delivery.last_error.startswith(WAITING_PREFIX):
         return _("URL準備中（発行を待っています）")
     if delivery.status == DeliveryStatus.PENDING and delivery.last_error:
