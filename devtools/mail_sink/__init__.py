@@ -26,6 +26,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import SMTP
 
+from devtools.mail_sink.late_bounce import LateBounces
+
 #: The reply of a relay to a connection over its limit (RFC 5321 4.3.2: 421 closes the channel;
 #: RFC 3463 4.7.0: a security or policy status). A client is meant to come back later.
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections"
@@ -126,6 +128,7 @@ def main() -> None:
     relay = RelayBehaviour(latency=args.latency_ms / 1000, command_latency=args.command_latency_ms / 1000,
                            max_connections=args.max_connections)
     controller = RelayController(Mailbox(args.maildir), relay, hostname=args.host, port=args.port)
+    controller.handler = LateBounces(controller.handler)  # unknown-…@ and @bounce.test bounce later (late_bounce.py)
     controller.start()
     playing = ""
     if relay.latency or relay.command_latency or relay.max_connections:
