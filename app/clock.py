@@ -105,7 +105,7 @@ def _date_fields(pattern: str, lang: str, day: date) -> dict[str, str]:
 def _format(moment: datetime, patterns: dict, tz_name: str, locale: str) -> str:
     """Babel's ``format_datetime`` of the pattern, computed once per local date.
 
-    Babel resolves the locale data for every field of every call (~15 µs a date); a host page
+    Babel resolves the locale data for every field of every call; a host page
     shows hundreds of times on a few dates, so the date part is cached per (pattern, locale, day)
     and the hour and minute are filled in directly (Babel writes them as plain ASCII digits).
     """

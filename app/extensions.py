@@ -112,7 +112,7 @@ def reads_only(view):
 
     PostgreSQL's READ COMMITTED gives every statement its own snapshot inside a transaction too,
     so a read-only page sees the same rows either way; what the transaction adds is a BEGIN and
-    a ROLLBACK, about 0.5 ms of the server's and the app's CPU per page. A marked view that
+    a ROLLBACK: CPU on the server and in the app for every page. A marked view that
     tries to write fails (``_refuse_writes``). SQLite keeps its transaction: there it
     is one snapshot for the whole page and costs nothing measurable.
     """

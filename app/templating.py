@@ -141,7 +141,7 @@ def _translate(context, message: str, **variables) -> str:
     """``_()`` in templates: what Jinja's i18n ``_`` does with newstyle gettext, in one call.
 
     Jinja's ``_`` calls ``gettext``, which calls the installed callable, each through
-    ``Context.call``: ~6 µs a string, ~4 µs this way, on pages with a hundred strings or more.
+    ``Context.call``: three calls per string add up on pages with a hundred strings or more.
     Templates rendered with ``render_template`` get ``_translator``'s instead; this one serves
     macros imported without context.
     """
@@ -152,7 +152,7 @@ def _translator(translations):
     """``_()`` for one render, bound to its catalog: what ``_translate`` does, without the context.
 
     ``Context.call`` gives a ``pass_context`` callable a copy of the context (``derived``) in a
-    loop or after a ``{% set %}`` in a block: ~4 µs more per string. The eval context is passed
+    loop or after a ``{% set %}`` in a block, for every string. The eval context is passed
     as it is (autoescape: ``Markup`` in HTML, plain text in ``.txt`` emails).
     """
     ugettext = translations.ugettext
@@ -266,7 +266,7 @@ def _bounced(delivery) -> bool:
 class UrlPattern:
     """An endpoint's URL for any id, for lists: ``url_for`` once, then the id filled in per row.
 
-    ``url_for`` costs ~5 µs a call (the URL map, defaults, quoting); a list of 20 slots with
+    ``url_for`` is not cheap (the URL map, defaults, quoting): a list of 20 slots with
     three links each spends more on them than on the rest of its rows. The id argument must
     take an ``int`` (the ``<int:…>`` converter writes it as plain digits); the URL is built
     with a marker in its place and split there, so every other part is ``url_for``'s own.

@@ -10,13 +10,13 @@ def warm_up(app, templates: str = "") -> None:
     """Set up the mappers, compile the templates whose names start with ``templates`` and load
     every catalog now, then hide all of it from the garbage collector (``gc.freeze``).
 
-    Without it, each work horse compiled and loaded what its job needed again (about 18 ms of
-    CPU before a job's first email), and the first request of each page in a web worker did.
+    Without it, each work horse compiled and loaded what its job needed again (CPU spent before
+    a job's first email), and the first request of each page in a web worker did.
 
     The process then holds about 150,000 objects that live as long as it does. Python's full
-    collections walk them all: 70–100 ms in a web worker, every few thousand requests, while
-    the requests queued behind it wait (it made the latency benchmark's maximum and a good part
-    of its p95). Frozen, they are never walked again, and a full collection takes about 2 ms.
+    collections walk them all, in a web worker every few thousand requests, while the requests
+    queued behind it wait (it made the latency benchmark's maximum and a good part of its p95:
+    bench/README.md). Frozen, they are never walked again, and a full collection is short.
     A forked work horse also leaves the pages holding them shared with its parent.
     """
     configure_mappers()

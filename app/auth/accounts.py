@@ -407,7 +407,7 @@ def _email_changed_context(delivery: Delivery) -> dict:
 @cache
 def _user_by_session_token():
     # Built once, run with ``session_token``: every logged-in request runs it, and building it
-    # (two joined loads) and computing its cache key cost more than running it (~150 µs a request).
+    # (two joined loads) and computing its cache key cost more than running it.
     return (select(User).where(User.session_token == bindparam("session_token"), User.deleted_at.is_(None))
             .options(joinedload(User.zoom_connection), joinedload(User.legacy_zoom_link)))
 

@@ -61,7 +61,7 @@ def provisioning_uri(user: User, secret: str) -> str:
 
 def qr_data_uri(uri: str) -> str:
     """The QR code of ``uri`` as an SVG ``data:`` URI (allowed by the CSP's ``img-src 'self' data:``)."""
-    import segno  # only the enrolment page draws one: ~50 ms of imports no other process needs
+    import segno  # only the enrolment page draws one: a slow import no other process needs
 
     return segno.make(uri, error="m").svg_data_uri(scale=4, border=4, dark="#1f2328")
 

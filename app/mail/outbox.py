@@ -217,8 +217,8 @@ def _send_rows(rows: list[Delivery], lanes: SmtpLanes, marks: _Marks) -> None:
     """Render each row and hand it to the lanes; mark each row whose result came back meanwhile."""
     # The rows are ours until the claim expires: read them once and detach them, so a context
     # builder that commits (a Zoom re-issue) does not expire them. Builders load what they need
-    # by id, from one read snapshot per batch (a batch renders in well under a second; a fresh
-    # transaction per row cost a quarter of a send); ``_Marks`` writes on its own connection.
+    # by id, from one read snapshot per batch (a batch renders quickly; a fresh transaction per
+    # row was a large part of a send: bench/README.md); ``_Marks`` writes on its own connection.
     for delivery in rows:
         db.session.expunge(delivery)
     capped = _over_daily_cap(rows)

@@ -212,8 +212,8 @@ def build_message(delivery: Delivery, rendered: RenderedEmail) -> Message:
     """A UTF-8 text + HTML email (plus attachments) to exactly one recipient.
 
     Built with the stdlib's ``compat32`` MIME classes: the same message as ``EmailMessage``
-    builds, at a quarter of the CPU (the header registry parses every header it is given; this
-    is most of what a send costs). That API folds a line break in a header value into a new
+    builds, at a fraction of the CPU (the header registry parses every header it is given; the
+    figures are in bench/README.md). That API folds a line break in a header value into a new
     header, so ``_one_line`` refuses line breaks in every header value first: no user text can
     inject a header.
 

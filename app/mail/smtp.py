@@ -16,7 +16,8 @@ class _Wire(Compat32):
     """How messages are flattened for the wire: as built (``compat32``), with CRLF line ends.
 
     A short ASCII header (most of them: the encoded-word Subject and To included) is written as
-    it is instead of through a ``Header`` object each, a tenth of a send's CPU. Header values
+    it is instead of through a ``Header`` object each (a measurable part of a send's CPU:
+    bench/README.md). Header values
     never hold a line break (``render.build_message`` refuses them).
     """
 
@@ -109,7 +110,7 @@ class SmtpLanes:
     in flight (one sending, one waiting).
 
     How many lanes: a relay answers each message in a reply time R (the local sink in a
-    millisecond, a cloud relay in 50–200 ms) and the caller needs a time P to render the next
+    millisecond, a cloud relay in tens to hundreds) and the caller needs a time P to render the next
     one, so R / P lanes keep the caller busy and one more covers the jitter. Both are measured
     as the messages go (R: a low percentile of recent sends; P: the median time between two
     ``submit``s, not counting the time ``submit`` waited). But a busy server also answers late,

@@ -15,7 +15,7 @@ def public_url(service: Service) -> str:
 
 
 def _qr(text: str):
-    import segno  # only the service page draws one: ~50 ms of imports no other process needs
+    import segno  # only the service page draws one: a slow import no other process needs
 
     return segno.make(text, error="m")
 
