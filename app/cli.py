@@ -158,10 +158,18 @@ def init_app(app) -> None:
     @click.argument("message", type=click.File("rb"), default="-")
     def read_bounce(message):
         """Read one bounce from a file or standard input (a relay's pipe delivery) and mark it."""
+        from sqlalchemy.exc import SQLAlchemyError
+
         from app.mail.bounces import MAX_BYTES, read
 
         raw = message.read(MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
             raise click.ClickException(f"larger than {MAX_BYTES} bytes: not a bounce")
-        for outcome, delivery_id in read(raw):
+        try:
+            outcomes = read(raw)
+        except SQLAlchemyError:
+            # EX_TEMPFAIL: a mail server delivering through a pipe keeps the bounce and tries again.
+            click.echo("the database did not answer: try again later", err=True)
+            raise SystemExit(75) from None
+        for outcome, delivery_id in outcomes:
             click.echo(f"{outcome.value}" + (f": delivery {delivery_id}" if delivery_id is not None else ""))

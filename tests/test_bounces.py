@@ -229,6 +229,31 @@ def test_the_reader_takes_its_own_address_only_and_refuses_an_oversized_message(
     assert fresh(delivery.id).bounced_at is not None
 
 
+def test_the_reader_asks_the_relay_to_try_again_when_the_database_does_not_answer(app, confirmed, reader, smtp,
+                                                                                 tmp_path):
+    from app import create_app
+    from config import TestConfig
+
+    host, slot, booking, delivery = confirmed()
+    report = dsn("postfix", received(smtp, delivery), "taro@example.jp")
+    cut_off = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/no-such-folder/app.db",
+                         REDIS_URL=app.config["REDIS_URL"], MAIL_BOUNCE_ADDRESS=BOUNCE_ADDRESS)
+    server = BounceServer(cut_off, "127.0.0.1", free_port()).start()
+    try:
+        assert deliver(server, report) == (451, b"4.3.0 Temporary failure, please try again later")
+        # Through a pipe (``bounces read -``), the mail server is told the same: EX_TEMPFAIL.
+        with cut_off.app_context():  # the test's own app context would be the command's otherwise
+            result = cut_off.test_cli_runner().invoke(args=["bounces", "read", "-"], input=report)
+        assert result.exit_code == 75, result.output
+    finally:
+        server.stop()
+        with cut_off.app_context():
+            db.engine.dispose()
+    assert fresh(delivery.id).bounced_at is None
+    assert deliver(reader, report)[0] == 250  # the relay's next try, once the database answers
+    assert fresh(delivery.id).bounced_at is not None
+
+
 def test_the_read_command_reads_a_saved_bounce(app, confirmed, bounce_address, smtp, tmp_path):
     host, slot, booking, delivery = confirmed()
     saved = tmp_path / "bounce.eml"
