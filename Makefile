@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 
-.PHONY: run test redis venv bench
+.PHONY: run test redis venv bench bench-relay bench-peak
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -40,3 +40,12 @@ test: venv redis
 
 bench: venv redis
 	$(PY) bench/outbox_delivery.py
+
+# The outbox against a distant relay (50 and 200 ms per message, 20 connections): 5,000 due at once each.
+bench-relay: venv redis
+	$(PY) bench/outbox_delivery.py --sink counting --latency-ms 50 --max-connections 20
+	$(PY) bench/outbox_delivery.py --sink counting --latency-ms 200 --max-connections 20
+
+# The top-of-the-hour peak on PostgreSQL: 50,000 URL emails due in one minute, 4 workers, one SIGKILLed.
+bench-peak: venv redis
+	$(PY) bench/peak_postgres.py
