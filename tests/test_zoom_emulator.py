@@ -761,3 +761,171 @@ def test_list_user_meetings_shows_live_meetings_with_agenda(zoom):
     assert listing.status_code == 200
     assert [m["id"] for m in listing.json()["meetings"]] == [created["id"]]
     assert listing.json()["meetings"][0]["agenda"] == "[ref:abc]"
+
+
+# -- registrants (zoom-registrants-attendance.md §1–2) ----------------------------------------------------
+
+REGISTRATION = {"approval_type": 0, "registrants_email_notification": False,
+                "registrants_confirmation_email": False, "allow_multiple_devices": False}
+
+
+def registration_meeting(zoom, email="licensed@zoom.test", **settings):
+    """A token of ``email`` and a meeting created with registration (the per-guest links' settings)."""
+    token = link(zoom, email)["access_token"]
+    meeting = create(zoom, token, settings={**CREATE_BODY["settings"], **REGISTRATION, **settings})
+    return token, meeting
+
+
+def register(zoom, token, meeting_id, email, first_name="花子"):
+    return api(zoom, "POST", f"/meetings/{meeting_id}/registrants", token, {"first_name": first_name, "email": email})
+
+
+def test_registrants_are_added_listed_fetched_cancelled_and_deleted(zoom):
+    token, meeting = registration_meeting(zoom)
+    assert {k: meeting["settings"][k] for k in REGISTRATION} == REGISTRATION  # the meeting carries and returns them
+    first = register(zoom, token, meeting["id"], "hanako@example.com")
+    assert first.status_code == 201
+    body = first.json()
+    assert body["id"] == meeting["id"] and body["topic"] == meeting["topic"] and body["start_time"] == meeting["start_time"]
+    assert re.fullmatch(rf"{zoom.url}/j/{meeting['id']}\?tk=[\w-]+", body["join_url"]) and body["registrant_id"]
+    other = register(zoom, token, meeting["id"], "ichiro@example.com", "一郎").json()
+    assert other["join_url"] != body["join_url"]  # R§1: each registrant their own URL
+    # The same email again: the same registration (counted toward the day's three).
+    assert register(zoom, token, meeting["id"], "HANAKO@example.com").json()["registrant_id"] == body["registrant_id"]
+    # Listed page by page (the token lives 15 minutes), and one by one.
+    page = api(zoom, "GET", f"/meetings/{meeting['id']}/registrants", token, params={"page_size": 1}).json()
+    assert page["total_records"] == 2 and len(page["registrants"]) == 1 and page["next_page_token"]
+    rest = api(zoom, "GET", f"/meetings/{meeting['id']}/registrants", token,
+               params={"page_size": 1, "next_page_token": page["next_page_token"]}).json()
+    assert [r["email"] for r in page["registrants"] + rest["registrants"]] == ["hanako@example.com",
+                                                                               "ichiro@example.com"]
+    assert rest["next_page_token"] == ""
+    got = api(zoom, "GET", f"/meetings/{meeting['id']}/registrants/{body['registrant_id']}", token).json()
+    assert (got["first_name"], got["status"], got["join_url"]) == ("花子", "approved", body["join_url"])
+    # Cancel: 204, gone from the approved list, its link refused.
+    cancel = api(zoom, "PUT", f"/meetings/{meeting['id']}/registrants/status", token,
+                 {"action": "cancel", "registrants": [{"id": body["registrant_id"], "email": "hanako@example.com"}]})
+    assert cancel.status_code == 204
+    listed = api(zoom, "GET", f"/meetings/{meeting['id']}/registrants", token).json()["registrants"]
+    assert [r["email"] for r in listed] == ["ichiro@example.com"]
+    assert requests.get(body["join_url"], timeout=5).status_code == 403
+    # Delete: 204, then the registrant id is invalid (400 code 300).
+    assert api(zoom, "DELETE", f"/meetings/{meeting['id']}/registrants/{other['registrant_id']}", token).status_code == 204
+    gone = api(zoom, "GET", f"/meetings/{meeting['id']}/registrants/{other['registrant_id']}", token)
+    assert gone.status_code == 400 and gone.json()["code"] == 300
+    record = next(m for m in zoom.meetings() if m["id"] == meeting["id"])
+    assert [(r["id"], r["status"]) for r in record["registrants"]] == [
+        (body["registrant_id"], "cancelled"), (other["registrant_id"], "deleted")]
+
+
+def test_the_fourth_registration_of_one_email_in_a_day_is_refused(zoom):
+    token, meeting = registration_meeting(zoom)
+    for _ in range(3):
+        assert register(zoom, token, meeting["id"], "hanako@example.com").status_code == 201
+    refused = register(zoom, token, meeting["id"], "hanako@example.com")
+    assert refused.status_code == 400 and refused.json()["code"] == 3000
+    zoom.advance_clock(24 * 3600)  # a new UTC day (and a fresh token: the old one expired)
+    assert register(zoom, link(zoom, "licensed@zoom.test")["access_token"], meeting["id"],
+                    "hanako@example.com").status_code == 201
+
+
+def test_registration_needs_a_licensed_host_and_a_meeting_with_registration(zoom):
+    token, basic_meeting = registration_meeting(zoom, "basic@zoom.test")
+    # ⚠ undocumented: a Basic host's approval_type 0 is dropped (the meeting has no registration).
+    assert basic_meeting["settings"]["approval_type"] == 2
+    refused = register(zoom, token, basic_meeting["id"], "hanako@example.com")
+    assert refused.status_code == 400 and refused.json() == {
+        "code": 200, "message": f"Only available for paid users: {zoom.user('basic@zoom.test')['id']}."}
+    token = link(zoom, "licensed@zoom.test")["access_token"]
+    plain = create(zoom, token)  # approval_type 2
+    refused = register(zoom, token, plain["id"], "hanako@example.com")
+    assert refused.status_code == 400 and refused.json()["code"] == 404
+    assert "Registration has not been enabled" in refused.json()["message"]
+    missing = register(zoom, token, 12345678901, "hanako@example.com")
+    assert missing.status_code == 404 and missing.json()["code"] == 3001
+
+
+def test_a_full_meeting_refuses_the_4999th_plus_one_registrant():
+    from devtools.zoom_emulator.state import REGISTRANT_CAP, Registrant, ZoomError
+
+    app = create_emulator_app()
+    state = app.extensions["zoom_emulator"]
+    user = state.user("licensed@zoom.test")
+    meeting = state.create_meeting(user, {**CREATE_BODY, "settings": REGISTRATION})
+    meeting.registrants.extend(
+        Registrant(id=f"r{i}", meeting_id=meeting.id, email=f"g{i}@example.com", first_name="g", last_name="",
+                   token=f"t{i}", status="approved", create_time=meeting.created_at, participant_pin_code=1)
+        for i in range(REGISTRANT_CAP))
+    with pytest.raises(ZoomError) as refused:
+        state.add_registrant(user, str(meeting.id), {"first_name": "x", "email": "x@example.com"})
+    assert (refused.value.status, refused.value.body["code"]) == (400, 3043)
+    assert len(meeting.registrants) == REGISTRANT_CAP  # nobody was added
+
+
+def test_a_registrant_body_is_validated(zoom):
+    token, meeting = registration_meeting(zoom)
+    for body in ({"email": "hanako@example.com"}, {"first_name": "x" * 65, "email": "a@example.com"},
+                 {"first_name": "花子", "email": "not-an-email"}):
+        answer = requests.post(f"{zoom.api_url}/meetings/{meeting['id']}/registrants", json=body, timeout=5,
+                               headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 400 and answer.json()["code"] == 300, body
+
+
+def test_a_registrant_link_lets_one_device_in_at_a_time_unless_the_meeting_allows_more(zoom):
+    token, meeting = registration_meeting(zoom)
+    own = register(zoom, token, meeting["id"], "hanako@example.com").json()["join_url"]
+    phone, laptop = requests.Session(), requests.Session()
+    assert phone.get(own, timeout=5).status_code == 200
+    assert laptop.get(own, timeout=5).status_code == 200
+    assert phone.get(own, timeout=5).status_code == 409  # pushed out (⚠ which one Zoom keeps is undocumented)
+    assert laptop.get(own, timeout=5).status_code == 200
+    token, shared = registration_meeting(zoom, allow_multiple_devices=True)
+    own = register(zoom, token, shared["id"], "hanako@example.com").json()["join_url"]
+    phone, laptop = requests.Session(), requests.Session()
+    assert [s.get(own, timeout=5).status_code for s in (phone, laptop, phone)] == [200, 200, 200]
+    assert requests.get(f"{zoom.url}/j/{meeting['id']}?tk=unknown", timeout=5).status_code == 403
+
+
+def test_the_shared_link_of_a_registration_meeting_leads_to_the_registration_form(zoom):
+    _, meeting = registration_meeting(zoom)
+    form = requests.get(meeting["join_url"], timeout=5)
+    assert form.status_code == 200 and "requires registration" in form.text
+    pwd = re.search(r'name="pwd" value="([^"]+)"', form.text).group(1)
+    done = requests.post(f"{zoom.url}/j/{meeting['id']}/register", timeout=5, allow_redirects=False,
+                         data={"pwd": pwd, "first_name": "一郎", "email": "ichiro@example.com"})
+    assert done.status_code == 302 and "?tk=" in done.headers["Location"]
+    assert requests.get(done.headers["Location"], timeout=5).status_code == 200
+    record = next(m for m in zoom.meetings() if m["id"] == meeting["id"])
+    assert [(r["email"], r["status"]) for r in record["registrants"]] == [("ichiro@example.com", "approved")]
+
+
+@pytest.mark.parametrize("kind", ["429_per_second", "500", "503", "xml"])
+def test_faults_apply_to_the_registrant_endpoints(zoom, kind):
+    token, meeting = registration_meeting(zoom)
+    zoom.inject_fault(kind, path=r"/registrants", times=1, **({"status": 500} if kind == "xml" else {}))
+    failed = requests.post(f"{zoom.api_url}/meetings/{meeting['id']}/registrants", timeout=5,
+                           json={"first_name": "花子", "email": "hanako@example.com"},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert failed.status_code == (429 if kind.startswith("429") else int(kind) if kind != "xml" else 500)
+    assert register(zoom, token, meeting["id"], "hanako@example.com").status_code == 201
+
+
+def test_contract_registrant_operations_are_the_specs(zoom, contract_specs):
+    # api() validates each request strictly and each answer leniently; here, against which operation.
+    token, meeting = registration_meeting(zoom)
+    base = f"/v2/meetings/{meeting['id']}/registrants"
+    registrant = register(zoom, token, meeting["id"], "hanako@example.com").json()["registrant_id"]
+    api(zoom, "GET", f"/meetings/{meeting['id']}/registrants", token, params={"status": "approved", "page_size": 300})
+    api(zoom, "GET", f"/meetings/{meeting['id']}/registrants/{registrant}", token)
+    api(zoom, "PUT", f"/meetings/{meeting['id']}/registrants/status", token,
+        {"action": "cancel", "registrants": [{"id": registrant}]})
+    api(zoom, "DELETE", f"/meetings/{meeting['id']}/registrants/{registrant}", token)
+    register(zoom, link(zoom)["access_token"], meeting["id"], "x@example.com")  # 400 code 3000 (not the host)
+    assert [contract.operation_id(method, path) for method, path in (
+        ("POST", base), ("GET", base), ("PUT", base + "/status"), ("GET", base + "/r1"), ("DELETE", base + "/r1"))] == [
+        "meetingRegistrantCreate", "meetingRegistrants", "meetingRegistrantStatus", "meetingRegistrantGet",
+        "meetingregistrantdelete"]
+    with pytest.raises(contract.ContractError, match="'action' is a required property"):
+        contract.validate_request("PUT", base + "/status", {"registrants": [{"id": registrant}]})
+    with pytest.raises(contract.ContractError, match="too long"):
+        contract.validate_request("POST", base, {"first_name": "x" * 65, "email": "a@example.com"})

@@ -3,8 +3,11 @@
 It serves, at Zoom's own paths, the parts of Zoom the product uses:
 
 - OAuth: ``/oauth/authorize`` (a consent page listing test users), ``/oauth/token``, ``/oauth/revoke``;
-- REST under ``/v2``: ``GET /users/me``, ``POST /users/me/meetings``, ``GET|PATCH|DELETE /meetings/{id}``;
-- the guest join page ``/j/{id}`` and the host start page ``/s/{id}``;
+- REST under ``/v2``: ``GET /users/me``, ``POST /users/me/meetings``, ``GET|PATCH|DELETE /meetings/{id}``,
+  and a meeting's registrants (``POST|GET /meetings/{id}/registrants``, ``PUT …/registrants/status``,
+  ``GET|DELETE …/registrants/{registrantId}``);
+- the guest join page ``/j/{id}`` (a registrant's own link ``?tk=``, or the registration form when the
+  meeting has registration) and the host start page ``/s/{id}``;
 - a JSON control API under ``/_emulator/`` for tests and development (reset, clock, users, meetings,
   faults, the request log, webhook delivery).
 
@@ -18,6 +21,8 @@ import time
 from dataclasses import asdict
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import secrets
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request
 
@@ -317,7 +322,61 @@ def delete_meeting(meeting_id: str) -> Response:
     return Response(status=204)
 
 
+@zoom.post("/v2/meetings/<meeting_id>/registrants")
+def add_registrant(meeting_id: str) -> tuple[Response, int]:
+    """``POST /meetings/{id}/registrants`` (meetingRegistrantCreate): 201 with the registrant's join_url."""
+    state = _state()
+    meeting, registrant = state.add_registrant(
+        state.authenticate(request.headers.get("Authorization")), meeting_id, request.get_json(silent=True))
+    return jsonify(state.created_registrant_json(meeting, registrant, _root())), 201
+
+
+@zoom.get("/v2/meetings/<meeting_id>/registrants")
+def list_registrants(meeting_id: str) -> Response:
+    """``GET /meetings/{id}/registrants`` (meetingRegistrants): ``status`` (approved), ``page_size`` (30),
+    ``next_page_token``."""
+    state = _state()
+    page_size = request.args.get("page_size", "30")
+    if not page_size.isdigit():
+        raise api_error(400, 300, "page_size must be an integer.")
+    page, total, token = state.list_registrants(
+        state.authenticate(request.headers.get("Authorization")), meeting_id, request.args.get("status", "approved"),
+        int(page_size), request.args.get("next_page_token", ""))
+    return jsonify({"page_count": -(-total // int(page_size)) if total else 0, "page_size": int(page_size),
+                    "total_records": total, "next_page_token": token,
+                    "registrants": [state.registrant_json(r, _root()) for r in page]})
+
+
+@zoom.put("/v2/meetings/<meeting_id>/registrants/status")
+def registrant_status(meeting_id: str) -> Response:
+    """``PUT /meetings/{id}/registrants/status`` (meetingRegistrantStatus): 204."""
+    state = _state()
+    state.update_registrant_status(state.authenticate(request.headers.get("Authorization")), meeting_id,
+                                   request.get_json(silent=True))
+    return Response(status=204)
+
+
+@zoom.get("/v2/meetings/<meeting_id>/registrants/<registrant_id>")
+def get_registrant(meeting_id: str, registrant_id: str) -> Response:
+    """``GET /meetings/{id}/registrants/{registrantId}`` (meetingRegistrantGet)."""
+    state = _state()
+    registrant = state.get_registrant(state.authenticate(request.headers.get("Authorization")), meeting_id,
+                                      registrant_id)
+    return jsonify(state.registrant_json(registrant, _root()))
+
+
+@zoom.delete("/v2/meetings/<meeting_id>/registrants/<registrant_id>")
+def delete_registrant(meeting_id: str, registrant_id: str) -> Response:
+    """``DELETE /meetings/{id}/registrants/{registrantId}`` (meetingregistrantdelete): 204."""
+    state = _state()
+    state.delete_registrant(state.authenticate(request.headers.get("Authorization")), meeting_id, registrant_id)
+    return Response(status=204)
+
+
 # -- join and start pages -----------------------------------------------------------------------------
+
+#: The cookie that tells one browser (a "device") from another on a registrant link.
+DEVICE_COOKIE = "zoom_device"
 
 
 def _page_meeting(meeting_id: int) -> Meeting | None:
@@ -330,14 +389,68 @@ def _page_meeting(meeting_id: int) -> Meeting | None:
 
 
 @zoom.get("/j/<int:meeting_id>")
-def join_page(meeting_id: int) -> str | tuple[str, int]:
-    """The guest's join page: the topic if the link is live and its passcode right."""
+def join_page(meeting_id: int) -> str | tuple[str, int] | Response:
+    """The guest's join page: the topic if the link is live and its passcode right.
+
+    A registrant's own link (``?tk=``) is refused once cancelled; with ``allow_multiple_devices:
+    false`` a second browser on it pushes the first out. The meeting's plain link leads to the
+    registration form when the meeting has registration (R§1).
+    """
     meeting = _page_meeting(meeting_id)
     if meeting is None:
         return _error_page("This meeting link is invalid (3,001).", 404)
+    if "tk" in request.args:
+        return _registrant_join(meeting, request.args["tk"])
     if request.args.get("pwd") != meeting.encrypted_password:
         return _error_page("Wrong or missing meeting passcode.", 403)
+    if meeting.with_registration:
+        return render_template("register.html", title=meeting.topic, meeting=meeting, pwd=request.args["pwd"])
     return render_template("meeting.html", title=meeting.topic, meeting=meeting, role="guest")
+
+
+def _registrant_join(meeting: Meeting, token: str) -> str | tuple[str, int] | Response:
+    device = request.cookies.get(DEVICE_COOKIE) or secrets.token_urlsafe(12)
+    state = _state()
+    with state.lock:
+        registrant = next((r for r in meeting.registrants if r.token == token), None)
+        if registrant is not None and state.was_bumped(registrant, device):
+            page = _error_page("You were removed: this registration link joined the meeting on another device.", 409)
+            return _with_device(page, device)
+        outcome, registrant = state.join_with_token(meeting, token, device)
+    if outcome == "refused":
+        page = _error_page("This registration is no longer valid (cancelled or unknown). "
+                           "Ask the host for a new link.", 403)
+    elif outcome == "pending":
+        page = _error_page("Your registration is waiting for the host's approval.", 403)
+    else:
+        page = render_template("meeting.html", title=meeting.topic, meeting=meeting, role="guest",
+                               registrant=registrant)
+    return _with_device(page, device)
+
+
+def _with_device(page: str | tuple[str, int], device: str) -> Response:
+    response = current_app.make_response(page)
+    response.set_cookie(DEVICE_COOKIE, device, httponly=True, samesite="Lax")
+    return response
+
+
+@zoom.post("/j/<int:meeting_id>/register")
+def register(meeting_id: int) -> Response | tuple[str, int]:
+    """The registration form of a meeting's plain link: register, then go to one's own link."""
+    meeting = _page_meeting(meeting_id)
+    if meeting is None:
+        return _error_page("This meeting link is invalid (3,001).", 404)
+    if request.form.get("pwd") != meeting.encrypted_password:
+        return _error_page("Wrong or missing meeting passcode.", 403)
+    state = _state()
+    try:
+        _, registrant = state.add_registrant(state.user(meeting.host_email), str(meeting_id), {
+            "first_name": request.form.get("first_name", ""), "email": request.form.get("email", "")})
+    except ZoomError as error:
+        return _error_page(f"Registration failed: {error.body.get('message')}", 400)
+    if registrant.status != "approved":
+        return _error_page("Your registration is waiting for the host's approval.", 202)
+    return redirect(state.registrant_join_url(registrant, _root()))
 
 
 @zoom.get("/s/<int:meeting_id>")
@@ -378,10 +491,14 @@ def _control_not_found(error: KeyError) -> tuple[Response, int]:
 
 
 def _meeting_record(meeting: Meeting) -> dict:
-    """A stored meeting for the control API (internal status, ``deleted`` flag)."""
+    """A stored meeting for the control API (internal status, ``deleted`` flag, every registrant with
+    its ``id``, ``email``, ``status`` and own ``join_url``: the attendance helpers read ``registrant_id``s here)."""
     record = asdict(meeting)
     record["start_time"] = iso(meeting.start_time)
     record["created_at"] = iso(meeting.created_at)
+    record["registrants"] = [
+        {**asdict(r), "create_time": iso(r.create_time), "join_url": _state().registrant_join_url(r, _root())}
+        for r in meeting.registrants]
     return record
 
 

@@ -11,6 +11,8 @@ never copied into the project. Operations are looked up in the users spec first
   Error statuses the spec lists without a body, and Zoom-wide ones (401 code 124, 429, 5xx), are
   checked against Zoom's general error shape ``{"code", "message"[, "errors"]}`` (zoom-facts §3).
 - :func:`validate_webhook` checks a webhook body against the marketplace webhooks spec.
+- :func:`operation_id` names the operation a request matches (the registrant endpoints, e.g.
+  ``meetingRegistrantCreate``, are told apart from ``…/registrants/status`` this way).
 
 Each raises :class:`ContractError` (an ``AssertionError``) listing every mismatch, or
 :class:`SpecUnavailable` when the specs are absent; call :func:`spec_dir` first to skip cleanly::
@@ -121,6 +123,15 @@ def _operation(method: str, url: str) -> tuple[str, str, dict, dict[str, str], d
     _, spec_name, template, operation, values = best
     names = re.findall(r"{([^/]+?)}", template)
     return spec_name, template, operation, dict(zip(names, values)), dict(parse_qsl(parts.query))
+
+
+def operation_id(method: str, path: str) -> str:
+    """The spec's ``operationId`` of a request (``meetingRegistrantCreate`` …): which operation a
+    request or response was checked against.
+
+    :raises ContractError: no operation in the specs matches.
+    """
+    return _operation(method, path)[2]["operationId"]
 
 
 def _errors(schema: dict, instance: object, where: str, validator_class: type = OAS30Validator) -> list[str]:

@@ -33,6 +33,12 @@ START_URL_TTL = timedelta(hours=2)  # §3: start_url expires after 2 hours
 DAILY_MEETING_WRITES = 100  # §4: 100 create/update requests per day (UTC) per user
 SCOPE = "meeting:read meeting:write user:read"
 CALL_LOG_SIZE = 10_000
+# Registrants (shared/reference/zoom-registrants-attendance.md §1–2, "R§" below).
+REGISTRANT_CAP = 4_999  # R§1: "maximum limit of 4,999 registrants per meeting" (3043 when full)
+REGISTRATIONS_PER_DAY = 3  # R§2: "3 requests per day (UTC) for the same registrant in the same meeting"
+REGISTRANT_STATUSES = ("pending", "approved", "denied")  # the list's ``status`` filter (R§2)
+STATUS_BATCH_MAX = 30  # R§2: meetingRegistrantStatus takes at most 30 registrants
+PAGE_TOKEN_TTL = timedelta(minutes=15)  # R§2: next_page_token expires after 15 minutes
 
 BASIC, LICENSED = 1, 2  # §2: user `type` 1 Basic (40-minute cut), 2 Licensed
 SANDBOX_SIGNUP = datetime(2024, 1, 15, 9, 0, tzinfo=UTC)  # every test user's created_at
@@ -59,6 +65,7 @@ _SETTINGS_BOOLEANS = (
     "host_video", "participant_video", "join_before_host", "mute_upon_entry", "waiting_room",
     "use_pmi", "watermark", "meeting_authentication", "email_notification", "private_meeting",
     "alternative_hosts_email_notification", "registrants_email_notification",
+    "registrants_confirmation_email", "allow_multiple_devices", "close_registration",
 )
 #: Settings Zoom returns when the request leaves them out (defaults from the meetings spec, §3).
 DEFAULT_SETTINGS = {
@@ -80,7 +87,9 @@ DEFAULT_SETTINGS = {
     "alternative_host_update_polls": False,
     "close_registration": False,
     "show_share_button": False,
-    "allow_multiple_devices": False,
+    # ⚠ Its default is undocumented (R§2), and in a c. 2020 thread two people joined on one
+    # registrant link: the emulator lets them unless the meeting says ``false``.
+    "allow_multiple_devices": True,
     "registrants_confirmation_email": True,
     "waiting_room": False,
     "registrants_email_notification": True,
@@ -258,6 +267,36 @@ class Meeting:
     created_at: datetime
     status: str = "waiting"
     deleted: bool = False
+    #: Everyone ever registered, in order (cancelled ones stay, with their status).
+    registrants: list[Registrant] = field(default_factory=list)
+
+    @property
+    def with_registration(self) -> bool:
+        """Registration is on: ``approval_type`` 0 (automatic) or 1 (manual); 2 is none (R§1)."""
+        return self.settings.get("approval_type", 2) in (0, 1)
+
+
+@dataclass
+class Registrant:
+    """One registration on a meeting: its own join link (``…/j/<meeting id>?tk=<token>``).
+
+    ``status`` is ``approved``, ``pending``, ``denied`` or ``cancelled``. ⚠ Where Zoom lists a
+    cancelled registrant is not documented: the list leaves them out of every ``status``.
+    """
+
+    id: str
+    meeting_id: int
+    email: str
+    first_name: str
+    last_name: str
+    token: str
+    status: str
+    create_time: datetime
+    participant_pin_code: int
+    #: The device (the emulator's ``zoom_device`` cookie) in the meeting on this link now, and the
+    #: devices it pushed out (``allow_multiple_devices: false``).
+    device: str = ""
+    bumped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -343,6 +382,8 @@ class EmulatorState:
             self.meetings: dict[int, Meeting] = {}
             self.zaks: dict[str, tuple[int, datetime]] = {}
             self.meeting_writes: dict[tuple[str, str], int] = {}
+            self.registrations: dict[tuple[int, str, str], int] = {}
+            self.page_tokens: dict[str, tuple[int, str, int, datetime]] = {}
             self.faults: list[Fault] = []
             self.call_log: deque[dict] = deque(maxlen=CALL_LOG_SIZE)
             self.access_token_ttl = self.initial_access_token_ttl
@@ -579,6 +620,10 @@ class EmulatorState:
             settings = dict(DEFAULT_SETTINGS)
             settings.update(fields.pop("settings", {}))
             _apply_waiting_room(settings)
+            if user.type != LICENSED and settings.get("approval_type") in (0, 1):
+                # R§1: registration needs a Licensed host. ⚠ What Zoom does with approval_type 0/1
+                # from a Basic host is undocumented: the emulator creates the meeting without it.
+                settings["approval_type"] = 2
             password = fields.pop("password", None) or _random_password()
             meeting = Meeting(
                 id=meeting_id,
@@ -705,6 +750,173 @@ class EmulatorState:
                 "settings": dict(meeting.settings),
                 "pre_schedule": False,
             }
+
+    # -- registrants (R§1–2) ------------------------------------------------------------------
+
+    def _registration_meeting(self, user: User, meeting_id: str) -> Meeting:
+        """The host's live meeting, if registrants can be managed on it.
+
+        400 code 200 for a host who is not Licensed (DELETE's documented answer; ⚠ POST's error
+        for a Basic host is undocumented, the emulator gives the same), 400 code 404 when the
+        meeting has no registration (DELETE lists it so; batch registration gives it as 404).
+        """
+        meeting = self.own_meeting(user, meeting_id)
+        if user.type != LICENSED:
+            raise api_error(400, 200, f"Only available for paid users: {user.id}.")
+        if not meeting.with_registration:
+            raise api_error(400, 404, f"Registration has not been enabled for this meeting: {meeting.id}.")
+        return meeting
+
+    def add_registrant(self, user: User, meeting_id: str, body: object) -> tuple[Meeting, Registrant]:
+        """``POST /meetings/{id}/registrants`` (meetingRegistrantCreate).
+
+        The same email again on the same meeting gets the same registration back (counted: the
+        fourth request of a UTC day is refused with 3000, R§2); a cancelled one is replaced.
+        """
+        fields = _registrant_fields(body)
+        with self.lock:
+            meeting = self._registration_meeting(user, meeting_id)
+            email = fields["email"].lower()
+            day_key = (meeting.id, email, self.now().date().isoformat())
+            if self.registrations.get(day_key, 0) >= REGISTRATIONS_PER_DAY:
+                # R§2, observed text (devforum t/74518)
+                raise api_error(400, 3000, "You have reached the limit for the number of attendees you can add. "
+                                           "Contact Zoom Support for more information.")
+            self.registrations[day_key] = self.registrations.get(day_key, 0) + 1
+            for registrant in meeting.registrants:
+                if registrant.email.lower() == email and registrant.status in ("approved", "pending"):
+                    return meeting, registrant
+            active = [r for r in meeting.registrants if r.status in ("approved", "pending")]
+            if len(active) >= REGISTRANT_CAP:
+                raise api_error(400, 3043, "Meeting has reached maximum attendee capacity.")
+            # R§2: auto_approve only matters for approval_type 1; 0 approves at once.
+            approved = meeting.settings.get("approval_type") == 0 or bool(fields.get("auto_approve"))
+            registrant = Registrant(
+                id=base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
+                meeting_id=meeting.id, email=fields["email"], first_name=fields["first_name"],
+                last_name=fields.get("last_name", ""), token=secrets.token_urlsafe(24),
+                status="approved" if approved else "pending", create_time=self.now().replace(microsecond=0),
+                participant_pin_code=secrets.randbelow(900_000) + 100_000,
+            )
+            meeting.registrants.append(registrant)
+            return meeting, registrant
+
+    def registrant_join_url(self, registrant: Registrant, root: str) -> str:
+        """The registrant's own link (R§1: "a unique join URL for each participant")."""
+        return f"{root}/j/{registrant.meeting_id}?tk={registrant.token}"
+
+    def registrant_json(self, registrant: Registrant, root: str) -> dict:
+        """A registrant as the list (``meetingRegistrants``) and get (``meetingRegistrantGet``) return it."""
+        body = {
+            "id": registrant.id, "email": registrant.email, "first_name": registrant.first_name,
+            "last_name": registrant.last_name, "status": registrant.status,
+            "create_time": iso(registrant.create_time), "participant_pin_code": registrant.participant_pin_code,
+            "address": "", "city": "", "country": "", "zip": "", "state": "", "phone": "", "industry": "",
+            "org": "", "job_title": "", "purchasing_time_frame": "", "role_in_purchase_process": "",
+            "no_of_employees": "", "comments": "", "custom_questions": [],
+        }
+        if registrant.status == "approved":  # R§2: no join_url while it waits for a manual approval
+            body["join_url"] = self.registrant_join_url(registrant, root)
+        return body
+
+    def created_registrant_json(self, meeting: Meeting, registrant: Registrant, root: str) -> dict:
+        """The 201 of ``meetingRegistrantCreate``: ``{id (the meeting's), join_url, registrant_id, …}``."""
+        body = {"id": meeting.id, "registrant_id": registrant.id, "start_time": iso(meeting.start_time),
+                "topic": meeting.topic, "occurrences": [], "participant_pin_code": registrant.participant_pin_code}
+        if registrant.status == "approved":
+            body["join_url"] = self.registrant_join_url(registrant, root)
+        return body
+
+    def list_registrants(self, user: User, meeting_id: str, status: str, page_size: int,
+                         next_page_token: str) -> tuple[list[Registrant], int, str]:
+        """``GET /meetings/{id}/registrants``: one page of one status; returns (page, total, next token)."""
+        if status not in REGISTRANT_STATUSES:
+            raise api_error(400, 300, f"Invalid status: {status}.")
+        if not 1 <= page_size <= 300:
+            raise api_error(400, 300, "page_size must be between 1 and 300.")
+        with self.lock:
+            meeting = self._registration_meeting(user, meeting_id)
+            offset = 0
+            if next_page_token:
+                found = self.page_tokens.get(next_page_token)
+                if found is None or found[:2] != (meeting.id, status) or self.now() > found[3]:
+                    raise api_error(400, 300, "The next page token is invalid or expired.")
+                offset = found[2]
+            matching = [r for r in meeting.registrants if r.status == status]
+            page = matching[offset:offset + page_size]
+            token = ""
+            if offset + page_size < len(matching):
+                token = secrets.token_urlsafe(24)
+                self.page_tokens[token] = (meeting.id, status, offset + page_size, self.now() + PAGE_TOKEN_TTL)
+            return page, len(matching), token
+
+    def _find_registrant(self, meeting: Meeting, registrant_id: str) -> Registrant:
+        for registrant in meeting.registrants:
+            if registrant.id == registrant_id and registrant.status != "deleted":
+                return registrant
+        # meetingregistrantdelete's documented 400 code 300
+        raise api_error(400, 300, "The value that you entered for the Registrant ID field is invalid. "
+                                  "Enter a valid value and try again.")
+
+    def get_registrant(self, user: User, meeting_id: str, registrant_id: str) -> Registrant:
+        """``GET /meetings/{id}/registrants/{registrantId}``."""
+        with self.lock:
+            return self._find_registrant(self._registration_meeting(user, meeting_id), registrant_id)
+
+    def delete_registrant(self, user: User, meeting_id: str, registrant_id: str) -> None:
+        """``DELETE /meetings/{id}/registrants/{registrantId}``: gone, its link refused."""
+        with self.lock:
+            self._find_registrant(self._registration_meeting(user, meeting_id), registrant_id).status = "deleted"
+
+    def update_registrant_status(self, user: User, meeting_id: str, body: object) -> None:
+        """``PUT /meetings/{id}/registrants/status``: approve, cancel or deny up to 30 registrants.
+
+        Registrants are matched by ``id`` or ``email``; unknown ones are left alone. Cancelling does
+        not remove someone already in the meeting (Zoom staff, R§2); their link is refused from then on.
+        """
+        if not isinstance(body, dict) or body.get("action") not in ("approve", "cancel", "deny"):
+            raise api_error(400, 300, "Validation Failed.", [{"field": "action", "message": "Invalid field."}])
+        listed = body.get("registrants") or []
+        if not isinstance(listed, list) or len(listed) > STATUS_BATCH_MAX or not all(
+                isinstance(item, dict) for item in listed):
+            raise api_error(400, 300, "Validation Failed.", [{"field": "registrants", "message": "Invalid field."}])
+        with self.lock:
+            meeting = self._registration_meeting(user, meeting_id)
+            ids = {item.get("id") for item in listed if item.get("id")}
+            emails = {str(item.get("email")).lower() for item in listed if item.get("email")}
+            new_status = {"approve": "approved", "cancel": "cancelled", "deny": "denied"}[body["action"]]
+            for registrant in meeting.registrants:
+                if registrant.status == "deleted" or not (
+                        registrant.id in ids or (not ids and registrant.email.lower() in emails)):
+                    continue
+                if body["action"] == "cancel" and registrant.status != "approved":
+                    continue  # "Cancel previously approved registrant's registration"
+                registrant.status = new_status
+
+    def join_with_token(self, meeting: Meeting, token: str, device: str) -> tuple[str, Registrant | None]:
+        """A registrant link opened on ``device``: ``("joined", r)``, ``("refused", r|None)`` or
+        ``("pending", r)``.
+
+        With ``allow_multiple_devices: false`` one device at a time is in on a link (the ISV guide:
+        "can be used once concurrently", R§2): a second device takes the place and the first is
+        out (``registrant.bumped``). ⚠ Which of the two sessions Zoom keeps is undocumented.
+        """
+        with self.lock:
+            registrant = next((r for r in meeting.registrants if r.token == token), None)
+            if registrant is None or registrant.status in ("cancelled", "denied", "deleted"):
+                return "refused", registrant
+            if registrant.status == "pending":
+                return "pending", registrant
+            if not meeting.settings.get("allow_multiple_devices", True) and registrant.device != device:
+                if registrant.device:
+                    registrant.bumped.append(registrant.device)
+                registrant.device = device
+            return "joined", registrant
+
+    def was_bumped(self, registrant: Registrant, device: str) -> bool:
+        """This device was in on the link until another device took its place."""
+        with self.lock:
+            return device in registrant.bumped and registrant.device != device
 
     # -- faults and the call log ------------------------------------------------------------
 
@@ -854,6 +1066,24 @@ def _meeting_fields(body: object, *, default_timezone: str) -> dict:
     if errors:
         raise api_error(400, 300, "Validation Failed.", errors)
     return fields
+
+
+def _registrant_fields(body: object) -> dict:
+    """Validate a registrant body (R§2: ``email`` ≤ 128 and ``first_name`` ≤ 64 required, ``last_name`` ≤ 64)."""
+    if not isinstance(body, dict):
+        raise api_error(400, 300, "Request Body should be a valid JSON object.")
+    errors = []
+    for name, limit, required in (("email", 128, True), ("first_name", 64, True), ("last_name", 64, False)):
+        value = body.get(name)
+        if value is None and not required:
+            continue
+        if not isinstance(value, str) or not value.strip() or len(value) > limit:
+            errors.append({"field": name, "message": "Invalid field."})
+    if not errors and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", body["email"]):
+        errors.append({"field": "email", "message": "Invalid field."})
+    if errors:
+        raise api_error(400, 300, "Validation Failed.", errors)
+    return body
 
 
 def _parse_start_time(value: object, zone: ZoneInfo | None) -> datetime | None:
