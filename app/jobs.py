@@ -4,7 +4,7 @@ Jobs raise on failure so RQ records it; the outbox keeps its own retry state, so
 dies half-way is finished by the scheduler's sweep.
 """
 from app.mail import outbox
-from app.meetings import attendance, issuing, planning, reminders, withdraw
+from app.meetings import attendance, guest_links, issuing, planning, reminders, withdraw
 from app.zoom import link
 
 
@@ -66,3 +66,13 @@ def meeting_ended(event) -> int:
 def finalize_attendance() -> int:
     """Mark the absentees of meetings that ended without the tool saying so (the scheduler's minute)."""
     return attendance.finalize_due()
+
+
+def settle_guest_link(booking_id: int) -> str:
+    """Per-guest links: register the guest on their date's meeting, or cancel a registration they no longer need."""
+    return guest_links.settle_or_retry(booking_id)
+
+
+def settle_guest_links(slot_id: int) -> str:
+    """Per-guest links: register every guest of the slot's meeting just issued with registration."""
+    return guest_links.settle_slot_or_retry(slot_id)

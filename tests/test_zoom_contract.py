@@ -54,3 +54,31 @@ def test_client_requests_match_the_specs(zoom, link_zoom, make_host, make_servic
         contract.validate_request(call["method"], call["path"], call.get("json"), call.get("query") or None)
     created = next(c for c in calls if c["method"] == "POST")
     assert created["json"]["topic"] == "契約テスト" * 20  # ≤ 200, Zoom's limit
+
+
+def test_client_registrant_requests_match_the_specs(zoom, link_zoom, make_host, make_service, make_slot,
+                                                    make_booking, run_jobs):
+    from app.booking import booking as bookings
+    from app.extensions import db
+
+    host = make_host()
+    link_zoom(host, "licensed@zoom.test")
+    slot = make_slot(make_service(host, per_guest_links=True), starts_in=timedelta(days=2))
+    guest = make_booking(slot, name="長い名前" * 20)  # trimmed to Zoom's 64 characters
+    run_jobs()  # create with registration, then the guest's registration
+    meeting = issuing.meeting_for(slot.id)
+    api = link.api_for(link.connection_for(host.id).id)
+    assert [r["email"] for r in api.registrants(int(meeting.external_id))] == [guest.guest_email]
+    bookings.cancel_booking(db.session.merge(guest))
+    make_booking(slot)  # someone stays: the meeting stays, the registration is cancelled
+    db.session.commit()
+    run_jobs()
+    calls = [c for c in zoom.calls("/v2/")]
+    for call in calls:
+        contract.validate_request(call["method"], call["path"], call.get("json"), call.get("query") or None)
+    operations = {contract.operation_id(c["method"], c["path"]) for c in calls}
+    assert operations >= {"meetingCreate", "meetingRegistrantCreate", "meetingRegistrants", "meetingRegistrantStatus"}
+    create = next(c for c in calls if contract.operation_id(c["method"], c["path"]) == "meetingCreate")
+    assert create["json"]["settings"]["approval_type"] == 0
+    added = [c for c in calls if contract.operation_id(c["method"], c["path"]) == "meetingRegistrantCreate"]
+    assert len(added[0]["json"]["first_name"]) == 64

@@ -1,8 +1,9 @@
 """The guest's lesson page (``/j/<token>``): what the page shows at a given moment.
 
 Reading only: the page is opened by mail scanners too, so nothing here writes. Pressing 「参加する」
-(``/j/<token>/go``) resolves the slot's *current* URL with ``current_join_url`` (a re-issued meeting
-included) and records ``bookings.join_opened_at`` the first time (``record_opened``).
+(``/j/<token>/go``) resolves the slot's *current* URL with ``go_url`` (a re-issued meeting included;
+the guest's own URL when the meeting gives per-guest links, registering them then if it has not
+been done) and records ``bookings.join_opened_at`` the first time (``record_opened``).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app import clock
-from app.meetings import issuing, timing, tools
+from app.meetings import guest_links, issuing, timing, tools
 from app.models import Booking, MeetingStatus, Venue
 
 #: The lesson's phases, in time order ("cancelled" stands outside time).
@@ -28,8 +29,19 @@ def current_join_url(booking: Booking) -> str | None:
         return service.meeting_url or None
     meeting = issuing.meeting_for(booking.slot_id)
     if meeting is not None and meeting.join_url and meeting.status == MeetingStatus.ISSUED:
-        return meeting.join_url
+        # Per-guest links: the guest's own URL once on record; until then the shared one (it leads
+        # to the tool's registration page), which ``go_url`` replaces when the guest presses.
+        return guest_links.own_url(booking, meeting) or meeting.join_url
     return None
+
+
+def go_url(booking: Booking) -> str | None:
+    """Where 「参加する」 leads: ``current_join_url``, except that a guest of a meeting with per-guest
+    links who is not registered yet is registered now (one try; failing that, the shared URL, logged)."""
+    url = current_join_url(booking)
+    if url is None or booking.slot.service.venue == Venue.FIXED_URL:
+        return url
+    return guest_links.ensure(booking) or current_join_url(booking)
 
 
 def opens_at(booking: Booking) -> datetime:

@@ -236,7 +236,7 @@ def join_go(token):
     booking = bookings.booking_for_join_token(token)
     if booking is None:
         abort(404)
-    url = lesson.current_join_url(booking)
+    url = lesson.go_url(booking)
     if url is None:
         return _lesson_page(booking, token)
     if booking.join_opened_at is None:

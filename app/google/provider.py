@@ -111,6 +111,11 @@ class GoogleMeet(VideoTool):
     def finish_off(self, host_id: int) -> bool:
         return google_link.finish_off(host_id)
 
+    def supports_guest_links(self, link) -> bool:
+        """No: Meet has no registrants, and guests are never attendees of the event (facts §3), so
+        every guest joins by the event's one Meet link ("ask to join")."""
+        return False
+
     # helpers
     @staticmethod
     def _call(link_id: int, call: Callable[[CalendarApi], Event | None]):

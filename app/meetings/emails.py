@@ -18,6 +18,7 @@ from app.extensions import begin_write, db
 from app.mail.guest import guest_email_context
 from app.mail.outbox import queue_email
 from app.mail.render import WAITING_PREFIX, DeferDelivery, SkipDelivery, email_kind
+from app.meetings import guest_links
 from app.meetings.alerts import alert_host
 from app.meetings.issuing import MeetingNotReady, meeting_for, ready_meeting
 from app.meetings import reminders
@@ -76,6 +77,7 @@ def _url_context(delivery: Delivery) -> dict:
         meeting = ready_meeting(slot, due_at=first_due(delivery, slot))  # alerts the host when it cannot be issued
     except MeetingNotReady as why:
         _wait_for_meeting(delivery, slot, why)
+    guest_links.ensure(booking)  # per-guest links: the last chance to register before the /j/ link goes out
     return _with_meeting(ctx, meeting, cut_minutes=plan_cut_minutes(service, found))
 
 

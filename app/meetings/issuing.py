@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app import clock
 from app.extensions import begin_write, db
 from app.mail.render import per_batch
-from app.meetings import retry, switch
+from app.meetings import guest_links, retry, switch
 from app.meetings.alerts import alert_host
 from app.meetings.provider import (IssuedMeeting, MeetingEnded, MeetingGone, MeetingSpec, ProviderAuthError,
                                    ProviderDailyLimit, ProviderError, ProviderRetryable, VideoTool)
@@ -57,11 +57,11 @@ def needs_meeting(slot: Slot) -> bool:
     return any(covering_link(b) for b in slot.confirmed_bookings)
 
 
-def spec_for(slot: Slot, issue_key: str = "") -> MeetingSpec:
+def spec_for(slot: Slot, issue_key: str = "", *, with_registrants: bool = False) -> MeetingSpec:
     service = slot.service
     return MeetingSpec(slot_id=slot.id, title=service.title[:200], starts_at=slot.starts_at, ends_at=slot.ends_at,
                        duration_minutes=service.duration_minutes, timezone=service.host.timezone,
-                       issue_key=issue_key)
+                       issue_key=issue_key, with_registrants=with_registrants)
 
 
 def issue_meeting(slot_id: int) -> Meeting | None:
@@ -92,9 +92,12 @@ def issue_meeting(slot_id: int) -> Meeting | None:
             # again (the send-time check confirms it).
             meeting.status, meeting.failure = MeetingStatus.ISSUED, None
             switch.release_waiting_urls(slot.service.host_id, slot_id)
+            if meeting.with_registrants:  # guests booked meanwhile need their own URLs on it
+                guest_links.queue_for_slot(slot_id)
             db.session.commit()
             return meeting
-        link_id = tool.link_for(slot.service.host_id).id
+        found_link = tool.link_for(slot.service.host_id)
+        link_id = found_link.id
         if meeting is None:
             meeting = Meeting(slot_id=slot_id, host_id=slot.service.host_id)
             db.session.add(meeting)
@@ -108,7 +111,8 @@ def issue_meeting(slot_id: int) -> Meeting | None:
             meeting.attempts = 0
         meeting.topic = slot.service.title[:200]
         meeting.attempts += 1
-        spec = spec_for(slot, meeting.issue_key)
+        spec = spec_for(slot, meeting.issue_key,
+                        with_registrants=guest_links.wanted(slot.service, tool, found_link))
         db.session.commit()  # ISSUING is on record before the tool is called
         meeting_id = meeting.id
         try:
@@ -128,6 +132,8 @@ def issue_meeting(slot_id: int) -> Meeting | None:
         meeting = db.session.get(Meeting, meeting_id)
         _apply(meeting, created)
         switch.release_waiting_urls(meeting.host_id, slot_id)
+        if meeting.with_registrants:
+            guest_links.queue_for_slot(slot_id)
         db.session.commit()
         return meeting
 
@@ -138,6 +144,7 @@ def _apply(meeting: Meeting, issued: IssuedMeeting) -> None:
     meeting.join_url = issued.join_url
     meeting.password = issued.password
     meeting.host_url = issued.host_url
+    meeting.with_registrants = issued.with_registrants
     meeting.issued_at = clock.now()
     meeting.failure, meeting.error_detail = None, ""
 

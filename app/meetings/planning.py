@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app import clock
 from app.extensions import begin_write, db
 from app.mail.outbox import cancel_pending, queue_email
-from app.meetings import reminders, retry
+from app.meetings import guest_links, reminders, retry
 from app.meetings.alerts import alert_host
 from app.meetings.issuing import covering_link, meeting_for, needs_meeting, spec_for, usable_meeting
 from app.meetings.provider import MeetingGone, ProviderAuthError, ProviderError
@@ -25,6 +25,7 @@ def booking_made(booking: Booking) -> None:
     """A new booking (or a guest's move to another date): its URL email and its reminders."""
     plan_url_delivery(booking)
     reminders.plan_reminders(booking)
+    guest_links.booking_made(booking)  # per-guest links: register on a meeting issued already (a move: cancel the old)
 
 
 def plan_url_delivery(booking: Booking) -> bool:
@@ -59,6 +60,7 @@ def booking_cancelled(booking: Booking) -> None:
     slot = booking.slot
     if meeting_for(slot.id) is not None and not slot.confirmed_bookings:
         retry.queue_withdraw(slot.id)
+    guest_links.booking_cancelled(booking)  # per-guest links: the guest's own URL stops working
 
 
 def slot_moved(slot: Slot) -> None:

@@ -83,6 +83,9 @@ class MeetingSpec:
     #: agenda, Google's event id) so ``find`` can tell whether a create it never heard back from
     #: was done anyway.
     issue_key: str
+    #: Each guest is to get their own join URL (``add_guest``); a tool whose plan turns out not to
+    #: allow it creates the meeting without (``IssuedMeeting.with_registrants`` says which).
+    with_registrants: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,16 @@ class IssuedMeeting:
     password: str = ""
     #: A page where the host manages it (Google Calendar's event page); "" when none.
     host_url: str = ""
+    #: Made with registration: each guest joins by their own URL (``VideoTool.add_guest``).
+    with_registrants: bool = False
+
+
+@dataclass(frozen=True)
+class GuestLink:
+    """One guest's own registration on a meeting: the tool's id for it and the guest's join URL."""
+
+    id: str
+    join_url: str
 
 
 # --- the interface --------------------------------------------------------------------------------
@@ -168,4 +181,22 @@ class VideoTool:
 
     def finish_off(self, host_id: int) -> bool:
         """An OFF link with nothing left to delete is revoked and forgotten; returns True when it was."""
+        raise NotImplementedError
+
+    # per-guest join links (optional: a tool without them keeps the shared URL)
+    def supports_guest_links(self, link) -> bool:
+        """Whether meetings made through ``link`` can give each guest their own join URL (its plan allows it)."""
+        return False
+
+    def add_guest(self, link_id: int, external_id: str, name: str, email: str) -> GuestLink:
+        """Register one guest on the meeting; their own join URL comes back.
+        :raises MeetingGone: the meeting is gone; ``ProviderRefused``: the tool will not (plan, cap, limit)."""
+        raise NotImplementedError
+
+    def find_guest(self, link_id: int, external_id: str, email: str) -> GuestLink | None:
+        """The guest's registration on the meeting if the tool has it (after an add it never answered)."""
+        raise NotImplementedError
+
+    def cancel_guest(self, link_id: int, external_id: str, guest_id: str, email: str = "") -> None:
+        """Cancel one guest's registration: their own URL stops working. A meeting already gone counts as done."""
         raise NotImplementedError

@@ -65,6 +65,16 @@ class Meeting:
     status: str
     topic: str
     start_time: str
+    #: ``settings.approval_type``: 0 automatic registration, 1 manual, 2 none (the default).
+    approval_type: int = 2
+
+
+@dataclass(frozen=True)
+class Registrant:
+    """One registration on a meeting: its id and the registrant's own join URL."""
+
+    id: str
+    join_url: str
 
 
 def next_utc_midnight(now: datetime | None = None) -> datetime:
@@ -222,8 +232,46 @@ class ZoomApi:
         except MeetingGone:
             return
 
+    # registrants (zoom-registrants-attendance.md §2)
+    def add_registrant(self, meeting_id: int, first_name: str, email: str) -> Registrant:
+        """``POST /meetings/{id}/registrants`` → 201 with the registrant's own ``join_url``.
+
+        A 201 without ``registrant_id`` or ``join_url`` counts as unanswered: Zoom may have
+        registered the guest, so the next attempt looks before registering again.
+        """
+        data = _json(self._request("POST", f"/meetings/{meeting_id}/registrants", 201,
+                                   json={"first_name": first_name, "email": email}))
+        if not data.get("registrant_id") or not data.get("join_url"):
+            raise ProviderRetryable("POST registrants: 201 without registrant_id/join_url", status=201,
+                                    answered=False)
+        return Registrant(id=str(data["registrant_id"]), join_url=str(data["join_url"]))
+
+    def registrants(self, meeting_id: int) -> list[dict]:
+        """``GET /meetings/{id}/registrants`` → 200: every approved registrant, page after page."""
+        found, token = [], ""
+        while True:
+            params = {"status": "approved", "page_size": 300, **({"next_page_token": token} if token else {})}
+            data = _json(self._request("GET", f"/meetings/{meeting_id}/registrants", 200, params=params))
+            if "registrants" not in data:
+                raise ProviderRetryable("GET registrants: no registrants in the answer", status=200)
+            found += [item for item in data["registrants"] if isinstance(item, dict)]
+            token = data.get("next_page_token") or ""
+            if not token:
+                return found
+
+    def cancel_registrant(self, meeting_id: int, registrant_id: str, email: str = "") -> None:
+        """``PUT /meetings/{id}/registrants/status`` (``cancel``) → 204. A meeting gone counts as done."""
+        registrant = {"id": registrant_id, **({"email": email} if email else {})}
+        try:
+            self._request("PUT", f"/meetings/{meeting_id}/registrants/status", 204,
+                          json={"action": "cancel", "registrants": [registrant]})
+        except MeetingGone:
+            return
+
     @staticmethod
     def _meeting(data: dict) -> Meeting:
+        settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
         return Meeting(id=int(data["id"]), join_url=data.get("join_url", ""), start_url=data.get("start_url", ""),
                        password=data.get("password", ""), status=data.get("status", "waiting"),
-                       topic=data.get("topic", ""), start_time=data.get("start_time", ""))
+                       topic=data.get("topic", ""), start_time=data.get("start_time", ""),
+                       approval_type=int(settings.get("approval_type", 2)))
