@@ -18,8 +18,10 @@ import pytest
 import requests
 from playwright.sync_api import expect
 from rq import Worker
+from rq.job import Job
 from sqlalchemy import func, select
 
+import worker
 from app import clock, jobs
 from app.extensions import db
 from app.models import Booking, Delivery, Meeting, ParticipantSession
@@ -532,3 +534,11 @@ def test_browser_slot_page_attendance_section(page, lesson, room, run_jobs, app,
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     full_page_screenshot(page, str(SHOTS / f"absent-message-{width}.png"))
     assert db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.kind == "bulk_message")) == 0
+
+
+def test_the_scheduler_queues_the_attendance_sweep_once_a_minute(app):
+    last = worker.scheduler_pass(1000.0, 0.0)
+    job = Job.fetch(worker.ATTENDANCE_JOB_ID, connection=get_queue().connection)
+    assert (job.func_name, job.get_status()) == ("app.jobs.finalize_attendance", "queued")
+    assert worker.scheduler_pass(1030.0, last) == 1000.0
+    assert [j.id for j in get_queue().get_jobs()].count(worker.ATTENDANCE_JOB_ID) == 1
