@@ -195,6 +195,8 @@ def test_duplicates_and_a_leave_before_its_join_are_counted_once(client, lesson,
     person = {"user_id": "16778240", "user_name": "Taro", "id": "", "participant_uuid": "B0E1C2D3-0000-4000-8000-0000000000AA",
               "email": "", "registrant_id": "reg-1"}
     zoom_room.leave(person, 35)  # the left event arrives first
+    queued = get_queue().get_jobs()
+    assert [(j.func_name, j.retries_left) for j in queued] == [("app.jobs.record_attendance", 3)]  # RQ retries a DB failure
     run_jobs()
     assert fresh(taro).attendance == "present"  # seen, minutes not known yet
     zoom_room.rejoin_event(person, 5)

@@ -21,6 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rq import Retry
 from sqlalchemy import select
 
 from app import clock
@@ -45,6 +46,10 @@ _NOT_PARTICIPANTS = (HOST, MEETING_RUN)
 FINALIZE_AFTER = timedelta(minutes=30)
 #: The sweep looks at slots that ended at most this long ago.
 FINALIZE_LOOKBACK = timedelta(days=2)
+#: RQ's retries of an event's job that failed on the database (a deadlock PostgreSQL broke, a lost
+#: connection): applying an event again is harmless, and Zoom itself never sends it again once
+#: the endpoint has answered 204.
+EVENT_RETRY = Retry(max=3, interval=[5, 30, 120])
 
 
 @dataclass(frozen=True)

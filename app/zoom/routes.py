@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 
 from app.extensions import csrf, db, locks_when_writing, reads_only
 from app.queue import get_queue
-from app.meetings import switch
+from app.meetings import attendance, switch
 from app.meetings.provider import ProviderError
 from app.zoom import bp, legacy, link, participants, webhook
 from app.zoom.provider import BASIC_LIMIT_MINUTES, tool
@@ -168,10 +168,10 @@ def webhook_endpoint():
             get_queue().enqueue(jobs.zoom_meeting_deleted, int(payload["object"]["id"]))
         elif kind in participants.PARTICIPANT_EVENTS:
             if (stay := participants.participant_event(kind, payload, event.get("event_ts"))) is not None:
-                get_queue().enqueue(jobs.record_attendance, stay)
+                get_queue().enqueue(jobs.record_attendance, stay, retry=attendance.EVENT_RETRY)
         elif kind == participants.ENDED_EVENT:
             if (ended := participants.meeting_ended(payload, event.get("event_ts"))) is not None:
-                get_queue().enqueue(jobs.meeting_ended, ended)
+                get_queue().enqueue(jobs.meeting_ended, ended, retry=attendance.EVENT_RETRY)
     except Exception:
         webhook.forget_delivery(signature)  # Zoom retries after a 5xx: let the retry through
         raise
