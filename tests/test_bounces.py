@@ -49,10 +49,8 @@ def reader(app, bounce_address):
 
 
 @pytest.fixture
-def bounce_log(caplog, monkeypatch):
+def bounce_log(caplog):
     """The reader's log records, from INFO up."""
-    # The migrations' logging.config.fileConfig disabled the loggers that existed then: hear this one.
-    monkeypatch.setattr(logging.getLogger("app.mail.bounces"), "disabled", False)
     caplog.set_level(logging.INFO, logger="app.mail.bounces")
     return caplog
 
