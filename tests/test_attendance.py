@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 import worker
 from app import clock, jobs
 from app.extensions import db
+from app.mail import outbox
 from app.models import Booking, Delivery, Meeting, ParticipantSession
 from app.queue import get_queue, get_redis
 from tests.conftest import full_page_screenshot, wait_until
@@ -548,3 +549,30 @@ def test_the_scheduler_queues_the_attendance_sweep_once_a_minute(app):
     assert (job.func_name, job.get_status()) == ("app.jobs.finalize_attendance", "queued")
     assert worker.scheduler_pass(1030.0, last) == 1000.0
     assert [j.id for j in get_queue().get_jobs()].count(worker.ATTENDANCE_JOB_ID) == 1
+
+
+
+def test_after_the_lesson_the_guest_row_offers_no_resend_nor_removal(client, make_host, login, make_service,
+                                                                      make_slot, make_booking, smtp):
+    """A URL email or a removal notice for a lesson that is over would only confuse the guest."""
+    host = make_host()
+    login(host)
+    slot = make_slot(make_service(host), starts_in=timedelta(days=1))
+    booking = make_booking(slot)
+    outbox.send_due()  # the confirmation and the host's notice
+    smtp.clear()
+    clock.travel_to(slot.ends_at + timedelta(minutes=1))
+    html = client.get(f"/slots/{slot.id}").get_data(as_text=True)
+    assert "URLを再送" not in html and "予約を取り消す" not in html and "メッセージを送る" in html
+    # Posted anyway (a page left open since before the end): refused with the reason.
+    page = client.post(f"/slots/{slot.id}/resend-url", {"booking_id": booking.id},
+                       form_url=f"/slots/{slot.id}", follow_redirects=True).get_data(as_text=True)
+    assert "このレッスンは終了しているため、参加URLは再送できません" in page
+    page = client.post(f"/bookings/{booking.id}/remove", {"message": ""},
+                       form_url=f"/slots/{slot.id}", follow_redirects=True).get_data(as_text=True)
+    assert "このレッスンは終了しているため、ご予約は取り消せません" in page
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).is_confirmed
+    outbox.send_due()
+    guest_mail = [m["Subject"] for m in smtp.to(booking.guest_email)]
+    assert guest_mail == []  # no URL email, no removal notice

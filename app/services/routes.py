@@ -213,6 +213,8 @@ def slot_detail(slot_id):
                            url_holders=guests.cancelled_url_holders(slot) if tools.tool_for(slot.service) else [],
                            attendance=(attendance.slot_attendance(slot, meeting)
                                        if slot.is_open and clock.now() >= slot.starts_at else None),
+                           # After the end: no 「URLを再送」 (a URL email for a lesson that is over) nor 「予約を取り消す」.
+                           lesson_over=clock.now() >= slot.ends_at,
                            action_form=EmptyForm())
 
 
@@ -273,7 +275,9 @@ def resend_url(slot_id):
     booking = catalog.get_own_booking_or_404(request.form.get("booking_id", 0, type=int), current_user)
     if booking.slot_id != slot.id:
         abort(404)
-    if EmptyForm().validate_on_submit():
+    if clock.now() >= slot.ends_at:
+        flash(_("このレッスンは終了しているため、参加URLは再送できません。"), "error")
+    elif EmptyForm().validate_on_submit():
         try:
             limits.spend_host_notices(current_user.id, 1)
         except limits.NoticeBudgetSpent as exc:
@@ -309,6 +313,9 @@ def remove_booking(booking_id):
     form = RemoveBookingForm()
     if not booking.is_confirmed:
         flash(_("このご予約はすでにキャンセルされています。"), "info")
+        return redirect(url_for("services.slot_detail", slot_id=booking.slot_id))
+    if clock.now() >= booking.slot.ends_at:
+        flash(_("このレッスンは終了しているため、ご予約は取り消せません。出欠は「出欠」の欄で設定できます。"), "error")
         return redirect(url_for("services.slot_detail", slot_id=booking.slot_id))
     if form.validate_on_submit():
         try:
