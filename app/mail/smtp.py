@@ -116,8 +116,8 @@ class SmtpLanes:
     ``submit``s, not counting the time ``submit`` waited). But a busy server also answers late,
     and there more connections only queue more messages at it (a longer R, asking for still more
     lanes). So the lanes double, up to ``ceiling``, only while the last doubling raised the rate
-    of messages sent: a distant relay's rate doubles with them, a busy server's does not, and
-    there the lanes stay as they are.
+    of messages sent by a quarter or more: a distant relay's rate doubles with them; a busy
+    server's does not, and there the last doubling is undone (more threads cost CPU for nothing).
 
     A relay over its connection limit answers 421 instead of its greeting: that lane gives its
     message to the others and stops, and the ceiling drops to the lanes left (the relay's limit is
@@ -133,8 +133,10 @@ class SmtpLanes:
     SAMPLES = 32
     #: Samples of each needed before the first resizing (the first send also connects).
     WARM_UP = 8
-    #: Messages sent per lane after a resizing before the rate is compared with the last one.
+    #: Messages sent per lane, and seconds, after a resizing before the rate is compared with the
+    #: last one (fewer make a noisy rate: a busy server next door answers in about a millisecond).
     WINDOW_PER_LANE = 3
+    WINDOW_SECONDS = 0.25
     #: How much more a doubling must send for the lanes to double again (twice as much, were
     #: the relay's distance the only limit).
     PAYOFF = 1.25
@@ -164,7 +166,7 @@ class SmtpLanes:
         self._last_submit: float | None = None
         self._in_flight = 0
         self._sent = 0  # messages sent (under _lock)
-        self._resized: tuple[int, float] | None = None  # (sent, when) at the last resizing
+        self._resized: tuple[int, float, int] | None = None  # (sent, when, lanes before) at the last resizing
         self._last_rate: float | None = None
         self._settled = False  # a doubling did not pay off: no more lanes
         self._open_lanes(min(size or config["MAIL_SMTP_CONNECTIONS"], self.ceiling))
@@ -266,29 +268,41 @@ class SmtpLanes:
         return math.ceil(reply / max(render, 1e-5)) + 1
 
     def _resize(self) -> None:
-        """Double the lanes (up to what the reply time asks for and the ceiling) while doubling pays off."""
+        """Double the lanes (up to what the reply time asks for and the ceiling) while doubling pays
+        off; undo the last growth when it did not."""
         live = self._live
         if self._settled or live >= self.ceiling or self._wanted() <= live:
             return
         now = time.monotonic()
-        if self._resized is not None:
-            sent_then, then = self._resized
-            sent = self._sent - sent_then
-            if sent < self.WINDOW_PER_LANE * live:
-                return  # too soon to tell
-            rate = sent / max(now - then, 1e-6)
-            if self._last_rate is not None and rate < self._last_rate * self.PAYOFF:
-                self._settled = True  # the server, not its distance, is the limit
-                log.info("SMTP lanes stay at %s: %.0f messages/s, %.0f with half as many", live, rate,
-                         self._last_rate, extra={"lanes": live})
-                return
-            self._last_rate = rate
-        self._resized = (self._sent, now)
+        if self._resized is None:  # first the rate with the lanes opened at once
+            self._resized = (self._sent, now, live)
+            return
+        sent_then, then, before = self._resized
+        sent = self._sent - sent_then
+        if sent < self.WINDOW_PER_LANE * live or now - then < self.WINDOW_SECONDS:
+            return  # too soon to tell
+        rate = sent / (now - then)
+        if self._last_rate is not None and rate < self._last_rate * self.PAYOFF:
+            # The server, not its distance, is the limit: the lanes added cost CPU for nothing.
+            self._settled = True
+            self._close_lanes(live - before)
+            log.info("SMTP lanes back to %s: %.0f messages/s with %s, %.0f with %s", before, rate, live,
+                     self._last_rate, before, extra={"lanes": before})
+            return
+        self._last_rate = rate
+        self._resized = (self._sent, now, live)
         lanes = min(2 * live, self._wanted(), self.ceiling)
         log.info("SMTP lanes: %s → %s (replies take %.1f ms, rendering %.1f ms)", live, lanes,
                  1000 * sorted(self._replies)[len(self._replies) // 4],
                  1000 * sorted(self._renders)[len(self._renders) // 2], extra={"lanes": lanes})
         self._open_lanes(lanes - live)
+
+    def _close_lanes(self, count: int) -> None:
+        """Stop ``count`` lanes once they have sent what is already queued, and their share of room."""
+        for _ in range(count):
+            self._todo.put(None)
+        for _ in range(2 * count):
+            self._room.acquire(blocking=False)
 
     def submit(self, item, message: Message, recipient: str) -> None:
         """Queue ``message`` for ``recipient``; ``item`` comes back from ``finished``."""
