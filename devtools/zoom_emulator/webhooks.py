@@ -58,16 +58,7 @@ def meeting_deleted_payload(meeting: Meeting, host: User) -> dict:
         "account_id": host.account_id,
         "operator": host.email,
         "operator_id": host.id,
-        "object": {
-            "uuid": meeting.uuid,
-            "id": meeting.id,
-            "host_id": host.id,
-            "topic": meeting.topic,
-            "type": meeting.type,
-            "start_time": iso(meeting.start_time),
-            "duration": meeting.duration,
-            "timezone": meeting.timezone,
-        },
+        "object": {**meeting_object(meeting, host), "id": meeting.id},  # a number in this event
     }
 
 
