@@ -152,18 +152,20 @@ class _Marks:
         self.conn.close()
 
     def results(self, results) -> None:
-        """Mark each ``(delivery, error or None)`` that came back from the SMTP lanes."""
+        """Mark each ``(delivery, error or None)`` that came back from the SMTP lanes; those sent
+        together in one transaction (what is in hand is marked at once either way: a crash
+        re-sends no more than with a transaction each, and the write lock is taken once)."""
+        sent = []
         for delivery, error in results:
             if error is None:
-                self.sent(delivery, delivery.message_id)
+                sent.append({"row_id": delivery.id, "token": delivery.claim_token, "sent_at": clock.now(),
+                             "message_id": delivery.message_id})
             else:
                 self.failed(delivery, f"{type(error).__name__}: {error}", permanent=_is_permanent(error))
-
-    def sent(self, delivery: Delivery, message_id: str) -> None:
-        with self.conn.begin():
-            self.conn.execute(self._sent, {"row_id": delivery.id, "token": delivery.claim_token,
-                                           "sent_at": clock.now(), "message_id": message_id})
-        self.sent_count += 1
+        if sent:
+            with self.conn.begin():
+                self.conn.execute(self._sent, sent)
+            self.sent_count += len(sent)
 
     def mark(self, delivery: Delivery, **values) -> None:
         table = self._table
