@@ -44,7 +44,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `import app` must work
 
-from aiosmtpd.controller import Controller  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from redis import Redis  # noqa: E402
 from rq import Worker  # noqa: E402
@@ -57,11 +56,13 @@ from app.mail.render import build_message, render_delivery  # noqa: E402
 from app.mail.smtp import WIRE  # noqa: E402
 from app.models import Delivery, DeliveryStatus, User  # noqa: E402
 from config import Config  # noqa: E402
+from devtools.mail_sink import RelayBehaviour, RelayController  # noqa: E402
 
 #: The issue's targets (on this 2-core machine).
 TARGET_RATIO = 0.8
 TARGET_P95_1000 = 5.0  # seconds, for bursts of ≤ 1,000
 TARGET_LAST_FACTOR = 1.25  # last mail ≤ 1.25 × N / raw rate after the due time
+TARGET_RELAY_FACTOR = 1.25  # against a relay: last mail ≤ 1.25 × N × latency / connections after the due time
 
 
 def free_port() -> int:
@@ -80,9 +81,9 @@ class CountingSink:
     rate against it is the highest a client can reach (``--sink counting``).
     """
 
-    def __init__(self):
+    def __init__(self, relay: RelayBehaviour | None = None):
         self.arrivals: list[tuple[float, str]] = []  # list.append is atomic under the GIL
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.controller = RelayController(self, relay or RelayBehaviour(), hostname="127.0.0.1", port=free_port())
         self.controller.start()
         self.port = self.controller.port
 
@@ -110,11 +111,13 @@ class MaildirSink:
     250); its recipient is the ``X-RcptTo`` header aiosmtpd adds.
     """
 
-    def __init__(self, procs: "Processes", workdir: Path):
+    def __init__(self, procs: "Processes", workdir: Path, relay: RelayBehaviour | None = None):
+        relay = relay or RelayBehaviour()
         self.port = free_port()
         self.new = workdir / "sink" / "new"
         procs.start("smtp-sink", [sys.executable, "-m", "devtools.mail_sink", "--port", str(self.port),
-                                  "--maildir", str(workdir / "sink")])
+                                  "--maildir", str(workdir / "sink"), "--latency-ms", str(1000 * relay.latency),
+                                  "--max-connections", str(relay.max_connections)])
         wait_for(lambda: _accepts(self.port), 10, "SMTP sink", procs)
 
     def count(self) -> int:
@@ -134,7 +137,7 @@ class MaildirSink:
         pass  # a subprocess: stopped with the others
 
 
-SINKS = {"maildir": MaildirSink, "counting": lambda procs, workdir: CountingSink()}
+SINKS = {"maildir": MaildirSink, "counting": lambda procs, workdir, relay=None: CountingSink(relay)}
 
 
 def _accepts(port: int) -> bool:
@@ -374,13 +377,16 @@ def run(args) -> dict:
         redis = Redis.from_url(redis_url)
         redis.close()
 
-        sink = SINKS[args.sink](procs, workdir)
+        relay = RelayBehaviour(latency=args.latency_ms / 1000, max_connections=args.max_connections)
+        sink = SINKS[args.sink](procs, workdir, relay)
 
         database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
         env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_HOST="127.0.0.1",
                    SMTP_PORT=str(sink.port), MAILBOX_DIR=str(workdir / "mailbox"),
                    APP_BASE_URL="http://127.0.0.1:5000", PYTHONUNBUFFERED="1")
         env.pop("APP_ENV", None)
+        if args.smtp_max_connections:
+            env["MAIL_SMTP_MAX_CONNECTIONS"] = str(args.smtp_max_connections)
         if args.sweep_interval is not None:
             env["SWEEP_INTERVAL"] = str(args.sweep_interval)
         app = create_app(Config, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url,
@@ -401,11 +407,16 @@ def run(args) -> dict:
 
         # 1. The ceiling: a plain smtplib loop to the same sink, with the same message; and the
         #    same loop flattening an EmailMessage on every send (what any EmailMessage sender pays).
-        cpu_before_raw = procs.cpu()
-        raw_rate, raw_client_cpu = measure_raw_rate(sink, args.n, message, flatten=False)
-        raw_cpu = spent_cpu(cpu_before_raw, procs.cpu())
-        raw_cpu["raw client"] = raw_client_cpu
-        flatten_rate, _ = measure_raw_rate(sink, args.n, message, flatten=True)
+        #    A relay's ceiling is its own: connections ÷ latency (one raw connection would take N × latency).
+        if relay.latency:
+            raw_rate = flatten_rate = 0.0
+            raw_cpu = {}
+        else:
+            cpu_before_raw = procs.cpu()
+            raw_rate, raw_client_cpu = measure_raw_rate(sink, args.n, message, flatten=False)
+            raw_cpu = spent_cpu(cpu_before_raw, procs.cpu())
+            raw_cpu["raw client"] = raw_client_cpu
+            flatten_rate, _ = measure_raw_rate(sink, args.n, message, flatten=True)
 
         # 2. The outbox: N rows due at T, then hands off.
         cpu_before_outbox = procs.cpu()
@@ -418,7 +429,8 @@ def run(args) -> dict:
         if written >= due:
             print(f"warning: writing the rows took {written - write_started:.1f}s, past the due time; "
                   f"raise --lead", file=sys.stderr)
-        timeout = args.timeout or max(60.0, 4 * args.n / raw_rate + 10)
+        ideal = args.n * relay.latency / args.max_connections if relay.latency and args.max_connections else None
+        timeout = args.timeout or max(60.0, 4 * (ideal or args.n / raw_rate) + 10)
         timed_out = False
         try:
             wait_for(lambda: sink.count() >= args.n, (due - time.time()) + timeout, "outbox delivery", procs,
@@ -447,6 +459,11 @@ def run(args) -> dict:
             "p50": percentile(lateness, 50) if lateness else float("nan"),
             "p95": percentile(lateness, 95) if lateness else float("nan"),
             "raw_cpu": raw_cpu, "outbox_cpu": outbox_cpu, "logs": workdir,
+            "per_5s": [sum(1 for t in lateness if k * 5 <= t < (k + 1) * 5)
+                       for k in range(math.ceil(max(lateness, default=0) / 5) + 1)],
+            "latency_ms": args.latency_ms, "smtp_max": args.smtp_max_connections or Config.MAIL_SMTP_MAX_CONNECTIONS, "max_connections": args.max_connections, "ideal": ideal,
+            "lanes": lanes_in_logs(workdir), "refused": relay.refused if args.sink == "counting" else None,
+            "most_open": relay.most_open if args.sink == "counting" else None,
         }
     except BaseException:
         procs.print_tails()
@@ -457,6 +474,18 @@ def run(args) -> dict:
             sink.close()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def lanes_in_logs(logdir: Path) -> dict:
+    """What the workers' SMTP lanes logged: the most lanes a worker opened, and the 421 refusals."""
+    most, refused = 0, 0
+    for log in logdir.glob("worker*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if "SMTP lanes:" in line:
+                most = max(most, int(line.rsplit("→", 1)[1].split()[0]))
+            elif "refused a connection (421)" in line:
+                refused += 1
+    return {"most": most, "refused": refused}
 
 
 def spent_cpu(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -474,8 +503,44 @@ def cpu_per_mail(spent: dict[str, float], n: int) -> str:
                      ) + f", redis {1000 * spent.get('redis', 0.0) / n:.2f}"
 
 
+def report_relay(r: dict) -> None:
+    """Print the figures of a run against a distant relay, with the issue's target next to them."""
+    n, ideal = r["n"], r["ideal"]
+    sent = r["statuses"].get(DeliveryStatus.SENT, 0)
+    others = {s.value: c for s, c in r["statuses"].items() if s != DeliveryStatus.SENT}
+    took = r["last_late"]
+    rows = [
+        (f"emails due at once ({r['size']} B each)", f"{n}", "", ""),
+        ("relay: latency per message / connection limit", f"{r['latency_ms']:g} ms / {r['max_connections']}", "", ""),
+        ("worker processes × MAIL_SMTP_MAX_CONNECTIONS", f"{r['workers']} × {r['smtp_max']}", "", ""),
+        ("ideal (N × latency / connections)", f"{ideal:.1f} s" if ideal else "–", "", ""),
+        ("due time → last arrival", f"{took:.1f} s", f"≤ {TARGET_RELAY_FACTOR * ideal:.1f} s" if ideal else "",
+         ("yes" if took <= TARGET_RELAY_FACTOR * ideal else "NO") if ideal else ""),
+        ("  ratio to the ideal", f"{took / ideal:.2f}" if ideal else "–", f"≤ {TARGET_RELAY_FACTOR}", ""),
+        ("lateness p50 / p95 / max", f"{r['p50']:.1f} / {r['p95']:.1f} / {took:.1f} s", "", ""),
+        ("lateness of the first mail", f"{r['first_late']:.2f} s", "", ""),
+        ("most lanes a worker opened; 421s it was told", f"{r['lanes']['most']}; {r['lanes']['refused']}", "", ""),
+        ("received / distinct recipients", f"{r['received']} / {r['unique']}", f"{n} / {n}",
+         "yes" if r["received"] == r["unique"] == n else "NO"),
+        ("rows marked sent", f"{sent}" + (f"  other: {others}" if others else ""), f"{n}", "yes" if sent == n else "NO"),
+    ]
+    if r["refused"] is not None:
+        rows.insert(-2, ("relay: most connections served at once; refused", f"{r['most_open']}; {r['refused']}", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    print(f"\n{'':{widths[0]}}  {'figure':{widths[1]}}  {'target':{widths[2]}}  met")
+    for label, value, target, ok in rows:
+        print(f"{label:{widths[0]}}  {value:{widths[1]}}  {target:{widths[2]}}  {ok}".rstrip())
+    print(f"arrivals per 5 s after the due time: {' '.join(map(str, r['per_5s']))}")
+    print(f"CPU per mail (ms): {cpu_per_mail(r['outbox_cpu'], r['received'] or 1)}")
+    print(f"rows written in {r['write_seconds']:.1f} s, {r['lead']:.1f} s before they were due"
+          + ("; TIMED OUT before every mail arrived" if r["timed_out"] else ""))
+
+
 def report(r: dict) -> None:
     """Print the figures, with the issue's targets next to them."""
+    if r["latency_ms"]:
+        report_relay(r)
+        return
     n, raw = r["n"], r["raw_rate"]
     ratio = r["throughput"] / raw
     last_limit = TARGET_LAST_FACTOR * n / raw
@@ -550,8 +615,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="an empty database to use instead of a temporary SQLite file (e.g. PostgreSQL)")
     parser.add_argument("--sink", choices=sorted(SINKS), default="maildir",
                         help="the SMTP server: the product's own (maildir, default) or one that only counts")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="the sink plays a distant relay answering each message this late (default 0)")
+    parser.add_argument("--max-connections", type=int, default=0,
+                        help="the relay's connection limit: 421 over it (default 0: none)")
+    parser.add_argument("--smtp-max-connections", type=int, default=None,
+                        help="MAIL_SMTP_MAX_CONNECTIONS per worker (default: the relay's limit ÷ workers, "
+                             "else the product's default)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
+    if args.smtp_max_connections is None and args.max_connections:
+        args.smtp_max_connections = max(args.max_connections // args.workers, 1)
     if args.lead is None:
         args.lead = 3 + args.n / 2000  # writing 5,000 rows through queue_email takes ~2 s here
     run_and_report(run, report, args)
