@@ -159,8 +159,6 @@ class SmtpLanes:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._live = 0  # lanes running (not retired), under _lock
-        #: The most lanes open at once so far.
-        self.most = 0
         self._replies: collections.deque = collections.deque(maxlen=self.SAMPLES)  # appended by lanes
         self._renders: collections.deque = collections.deque(maxlen=self.SAMPLES)
         self._last_submit: float | None = None
@@ -177,17 +175,11 @@ class SmtpLanes:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @property
-    def size(self) -> int:
-        """Lanes running now."""
-        return self._live
-
     def _open_lanes(self, count: int) -> None:
         if count <= 0:
             return
         with self._lock:
             self._live += count
-            self.most = max(self.most, self._live)
         for _ in range(count):
             thread = threading.Thread(target=self._lane, daemon=True, name=f"smtp-lane-{len(self._threads)}")
             self._threads.append(thread)
