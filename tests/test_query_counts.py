@@ -76,3 +76,39 @@ def test_host_pages_cost_the_same_queries_for_three_times_the_data(client, host_
     grown = {page: (len(small[page]), len(big[page])) for page in PAGES if len(big[page]) != len(small[page])}
     assert not grown, f"queries (small, 3× data) per page: {grown}\n" + "\n\n".join(
         f"{page}:\n" + "\n".join(big[page]) for page in grown)
+
+
+def test_a_batch_of_url_emails_reads_the_same_statements_for_four_times_the_guests(
+        app, make_host, link_zoom, make_service, make_slot, make_booking, run_jobs, smtp):
+    """The guests of one date share its meeting and the host's link: read once per outbox batch
+    (``issuing.batch_meeting``/``batch_link``), not once per email (an N+1 shows as a count that grows)."""
+    from app import clock
+    from app.mail import outbox
+
+    host = make_host()
+    link_zoom(host, "basic@zoom.test")
+
+    def selects_to_send_the_url_emails_of(guests: int) -> int:
+        db.session.rollback()  # a fresh snapshot: the work horse's session wrote since
+        slot = make_slot(make_service(host, capacity=20), timedelta(days=3))
+        for i in range(guests):
+            make_booking(slot, f"ゲスト{i}", f"guest{i}.{slot.id}@example.com")
+        run_jobs()
+        outbox.send_due()  # the confirmations and the host's booking notice: out of the way
+        clock.travel_to(slot.starts_at - timedelta(hours=24))
+        statements = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        with app.app_context():  # a fresh session, as in a work horse
+            event.listen(db.engine, "before_cursor_execute", record)
+            try:
+                assert outbox.send_due() == guests + 1  # and the host's URL notice
+            finally:
+                event.remove(db.engine, "before_cursor_execute", record)
+        clock.reset()  # the second date is made from the real now again
+        return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+
+    selects_to_send_the_url_emails_of(1)  # a first batch also reads what the link's first use loads
+    assert selects_to_send_the_url_emails_of(3) == selects_to_send_the_url_emails_of(12)

@@ -20,7 +20,7 @@ from app.mail.outbox import queue_email
 from app.mail.render import WAITING_PREFIX, DeferDelivery, SkipDelivery, email_kind
 from app.meetings import guest_links
 from app.meetings.alerts import alert_host
-from app.meetings.issuing import MeetingNotReady, meeting_for, ready_meeting
+from app.meetings.issuing import MeetingNotReady, batch_link, batch_meeting, ready_meeting
 from app.meetings import reminders
 from app.meetings.timing import (LAST_LOOK_BEFORE_START, WAIT_FOR_MEETING, WAIT_FOR_MEETING_DEFAULT, reminder_minutes,
                                  url_lead)
@@ -58,8 +58,8 @@ def _url_context(delivery: Delivery) -> dict:
     if not booking.is_confirmed or not slot.is_open:
         raise SkipDelivery("booking or slot cancelled")
     tool = tool_for(service)
-    found = tool.link_for(service.host_id) if tool is not None else None
-    meeting = meeting_for(slot.id)
+    found = batch_link(tool, service.host_id) if tool is not None else None
+    meeting = batch_meeting(slot.id)
     if found is None and meeting is not None and meeting.legacy and meeting.status == MeetingStatus.ISSUED:
         # Issued on a platform Zoom sub-account before personal linking; valid until the release.
         return _with_meeting(ctx, meeting, cut_minutes=None)
@@ -169,7 +169,7 @@ def _reminder_context(delivery: Delivery) -> dict:
     if delivery.payload.get("minutes") not in reminder_minutes(service):
         raise SkipDelivery("the host removed this reminder from the service's schedule")
     tool = tool_for(service)
-    found = tool.link_for(service.host_id) if tool is not None else None
+    found = batch_link(tool, service.host_id) if tool is not None else None
     cut = plan_cut_minutes(service, found) if found is not None else None
     ctx.update(_starts_in(slot), join_link=external_url("booking.join", token=booking.join_token),
                tool_name=tool.name if tool is not None else None,

@@ -190,6 +190,9 @@ def ensure(booking: Booking) -> str | None:
     """The guest's own URL on their date's meeting, registering them now if needed: the last chance
     (the URL email's rendering, 「参加する」). One try, no retry; None when the meeting has no
     per-guest links or the registration could not be made (logged: the shared URL serves)."""
+    shared = issuing.batch_meeting(booking.slot_id)
+    if shared is None or not shared.with_registrants:
+        return None  # the common case, answered from the outbox batch's memo
     meeting = meeting_to_join(booking)
     if meeting is None:
         return None

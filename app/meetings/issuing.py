@@ -37,6 +37,20 @@ def meeting_for(slot_id: int) -> Meeting | None:
     return db.session.scalar(select(Meeting).where(Meeting.slot_id == slot_id))
 
 
+def batch_meeting(slot_id: int) -> Meeting | None:
+    """``meeting_for``, read once per outbox batch being rendered (the guests of one date share it).
+
+    For reads before any write only: the memo is forgotten at every commit, but a row added later
+    in the same transaction would not be seen.
+    """
+    return per_batch(("meeting", slot_id), lambda: meeting_for(slot_id))
+
+
+def batch_link(tool: VideoTool, host_id: int):
+    """``tool.link_for``, read once per outbox batch being rendered (same caveat as ``batch_meeting``)."""
+    return per_batch(("video_link", host_id, tool.key), lambda: tool.link_for(host_id))
+
+
 def covering_link(booking: Booking):
     """``(tool, link)`` when the host's link covers this booking (the service's tool is linked,
     since before the booking); None otherwise."""
@@ -308,8 +322,8 @@ def ready_meeting(slot: Slot, *, due_at: datetime | None = None) -> Meeting:
         ``quiet`` when only the check went unanswered.
     """
     tool = tool_for(slot.service)
-    found = tool.link_for(slot.service.host_id)
-    meeting = meeting_for(slot.id)
+    found = batch_link(tool, slot.service.host_id)
+    meeting = batch_meeting(slot.id)
     if meeting is not None and meeting.status == MeetingStatus.ISSUED and meeting.provider == tool.key:
         answer = _check(tool, found.id, meeting)
         if answer == "ok":

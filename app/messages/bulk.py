@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select, update
 from app import clock
 from app.extensions import begin_write, db
 from app.mail.outbox import queue_email
-from app.mail.render import SkipDelivery, email_kind, per_batch
+from app.mail.render import SkipDelivery, email_kind
 from app.models import (Booking, BookingStatus, Delivery, DeliveryStatus, MeetingStatus, Message, MessageStatus,
                         Service, Slot, SlotStatus, User, Venue)
 from app.queue import enqueue_after_commit
@@ -154,13 +154,13 @@ def join_link(booking: Booking) -> tuple[str | None, str]:
     slot, service = booking.slot, booking.slot.service
     if service.venue == Venue.FIXED_URL and service.meeting_url:
         return external_url("booking.join", token=booking.join_token), ""
-    meeting = per_batch(("meeting", slot.id), lambda: issuing.meeting_for(slot.id))
+    meeting = issuing.batch_meeting(slot.id)
     if meeting is not None and meeting.status == MeetingStatus.ISSUED:
         return external_url("booking.join", token=booking.join_token), ""
     tool = tools.tool_for(service)
     connection = None
     if tool is not None:
-        connection = per_batch(("video_link", service.host_id, tool.key), lambda: tool.link_for(service.host_id))
+        connection = issuing.batch_link(tool, service.host_id)
     return None, _no_url_yet(booking, connection)
 
 
