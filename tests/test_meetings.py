@@ -518,3 +518,44 @@ def test_late_bookings_a_minute_apart_share_their_host_notice(
     assert [m["Subject"] for m in notices] == ["予約者にZoomのURLをお送りしました（直前の人気クラス）"] * 2
     first, second = (body_text(m) for m in notices)
     assert "late0@example.com" in first and "late1@example.com" in first and "late2@example.com" in second
+
+
+def _calendar_of(mail) -> str:
+    [ics] = [part for part in mail.iter_attachments() if part.get_content_type() == "text/calendar"]
+    calendar = ics.get_content()
+    return (calendar.decode() if isinstance(calendar, bytes) else calendar).replace("\r\n ", "")
+
+
+def test_each_guest_of_a_date_gets_a_calendar_entry_with_their_own_link(
+        live_server, make_host, link_zoom, make_service, make_slot, make_booking, run_jobs, smtp):
+    """The entry is built once per batch for a date; each guest's still carries their own link."""
+    host = make_host()
+    link_zoom(host, "basic@zoom.test")
+    slot = make_slot(make_service(host, title="カレンダー確認"), starts_in=timedelta(days=2))
+    guests = [make_booking(slot, name=f"ゲスト{i}", email=f"cal{i}@example.com") for i in range(3)]
+    run_jobs()
+    clock.travel_to(slot.starts_at - timedelta(hours=24))
+    outbox.send_due()
+    for guest in guests:
+        [mail] = [m for m in smtp.to(guest.guest_email) if m["Subject"] == "【参加URLのご案内】カレンダー確認"]
+        lines = _calendar_of(mail).split("\r\n")
+        own = f"{live_server}/j/{guest.join_token}"
+        assert f"LOCATION:{own}" in lines and f"URL:{own}" in lines
+        assert not [line for line in lines if "/j/" in line and own not in line]
+
+
+@pytest.mark.parametrize("base_length", range(20, 100, 7))
+def test_the_shared_calendar_entry_equals_one_built_for_the_guest(app, make_host, make_service, make_slot,
+                                                                  base_length):
+    """Whatever the site's address length (a fold may fall inside the token), the entry is the one
+    built for the guest alone, but for its time stamp."""
+    from app.meetings.emails import _ics, ics_for
+    from app.models.booking import new_token
+
+    slot = make_slot(make_service(make_host(), host_notes="持ち物: 筆記用具"))
+    link = "https://" + "x" * base_length + ".jp/j/" + new_token()
+
+    def stamped_out(ics: bytes) -> list[str]:
+        return [line for line in ics.decode().replace("\r\n ", "").split("\r\n") if not line.startswith("DTSTAMP")]
+
+    assert stamped_out(ics_for(slot, link, slot.service.host_notes)) == stamped_out(_ics(slot, link, slot.service.host_notes))

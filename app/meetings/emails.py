@@ -17,7 +17,7 @@ from app import clock
 from app.extensions import begin_write, db
 from app.mail.guest import guest_email_context
 from app.mail.outbox import queue_email
-from app.mail.render import WAITING_PREFIX, DeferDelivery, SkipDelivery, email_kind
+from app.mail.render import WAITING_PREFIX, DeferDelivery, SkipDelivery, email_kind, per_batch
 from app.meetings import guest_links
 from app.meetings.alerts import alert_host
 from app.meetings.issuing import MeetingNotReady, batch_link, batch_meeting, ready_meeting
@@ -29,7 +29,23 @@ from app.models import Delivery, DeliveryStatus, MeetingFailure, MeetingStatus, 
 
 
 def ics_for(slot: Slot, join_link: str, description: str) -> bytes:
-    """A calendar entry for one guest (no other attendee in it)."""
+    """A calendar entry for one guest (no other attendee in it).
+
+    The guests of one date get the same entry but for their own link's token, so it is built once
+    per outbox batch with a stand-in token of the same length (the same line folding) and the
+    token put in; should the stand-in not come out whole (folded across a line), it is built for
+    the guest alone.
+    """
+    base, _, token = join_link.rpartition("/")
+    stand_in = "Q" * len(token)
+    shared = per_batch(("ics", slot.id, base, len(token), description),
+                       lambda: _ics(slot, f"{base}/{stand_in}", description))
+    if token and shared.count(stand_in.encode()) == 2:  # LOCATION and URL
+        return shared.replace(stand_in.encode(), token.encode())
+    return _ics(slot, join_link, description)
+
+
+def _ics(slot: Slot, join_link: str, description: str) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", "-//booking host dashboard//JA")
     calendar.add("version", "2.0")
