@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.mail import bounces
+from app.mail.smtp import envelope_sender
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class BounceHandler:
 
     def __init__(self, app):
         self.app = app
-        self.address = bounces.bounce_address(app.config).lower()
+        self.address = envelope_sender(app.config).lower()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() != self.address:

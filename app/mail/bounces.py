@@ -261,9 +261,3 @@ def read(raw: bytes) -> list[tuple[Outcome, int | None]]:
             log.info("bounce report (%s, %s) for delivery %s: %s", report.action[:20] or "no action",
                      report.status, delivery_id if delivery_id is not None else "none of ours", outcome.value)
     return outcomes
-
-
-def bounce_address(config) -> str:
-    """The address bounces come back to: ``MAIL_BOUNCE_ADDRESS``, else ``MAIL_FROM``'s address
-    (the envelope sender ``app.mail.smtp`` uses)."""
-    return config.get("MAIL_BOUNCE_ADDRESS") or parseaddr(config["MAIL_FROM"])[1]

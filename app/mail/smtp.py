@@ -42,6 +42,12 @@ def refused_connection(exc: BaseException) -> bool:
     return isinstance(exc, smtplib.SMTPConnectError) and exc.smtp_code == 421
 
 
+def envelope_sender(config) -> str:
+    """Every email's envelope sender, where bounces (DSNs) come back: ``MAIL_BOUNCE_ADDRESS`` (the
+    bounce reader's, ``app.mail.bounces``) when set, else ``MAIL_FROM``'s address."""
+    return config.get("MAIL_BOUNCE_ADDRESS") or parseaddr(config["MAIL_FROM"])[1]
+
+
 class SmtpSender:
     """Send many messages over one SMTP connection, reconnecting once if the server drops it."""
 
@@ -52,8 +58,7 @@ class SmtpSender:
         self.password = config["SMTP_PASSWORD"]
         self.starttls = config["SMTP_STARTTLS"]
         self.timeout = config["SMTP_TIMEOUT"]
-        # Bounces (DSNs) go to the envelope sender: the address the bounce reader owns, when set.
-        self.envelope_from = config.get("MAIL_BOUNCE_ADDRESS") or parseaddr(config["MAIL_FROM"])[1]
+        self.envelope_from = envelope_sender(config)
         self._conn: smtplib.SMTP | None = None
         #: Set by ``SmtpLanes`` while the relay keeps refusing this connection (421).
         self.gave_up = False
