@@ -111,6 +111,28 @@ class Inbox:
         return [m for m in self.messages if address in str(m["To"])]
 
 
+def selects_sending_due_mail(app, expected: int) -> int:
+    """The SELECT statements one outbox sweep runs in a fresh session, as in a work horse (it must
+    send ``expected`` emails): equal counts for more recipients show there is no query per email."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+    from app.mail import outbox
+
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            assert outbox.send_due() == expected
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+    return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+
+
 def send_with_smtp_down_until_given_up(app) -> None:
     """Sweep the outbox MAIL_MAX_ATTEMPTS times, an hour apart (past every backoff), with no SMTP server."""
     app.config["SMTP_PORT"], real_port = 1, app.config["SMTP_PORT"]

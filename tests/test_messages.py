@@ -2,14 +2,13 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from app import clock
 from app.extensions import db
 from app.mail import outbox
 from app.messages import bulk
 from app.models import Delivery, Message, MessageStatus
-from tests.conftest import body_text, send_with_smtp_down_until_given_up
+from tests.conftest import body_text, selects_sending_due_mail, send_with_smtp_down_until_given_up
 
 
 @pytest.fixture
@@ -196,17 +195,6 @@ def test_a_batch_of_bulk_emails_reads_the_same_statements_for_four_times_the_gue
         outbox.send_due()  # the confirmations: out of the way
         bulk.compose(host, service, slot_ids=[slot.id], all_upcoming=False, subject="{guest_name}様",
                      body="{slot_datetime}", scheduled_at=None)
-        statements = []
-
-        def record(conn, cursor, statement, parameters, context, executemany):
-            statements.append(statement)
-
-        with app.app_context():  # a fresh session, as in a work horse
-            event.listen(db.engine, "before_cursor_execute", record)
-            try:
-                assert outbox.send_due() == guests
-            finally:
-                event.remove(db.engine, "before_cursor_execute", record)
-        return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+        return selects_sending_due_mail(app, guests)
 
     assert selects_to_send_a_message_to(3) == selects_to_send_a_message_to(12)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from app.extensions import db
+from tests.conftest import selects_sending_due_mail
 
 PAGES = ("/dashboard", "/dashboard/upcoming", "/services/{service_id}", "/services/{service_id}?tab=past",
          "/slots/{slot_id}", "/slots/{slot_id}?q=%40example", "/settings/zoom")
@@ -96,19 +97,9 @@ def test_a_batch_of_url_emails_reads_the_same_statements_for_four_times_the_gues
         run_jobs()
         outbox.send_due()  # the confirmations and the host's booking notice: out of the way
         clock.travel_to(slot.starts_at - timedelta(hours=24))
-        statements = []
-
-        def record(conn, cursor, statement, parameters, context, executemany):
-            statements.append(statement)
-
-        with app.app_context():  # a fresh session, as in a work horse
-            event.listen(db.engine, "before_cursor_execute", record)
-            try:
-                assert outbox.send_due() == guests + 1  # and the host's URL notice
-            finally:
-                event.remove(db.engine, "before_cursor_execute", record)
+        selects = selects_sending_due_mail(app, guests + 1)  # and the host's URL notice
         clock.reset()  # the second date is made from the real now again
-        return sum(statement.lstrip().upper().startswith("SELECT") for statement in statements)
+        return selects
 
     selects_to_send_the_url_emails_of(1)  # a first batch also reads what the link's first use loads
     assert selects_to_send_the_url_emails_of(3) == selects_to_send_the_url_emails_of(12)
