@@ -345,3 +345,43 @@ def test_a_sweep_sends_over_several_connections_at_once_and_marks_each_row_once(
     assert len(server.peers) == 3  # one connection per lane, reused for its messages
     db.session.rollback()
     assert db.session.query(Delivery).filter_by(status=DeliveryStatus.SENT).count() == 9
+
+
+def test_rows_sent_are_marked_together_and_none_is_left_unmarked(app, make_host, monkeypatch):
+    """A sweep marks the rows the relay accepted together (``GATHER_ROWS`` at a time, or once the
+    first waited ``GATHER_SECONDS``): that bounds what a killed worker sends again, as the
+    messages in flight do. Whatever ends the marks (the batch's end, an error), what waits is
+    marked."""
+    hosts = [make_host() for _ in range(outbox._Marks.GATHER_ROWS + 3)]
+    queue_resets(hosts)
+    token = outbox.claim(100)
+    rows = db.session.scalars(db.select(Delivery).where(Delivery.claim_token == token).order_by(Delivery.id)).all()
+    for row in rows:
+        row.message_id = outbox.message_id_for(row)
+    db.session.commit()
+
+    def sent_in_database() -> int:
+        with db.engine.connect() as conn:
+            return conn.scalar(db.select(db.func.count()).select_from(Delivery)
+                               .where(Delivery.status == DeliveryStatus.SENT))
+
+    monkeypatch.setattr(outbox._Marks, "GATHER_SECONDS", 3600)  # only the count decides, below
+    with outbox._Marks() as marks:
+        marks.results([(row, None) for row in rows[:3]])
+        assert sent_in_database() == 0  # waiting for more
+        marks.results([(row, None) for row in rows[3:outbox._Marks.GATHER_ROWS]])
+        assert sent_in_database() == outbox._Marks.GATHER_ROWS
+        marks.results([(rows[-3], None)])
+        assert sent_in_database() == outbox._Marks.GATHER_ROWS
+    assert sent_in_database() == outbox._Marks.GATHER_ROWS + 1  # marked on the way out
+
+    monkeypatch.setattr(outbox._Marks, "GATHER_SECONDS", 0.05)
+    with pytest.raises(WorkerCrash), outbox._Marks() as marks:
+        marks.results([(rows[-2], None)])
+        assert sent_in_database() == outbox._Marks.GATHER_ROWS + 1
+        threading.Event().wait(0.06)
+        marks.results([(rows[-1], None)])  # the first waited long enough: both are marked
+        assert sent_in_database() == len(rows)
+        raise WorkerCrash()
+    db.session.rollback()
+    assert {row.status for row in db.session.scalars(db.select(Delivery)).all()} == {DeliveryStatus.SENT}

@@ -180,3 +180,31 @@ def test_a_page_shows_each_email_state_as_it_would_alone(app, deliveries):
         together = render_template_string(template, rows=deliveries).split("|")[:-1]
         alone = [render_template_string(template, rows=[d])[:-1] for d in deliveries]
     assert together == alone
+
+
+#: Subjects as the product writes them: 【…】, a host's title (Japanese, ASCII, emoji, long words), a date.
+subject_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"),
+                                              blacklist_characters="\x85"),
+                       min_size=1, max_size=160).map(lambda s: " ".join(s.split())).filter(bool)
+
+
+@properties
+@given(subject=subject_text)
+@example(subject="【お申し込み完了】" + " ".join(("<script>alert(1)</script>", "{{7*7}}", "{{ config }}")))
+@example(subject="a" * 75)
+@example(subject="=?utf-8?b?5a6M5LqG?= literally")
+def test_a_subject_arrives_as_written_in_lines_that_fit(subject):
+    """Whatever the subject, the wire carries it in header lines of at most 78 characters, and a
+    mail reader decodes exactly the subject written (no space added where a line was folded)."""
+    from email import message_from_bytes, policy
+    from email.message import Message
+
+    from app.mail.render import subject_header
+    from app.mail.smtp import WIRE
+
+    message = Message()
+    message["Subject"] = subject_header(subject)
+    message.set_payload("")
+    wire = message.as_bytes(policy=WIRE)
+    assert all(len(line) <= 78 for line in wire.split(b"\r\n\r\n")[0].split(b"\r\n"))
+    assert str(message_from_bytes(wire, policy=policy.default)["Subject"]) == subject

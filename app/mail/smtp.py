@@ -1,6 +1,7 @@
 """The one SMTP client: connections reused for a batch of messages, several at once, as many as
 the relay's reply time calls for."""
 import collections
+import functools
 import logging
 import math
 import queue
@@ -17,14 +18,21 @@ class _Wire(Compat32):
 
     A short ASCII header (most of them: the encoded-word Subject and To included) is written as
     it is instead of through a ``Header`` object each (a measurable part of a send's CPU:
-    bench/README.md). Header values
-    never hold a line break (``render.build_message`` refuses them).
+    bench/README.md); a long one (a lesson's Subject, the same for each of its guests) is folded
+    once. Header values never hold a line break (``render.build_message`` refuses them).
     """
 
     def fold_binary(self, name, value):
-        if isinstance(value, str) and value.isascii() and len(name) + len(value) + 2 <= self.max_line_length:
-            return f"{name}: {value}{self.linesep}".encode("ascii")
+        if isinstance(value, str) and value.isascii():
+            if len(name) + len(value) + 2 <= self.max_line_length:
+                return f"{name}: {value}{self.linesep}".encode("ascii")
+            return _folded(self, name, value)  # a long Subject: the same for every guest of a lesson
         return super().fold_binary(name, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _folded(policy: Compat32, name: str, value: str) -> bytes:
+    return Compat32.fold_binary(policy, name, value)
 
 
 WIRE = _Wire(linesep="\r\n")
