@@ -32,6 +32,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -157,6 +158,8 @@ def seed(zoom: EmulatorServer, hosts: int, slots: int, guests: int) -> int:
                                      Service.host_id).join(Slot, Slot.id == Booking.slot_id)
                               .join(Service, Service.id == Slot.service_id)).all()
     far = now + timedelta(days=30)
+    # Written in the order guests booked (over weeks, every lesson's guests mixed), not lesson by lesson.
+    random.Random(0).shuffle(rows)
     db.session.execute(insert(Delivery), [
         {"kind": "meeting_url", "to_email": email_address, "to_name": name, "locale": "ja", "host_id": host_id,
          "booking_id": booking_id, "slot_id": slot_id, "payload": {}, "status": DeliveryStatus.PENDING,

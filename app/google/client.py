@@ -29,7 +29,7 @@ import requests
 
 from app import clock
 from app.meetings.provider import (MeetingGone, MeetingSpec, ProviderAuthError, ProviderError, ProviderRefused,
-                                   ProviderRetryable)
+                                   ProviderRetryable, http)
 
 #: ``quotaExceeded`` is Google's abuse limit ("slow down", facts §4), not a per-minute window:
 #: wait longer than a rate limit's backoff before asking again.
@@ -192,7 +192,7 @@ def classify_oauth(response: requests.Response, what: str) -> ProviderError:
 
 def _send(method: str, url: str, what: str, **kwargs) -> requests.Response:
     try:
-        return requests.request(method, url, **kwargs)
+        return http().request(method, url, **kwargs)
     except requests.Timeout:
         # Google may have done it anyway (an insert then shows up under our event id: ``find``).
         raise ProviderRetryable(f"{what}: timeout", answered=False) from None

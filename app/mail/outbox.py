@@ -26,13 +26,14 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, event, func, or_, select, update
+from sqlalchemy.orm import selectinload
 
 from app import clock, limits
 from app.extensions import begin_write, db
 from app.mail.render import (BATCH_CHECKS, BATCH_MEMO, WAITING_PREFIX, DeferDelivery, SkipDelivery, build_message,
                              envelope_address, render_delivery)
 from app.mail.smtp import SmtpLanes
-from app.models import Booking, Delivery, DeliveryStatus, User
+from app.models import Booking, Delivery, DeliveryStatus, Service, Slot, User
 from app.queue import enqueue_batch_after_commit
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,10 @@ def claim(limit: int, ids: list[int] | None = None) -> str | None:
     """Atomically claim up to ``limit`` due rows (optionally among ``ids``); commit; return the claim token."""
     now = clock.now()
     token = uuid.uuid4().hex
-    due = select(Delivery.id).where(_due_condition(now)).order_by(Delivery.due_at).limit(limit)
+    # A lesson's URL emails fall due at the same moment but were written as its guests booked, over
+    # weeks: taken in the order written, a batch held a guest or two of a hundred lessons, and
+    # each lesson's meeting check, calendar entry and reads were repeated in every batch.
+    due = select(Delivery.id).where(_due_condition(now)).order_by(Delivery.due_at, Delivery.slot_id).limit(limit)
     if ids is not None:
         due = due.where(Delivery.id.in_(ids))
     if db.engine.dialect.name == "postgresql":
@@ -277,8 +281,9 @@ def _over_daily_cap(rows: list[Delivery]) -> set[int]:
 
 @contextmanager
 def _batch_session(session, rows: list[Delivery]):
-    """Render a batch from one set of loaded objects: its bookings in one query, and every
-    object it loads held until it ends, with a memo for the context builders (``render.per_batch``).
+    """Render a batch from one set of loaded objects: its bookings (with their dates, services and
+    hosts) and the accounts it is about in a few queries, and every object it loads held until
+    it ends, with a memo for the context builders (``render.per_batch``).
 
     The session's identity map holds objects weakly: once a row's email was rendered, the slot,
     service and host it loaded were garbage, and the next guest of the same slot loaded them
@@ -302,7 +307,8 @@ def _batch_session(session, rows: list[Delivery]):
     try:
         booking_ids = {delivery.booking_id for delivery in rows if delivery.booking_id}
         if booking_ids:
-            session.scalars(select(Booking).where(Booking.id.in_(booking_ids))).all()
+            session.scalars(select(Booking).where(Booking.id.in_(booking_ids)).options(
+                selectinload(Booking.slot).selectinload(Slot.service).selectinload(Service.host))).all()
         # An account email (a password reset …) is about the account in its payload: a miss in
         # the identity map makes ``Session.get`` build its statement afresh, each row its own.
         user_ids = {user_id for delivery in rows if delivery.booking_id is None

@@ -14,6 +14,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from http.cookiejar import DefaultCookiePolicy
+import os
+
+import requests
+
+# --- talking to a platform ----------------------------------------------------------------------
+
+_http_sessions: dict[int, requests.Session] = {}
+
+
+def http() -> requests.Session:
+    """The process's HTTP session for the tools' APIs: connections are kept alive between calls.
+
+    At the top of the hour an outbox batch checks each lesson's meeting on its tool; a new
+    connection (TLS, for the real platforms) per call cost more than the call. One session per
+    process, so a forked work horse never shares its parent's sockets, and one that keeps no
+    cookie, so nothing of one host's call rides along with another's.
+    """
+    pid = os.getpid()
+    session = _http_sessions.get(pid)
+    if session is None:
+        _http_sessions.clear()
+        session = _http_sessions[pid] = requests.Session()
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
 
 # --- errors -------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import requests
 
 from app import clock
 from app.meetings.provider import (MeetingEnded, MeetingGone, MeetingInProgress, ProviderAuthError,
-                                   ProviderDailyLimit, ProviderError, ProviderRefused, ProviderRetryable)
+                                   ProviderDailyLimit, ProviderError, ProviderRefused, ProviderRetryable, http)
 
 #: Zoom's per-user limit of meeting create/update requests per UTC day (zoom-facts §4).
 DAILY_CREATE_UPDATE_LIMIT = 100
@@ -151,7 +151,7 @@ class ZoomOAuth:
 
     def _post(self, path: str, data: dict) -> requests.Response:
         try:
-            return requests.post(self.base_url + path, data=data, headers=self.headers, timeout=self.timeout)
+            return http().post(self.base_url + path, data=data, headers=self.headers, timeout=self.timeout)
         except requests.RequestException as exc:
             raise ProviderRetryable(f"{type(exc).__name__}", answered=False) from None
 
@@ -190,7 +190,7 @@ class ZoomApi:
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self.token(force_refresh=attempt == 2)}"}
             try:
-                response = requests.request(method, self.base_url + path, headers=headers,
+                response = http().request(method, self.base_url + path, headers=headers,
                                             timeout=self.timeout, **kwargs)
             except requests.RequestException as exc:
                 raise ProviderRetryable(f"{method} {path}: {type(exc).__name__}", answered=False) from None
