@@ -170,14 +170,20 @@ def _per_render() -> dict:
     return {_DATES_IN: _dates_in(), _TRANSLATIONS: translations, "_": _translator(translations), _STATES_SHOWN: {}}
 
 
-def render_email_template(name: str, **context) -> str:
-    """Render an email template: with its own variables and this module's per-render values only.
+def email_renderer():
+    """Render the templates of one email: ``render(name, **context)`` with that context and this
+    module's per-render values only, read once for all of the email's templates.
 
     Flask's ``render_template`` also runs every context processor, which serve pages (the
     signed-in host's banners, ``request``, ``session``, ``config``): an email reads none of them,
     and a worker renders thousands of emails a minute at the top of the hour.
     """
-    return current_app.jinja_env.get_template(name).render({**_per_render(), **context})
+    env, per_render = current_app.jinja_env, _per_render()
+
+    def render(name: str, **context) -> str:
+        return env.get_template(name).render({**per_render, _STATES_SHOWN: {}, **context})  # a memo per template
+
+    return render
 
 
 @pass_context

@@ -559,3 +559,62 @@ def test_the_shared_calendar_entry_equals_one_built_for_the_guest(app, make_host
         return [line for line in ics.decode().replace("\r\n ", "").split("\r\n") if not line.startswith("DTSTAMP")]
 
     assert stamped_out(ics_for(slot, link, slot.service.host_notes)) == stamped_out(_ics(slot, link, slot.service.host_notes))
+
+
+def test_the_tools_http_session_keeps_connections_and_no_cookie_and_is_the_processs_own():
+    """Calls to a tool reuse one kept-alive connection (a batch checks many meetings), never carry a
+    cookie a platform set on an earlier call (another host's), and a forked work horse opens its
+    own session rather than its parent's sockets."""
+    import multiprocessing
+    import os
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from app.meetings import provider
+
+    connections = []
+
+    class Platform(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            connections.append(self.client_address)
+            super().setup()
+
+        def do_GET(self):
+            body = (self.headers.get("Cookie") or "").encode()
+            self.send_response(200)
+            self.send_header("Set-Cookie", "sid=host-a; Path=/")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Platform)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v2/meetings/1"
+        answers = [provider.http().get(url, timeout=5) for _ in range(3)]
+        assert [answer.text for answer in answers] == ["", "", ""]  # the cookie was never sent back
+        assert len(connections) == 1
+        assert provider.http() is provider.http()
+
+        provider.http()
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            own, answer = pool.apply(_in_a_forked_process, (url,))
+        assert own and answer == ""
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _in_a_forked_process(url: str):
+    import os
+
+    from app.meetings import provider
+
+    inherited = provider._http_sessions.get(os.getppid())
+    session = provider.http()
+    return inherited is not None and session is not inherited, session.get(url, timeout=5).text

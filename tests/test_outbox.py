@@ -385,3 +385,23 @@ def test_rows_sent_are_marked_together_and_none_is_left_unmarked(app, make_host,
         raise WorkerCrash()
     db.session.rollback()
     assert {row.status for row in db.session.scalars(db.select(Delivery)).all()} == {DeliveryStatus.SENT}
+
+
+def test_a_batch_takes_the_emails_of_one_lesson_together(app, make_host, make_service, make_slot):
+    """A lesson's URL emails fall due at one moment but are written as its guests book, mixed with
+    other lessons': a claim takes them by due time and then by lesson, so a batch holds whole
+    lessons (one meeting check, one calendar entry each) rather than a guest or two of many."""
+    host = make_host()
+    service = make_service(host)
+    slots = [make_slot(service, starts_in=timedelta(days=2, hours=h)) for h in range(3)]
+    due = clock.now() - timedelta(seconds=1)
+    for guest in range(4):  # booked in turn: lesson 0, 1, 2, 0, 1, 2, …
+        for slot in reversed(slots):
+            outbox.queue_email("password_reset", to_email=f"g{guest}-{slot.id}@example.com", slot_id=slot.id,
+                               payload={"user_id": host.id}, due_at=due)
+    db.session.commit()
+    taken = []
+    while token := outbox.claim(4):
+        taken.append({row.slot_id for row in db.session.scalars(
+            db.select(Delivery).where(Delivery.claim_token == token)).all()})
+    assert taken == [{slot.id} for slot in sorted(slots, key=lambda slot: slot.id)]

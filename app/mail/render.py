@@ -149,7 +149,7 @@ def render_kind(name: str, context: dict, locale: str) -> RenderedEmail:
     footer): where a reply goes. ``context["reply_host"]`` says it (``render_delivery`` sets it);
     without it (a preview) the email reads as the context's host's guests get it.
     """
-    from app.templating import render_email_template  # it imports this module
+    from app.templating import email_renderer  # it imports this module
 
     kind = _KINDS[name]
     guest = is_guest_kind(name)
@@ -159,10 +159,11 @@ def render_kind(name: str, context: dict, locale: str) -> RenderedEmail:
     reply_host = context["reply_host"] if guest else None
     with force_locale(locale):
         subject = kind.subject(context)
-        text = render_email_template(f"email/{name}.txt", subject=subject, **context)
-        html = render_email_template(f"email/{name}.html", subject=subject, **context)
+        render = email_renderer()
+        text = render(f"email/{name}.txt", subject=subject, **context)
+        html = render(f"email/{name}.html", subject=subject, **context)
         if guest:
-            footer = render_email_template("email/_guest_footer.txt", reply_host=reply_host)
+            footer = render("email/_guest_footer.txt", reply_host=reply_host)
             text = f"{text.rstrip()}\n\n{footer}"
         from_name = guest_from_name(reply_host.name) if reply_host else ""
     return RenderedEmail(subject, text, html, tuple(context.get("attachments", ())), reply_host, from_name)
