@@ -58,6 +58,7 @@ from sqlalchemy import func, insert, select, text, update  # noqa: E402
 
 from app import clock, create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
+from app.mail import outbox  # noqa: E402
 from app.mail.smtp import WIRE  # noqa: E402
 from app.mail.render import build_message, render_delivery  # noqa: E402
 from app.meetings.issuing import issue_meeting  # noqa: E402
@@ -475,8 +476,10 @@ def report(r: dict) -> None:
               + ("; TIMED OUT" if run["timed_out"] else ""))
         if run["killed"]:
             k = run["killed"]
+            gathered = outbox._Marks.GATHER_ROWS  # accepted by the relay, not yet marked sent
             print(f"  killed {k['worker']} (+{k['horses']} work horse) {k['at']:.1f} s in, at {k['received']} "
-                  f"received; in flight at most 2 × its {k['lanes']} lanes = {2 * k['lanes']}")
+                  f"received; in flight at most 2 × its {k['lanes']} lanes + {gathered} awaiting their mark = "
+                  f"{2 * k['lanes'] + gathered}")
         print(f"  lock waits: {run['lock_waiting']} of {run['lock_samples']} samples had a backend waiting "
               f"(at most {run['most_waiting']} at once); log_lock_waits (> 20 ms): {run['lock_log']}")
         print("  worker RSS MiB start / max / end (largest work horse): " + ", ".join(

@@ -7,8 +7,9 @@
    so two workers never take the same row.
 3. ``send_claimed`` renders each row from current data, sends it over reused SMTP connections
    (several at once while the next rows render: ``MAIL_SMTP_CONNECTIONS`` first, more up to
-   ``MAIL_SMTP_MAX_CONNECTIONS`` when the relay is slow to answer) and marks it in its own
-   transaction, so a crash or a retry never re-sends to a recipient already served.
+   ``MAIL_SMTP_MAX_CONNECTIONS`` when the relay is slow to answer) and marks it sent within
+   moments of the relay's answer (``_Marks``: a few rows per transaction), so a crash or a retry
+   re-sends at most those few and what was in flight, never a recipient already marked.
 
 The scheduler's sweep (``send_due``) finds due rows by the indexed (status, due_at) query, so
 a lost Redis message only delays an email, never loses it. The scheduler wakes up at
@@ -127,7 +128,7 @@ def claim(limit: int, ids: list[int] | None = None) -> str | None:
 
 
 class _Marks:
-    """Marks claimed rows, each in its own short transaction, on a connection of its own.
+    """Marks claimed rows in short transactions, on a connection of its own.
 
     A Core statement on a dedicated connection costs a fraction of an ORM session commit, and
     leaves ``db.session`` free for the context builders. SQLite: every transaction here starts
@@ -144,9 +145,10 @@ class _Marks:
                 last_error="")
     )
 
-    #: Rows sent are marked together once this many are waiting, or the first waited this long:
-    #: a transaction per row was a fifth of a worker's CPU per email. What waits is like what is in
-    #: flight: a worker killed now sends it again (with the same Message-ID), so both are bounded.
+    #: Rows sent are marked together once this many are waiting, or the first waited this long (a
+    #: transaction per row was a large part of a worker's CPU per email: bench/README.md). What
+    #: waits is like what is in flight: a worker killed now sends it again (with the same
+    #: Message-ID), so both are bounded.
     GATHER_ROWS = 16
     GATHER_SECONDS = 0.02
 
