@@ -129,8 +129,11 @@ class SmtpLanes:
     ``submit``s, not counting the time ``submit`` waited). But a busy server also answers late,
     and there more connections only queue more messages at it (a longer R, asking for still more
     lanes). So the lanes double, up to ``ceiling``, only while the last doubling raised the rate
-    of messages sent by a quarter or more: a distant relay's rate doubles with them; a busy
-    server's does not, and there the last doubling is undone (more threads cost CPU for nothing).
+    of messages sent by a quarter or more *and* left the reply time about as it was: a distant
+    relay's rate doubles with them at the same reply time; a busy server's does not, and there
+    the last doubling is undone (more threads cost CPU for nothing). The reply time tells when
+    several workers share a busy server: one worker's doubling then takes a share of the others'
+    (its own rate rises) while every reply waits longer in the server's queue.
 
     A relay over its connection limit answers 421 instead of its greeting: that lane gives its
     message to the others and stops, and the ceiling drops to the lanes left (the relay's limit is
@@ -153,6 +156,9 @@ class SmtpLanes:
     #: How much more a doubling must send for the lanes to double again (twice as much, were
     #: the relay's distance the only limit).
     PAYOFF = 1.25
+    #: How much longer replies may take after a doubling for the lanes to double again (a distant
+    #: relay's reply time is its distance, whatever the lanes; a busy server's grows with them).
+    REPLY_GROWTH = 1.3
     #: The last lane refused with 421 waits this long before trying again, doubling each time.
     REFUSED_WAIT = 0.2
     REFUSED_TRIES = 6
@@ -179,6 +185,7 @@ class SmtpLanes:
         self._sent = 0  # messages sent (under _lock)
         self._resized: tuple[int, float, int] | None = None  # (sent, when, lanes before) at the last resizing
         self._last_rate: float | None = None
+        self._last_reply: float | None = None  # the reply time in the window of ``_last_rate``
         self._settled = False  # a doubling did not pay off: no more lanes
         self._open_lanes(min(size or config["MAIL_SMTP_CONNECTIONS"], self.ceiling))
 
@@ -287,14 +294,18 @@ class SmtpLanes:
         if sent < self.WINDOW_PER_LANE * live or now - then < self.WINDOW_SECONDS:
             return  # too soon to tell
         rate = sent / (now - then)
-        if self._last_rate is not None and rate < self._last_rate * self.PAYOFF:
+        recent = sorted(list(self._replies)[-sent:])  # the replies since the last resizing
+        reply = recent[len(recent) // 4]
+        if self._last_rate is not None and (rate < self._last_rate * self.PAYOFF
+                                            or reply > self._last_reply * self.REPLY_GROWTH):
             # The server, not its distance, is the limit: the lanes added cost CPU for nothing.
             self._settled = True
             self._close_lanes(live - before)
-            log.info("SMTP lanes back to %s: %.0f messages/s with %s, %.0f with %s", before, rate, live,
-                     self._last_rate, before, extra={"lanes": before})
+            log.info("SMTP lanes back to %s: %.0f messages/s with %s (replies %.1f ms), %.0f with %s (%.1f ms)",
+                     before, rate, live, 1000 * reply, self._last_rate, before, 1000 * self._last_reply,
+                     extra={"lanes": before})
             return
-        self._last_rate = rate
+        self._last_rate, self._last_reply = rate, reply
         self._resized = (self._sent, now, live)
         lanes = min(2 * live, self._wanted(), self.ceiling)
         log.info("SMTP lanes: %s → %s (replies take %.1f ms, rendering %.1f ms)", live, lanes,
