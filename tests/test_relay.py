@@ -263,3 +263,57 @@ def test_the_switch_interval_is_the_worker_process_s_and_restored_on_exit(relay)
             assert sys.getswitchinterval() == min(worker.SWITCH_INTERVAL, before)
             raise RuntimeError("the worker stopped on an error")
     assert sys.getswitchinterval() == before
+
+
+class FullServer(Recipients):
+    """A server with no capacity to spare (the sink next door on a full machine): every message takes
+    ``seconds`` × the messages it is working on, so more connections only make every reply later."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.working = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        self.working += 1
+        try:
+            await asyncio.sleep(self.seconds * self.working)
+        finally:
+            self.working -= 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_workers_sharing_a_busy_server_do_not_each_take_every_connection(app, make_host, monkeypatch, caplog):
+    """Other workers keep the server busy: a worker's doubling takes a share of theirs (its own rate
+    rises) while every reply waits longer. The reply time tells it: the lanes stop short of the ceiling."""
+    caplog.set_level(logging.INFO, logger="app.mail.smtp")
+    handler = FullServer(0.004)
+    controller = RelayController(handler, RelayBehaviour(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    stop = threading.Event()
+
+    def another_worker():  # one connection of another worker, sending all along
+        with smtplib.SMTP("127.0.0.1", controller.port, timeout=10) as conn:
+            while not stop.is_set():
+                conn.sendmail("other@example.com", ["other@example.com"], message().as_bytes())
+
+    others = [threading.Thread(target=another_worker, daemon=True) for _ in range(4)]
+    try:
+        for thread in others:
+            thread.start()
+        point_at(app, monkeypatch, controller.port, connections=2, ceiling=16)
+        hosts = [make_host() for _ in range(300)]
+        queue_resets(hosts)
+        with worker.quick_thread_switches():
+            assert outbox.send_due() == 300
+    finally:
+        stop.set()
+        for thread in others:
+            thread.join()
+        controller.stop()
+    ours = [address for address in handler.recipients if address != "other@example.com"]
+    assert sorted(ours) == sorted(host.email for host in hosts)
+    opened = [record.lanes for record in caplog.records if hasattr(record, "lanes")]
+    assert opened and max(opened) < 16

@@ -308,9 +308,8 @@ class SmtpLanes:
         self._last_rate, self._last_reply = rate, reply
         self._resized = (self._sent, now, live)
         lanes = min(2 * live, self._wanted(), self.ceiling)
-        log.info("SMTP lanes: %s → %s (replies take %.1f ms, rendering %.1f ms)", live, lanes,
-                 1000 * sorted(self._replies)[len(self._replies) // 4],
-                 1000 * sorted(self._renders)[len(self._renders) // 2], extra={"lanes": lanes})
+        log.info("SMTP lanes: %s → %s (%.0f messages/s, replies take %.1f ms, rendering %.1f ms)", live, lanes,
+                 rate, 1000 * reply, 1000 * sorted(self._renders)[len(self._renders) // 2], extra={"lanes": lanes})
         self._open_lanes(lanes - live)
 
     def _close_lanes(self, count: int) -> None:
