@@ -436,13 +436,16 @@ def run(args) -> dict:
         wait_for(lambda: Worker.count(connection=redis) >= args.workers, 60, "workers registered", procs)
         time.sleep(1)
 
+        # The raw rate before and after the peak: on a shared box it moves between two minutes.
+        ceiling = args.workers * app.config["MAIL_SMTP_MAX_CONNECTIONS"]
+        raw_before = measure_raw(sink, min(n, args.raw_n), message, ceiling)
         runs = {"peak": run_peak(app, procs, cluster, sink, workers, n, args, kill=False)}
         connections = sum(runs["peak"]["lanes"].values())
         raw = measure_raw(sink, min(n, args.raw_n), message, connections)
         if args.kill:
             runs["peak, one worker SIGKILLed"] = run_peak(app, procs, cluster, sink, workers, n, args, kill=True)
         return {"n": n, "args": args, "seeded": seeded, "raw": raw, "connections": connections, "runs": runs,
-                "size": len(message), "logs": workdir}
+                "raw_before": raw_before, "ceiling": ceiling, "size": len(message), "logs": workdir}
     except BaseException:
         procs.print_tails()
         raise
@@ -462,13 +465,16 @@ def report(r: dict) -> None:
     limit = TARGET_FACTOR * n / raw
     print(f"\n{n} URL emails ({r['size']} B each) for {args.slots} lessons of {args.guests} guests, "
           f"{args.hosts} hosts, due within {args.spread} s; {args.workers} workers; PostgreSQL")
-    print(f"raw rate, plain smtplib over {r['connections']} connections (as many as the workers used): "
-          f"{raw:.0f} mails/s → target: last mail ≤ {limit:.1f} s after the first due moment")
+    print(f"raw rate, plain smtplib over {r['connections']} connections (as many as the workers used), after the "
+          f"peak: {raw:.0f} mails/s → target: last mail ≤ {limit:.1f} s after the first due moment")
+    print(f"raw rate before the peak, over {r['ceiling']} connections (the workers' ceiling): "
+          f"{r['raw_before']:.0f} mails/s")
     for name, run in r["runs"].items():
         print(f"\n— {name}")
         met = "met" if run["last"] <= limit else "NOT met"
         print(f"  first due → last arrival {run['last']:.1f} s ({met}; {n / run['last']:.0f} mails/s, "
-              f"ratio to raw {n / run['last'] / raw:.2f})")
+              f"ratio to raw {n / run['last'] / raw:.2f}; to the raw rate before the peak "
+              f"{n / run['last'] / r['raw_before']:.2f})")
         print("  lateness after each email's own due time p50 / p95 / max: "
               + " / ".join(f"{value:.1f}" for value in run["own"]) + " s")
         print(f"  received {run['received']}, distinct recipients {run['distinct']} of {n}; duplicates "

@@ -6,10 +6,10 @@ cancelled booking, say). Templates are ``email/<kind>.txt`` and ``email/<kind>.h
 from the same context. User text only ever enters as template *variables* (autoescaped in
 HTML); it is never compiled as a template.
 """
+from base64 import encodebytes
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from base64 import encodebytes
 from email.encoders import encode_base64
 from email.header import Header
 from email.message import Message
