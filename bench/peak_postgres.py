@@ -293,10 +293,13 @@ def run_peak(app, procs: Processes, cluster: Cluster, sink: MaildirSink, workers
     watch = Watch(cluster.url.replace("postgresql+psycopg", "postgresql"), {name: proc.pid
                                                                               for name, proc in workers.items()})
     killed = None
+    got = []  # arrivals read so far: taken out of the sink's folder as they come, so that it stays
+    #           small (a folder of 50,000 files slows the sink and every look at it)
     try:
         def progress():
             nonlocal killed
-            count = sink.count()
+            got.extend(arrivals(sink.new))
+            count = len(got)
             if kill and killed is None and count >= args.kill_at * n:
                 # A worker in the middle of a sweep: its work horse is the process that sends.
                 busy = [(name, proc, children(proc.pid)) for name, proc in workers.items() if proc.poll() is None]
@@ -323,7 +326,7 @@ def run_peak(app, procs: Processes, cluster: Cluster, sink: MaildirSink, workers
     finally:
         watch.stop()
     cpu = spent_cpu(cpu_before, {**procs.cpu(), "postgres": postgres_cpu(cluster)})
-    received = arrivals(sink.new)
+    received = got + arrivals(sink.new)
     with app.app_context():
         statuses = {status.value: count for status, count in db.session.execute(
             select(Delivery.status, func.count()).where(Delivery.kind == "meeting_url").group_by(Delivery.status))}
