@@ -168,9 +168,9 @@ class _Marks:
         finally:
             self.conn.close()
 
-    def results(self, results, *, flush: bool = False) -> None:
+    def results(self, results) -> None:
         """Mark each ``(delivery, error or None)`` that came back from the SMTP lanes: a failure at
-        once, those sent together (see ``GATHER_ROWS``; all of them with ``flush``)."""
+        once, those sent together (see ``GATHER_ROWS``; the rest when the marks end)."""
         for delivery, error in results:
             if error is None:
                 if not self._waiting:
@@ -179,7 +179,7 @@ class _Marks:
                                       "message_id": delivery.message_id})
             else:
                 self.failed(delivery, f"{type(error).__name__}: {error}", permanent=_is_permanent(error))
-        if flush or len(self._waiting) >= self.GATHER_ROWS or (
+        if len(self._waiting) >= self.GATHER_ROWS or (
                 self._waiting and time.monotonic() - self._waiting_since >= self.GATHER_SECONDS):
             self.flush()
 
@@ -232,8 +232,8 @@ def send_claimed(token: str, lanes: SmtpLanes | None = None, marks: _Marks | Non
                 _send_rows(rows, lanes, marks)
             finally:
                 # Also when rendering crashed: what the lanes were given is sent, so mark it.
-                marks.results(lanes.finished(wait=True), flush=True)
-            return marks.sent_count
+                marks.results(lanes.finished(wait=True))
+        return marks.sent_count  # the marks ended: every row sent is marked
     before = marks.sent_count
     _send_rows(rows, lanes, marks)
     return marks.sent_count - before
@@ -395,7 +395,7 @@ def send_due(batch_size: int | None = None) -> int:
             while time.monotonic() < deadline and (token := claim(batch_size)):
                 send_claimed(token, lanes, marks)
         finally:
-            marks.results(lanes.finished(wait=True), flush=True)
+            marks.results(lanes.finished(wait=True))
     return marks.sent_count
 
 
