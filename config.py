@@ -205,10 +205,12 @@ class Config:
     #: MAIL_SMTP_MAX_CONNECTIONS, while the relay takes longer to answer a message than the worker
     #: takes to render the next ones (``app/mail/smtp.py``: sized from the measured reply time).
     MAIL_SMTP_CONNECTIONS = env_int("MAIL_SMTP_CONNECTIONS", 2)
-    #: The most SMTP connections one sending worker opens at once: keep (sending workers ×
-    #: this) within your relay's connection limit. A relay that still answers 421 (too many
-    #: connections) makes the worker go on with the connections it has.
+    #: The most SMTP connections one sending worker opens at once.
     MAIL_SMTP_MAX_CONNECTIONS = env_int("MAIL_SMTP_MAX_CONNECTIONS", 10)
+    #: The most SMTP connections all sending workers together open: your relay's connection
+    #: limit (counted in Redis: ``app/mail/relay_places.py``; 0 = not counted). A relay that
+    #: still answers 421 (too many connections) makes a worker go on with the connections it has.
+    MAIL_SMTP_RELAY_CONNECTIONS = env_int("MAIL_SMTP_RELAY_CONNECTIONS", 20)
     #: A claim older than this is considered abandoned by a dead worker and is retried.
     MAIL_CLAIM_TIMEOUT = env_int("MAIL_CLAIM_TIMEOUT", 300)
     MAIL_MAX_ATTEMPTS = env_int("MAIL_MAX_ATTEMPTS", 5)

@@ -387,6 +387,8 @@ def run(args) -> dict:
         env.pop("APP_ENV", None)
         if args.smtp_max_connections:
             env["MAIL_SMTP_MAX_CONNECTIONS"] = str(args.smtp_max_connections)
+        if args.max_connections:  # the relay's limit, shared by the workers (counted in Redis)
+            env["MAIL_SMTP_RELAY_CONNECTIONS"] = str(args.max_connections)
         if args.sweep_interval is not None:
             env["SWEEP_INTERVAL"] = str(args.sweep_interval)
         app = create_app(Config, SQLALCHEMY_DATABASE_URI=database_url, REDIS_URL=redis_url,
@@ -512,7 +514,8 @@ def report_relay(r: dict) -> None:
     rows = [
         (f"emails due at once ({r['size']} B each)", f"{n}", "", ""),
         ("relay: latency per message / connection limit", f"{r['latency_ms']:g} ms / {r['max_connections']}", "", ""),
-        ("worker processes × MAIL_SMTP_MAX_CONNECTIONS", f"{r['workers']} × {r['smtp_max']}", "", ""),
+        ("worker processes × MAIL_SMTP_MAX_CONNECTIONS (all within the relay's limit)",
+         f"{r['workers']} × {r['smtp_max']}", "", ""),
         ("ideal (N × latency / connections)", f"{ideal:.1f} s" if ideal else "–", "", ""),
         ("due time → last arrival", f"{took:.1f} s", f"≤ {TARGET_RELAY_FACTOR * ideal:.1f} s" if ideal else "",
          ("yes" if took <= TARGET_RELAY_FACTOR * ideal else "NO") if ideal else ""),
@@ -620,12 +623,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-connections", type=int, default=0,
                         help="the relay's connection limit: 421 over it (default 0: none)")
     parser.add_argument("--smtp-max-connections", type=int, default=None,
-                        help="MAIL_SMTP_MAX_CONNECTIONS per worker (default: the relay's limit ÷ workers, "
-                             "else the product's default)")
+                        help="MAIL_SMTP_MAX_CONNECTIONS per worker (default: the relay's limit, which all "
+                             "workers share as MAIL_SMTP_RELAY_CONNECTIONS; else the product's default)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database)")
     args = parser.parse_args(argv)
     if args.smtp_max_connections is None and args.max_connections:
-        args.smtp_max_connections = max(args.max_connections // args.workers, 1)
+        args.smtp_max_connections = args.max_connections
     if args.lead is None:
         args.lead = 3 + args.n / 2000  # writing 5,000 rows through queue_email takes ~2 s here
     run_and_report(run, report, args)

@@ -13,10 +13,12 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 import worker
 from app.extensions import db
 from app.mail import outbox
+from app.mail.relay_places import RelayPlaces
 from app.mail.smtp import LaneLost, SmtpLanes
 from app.models import Delivery, DeliveryStatus
 from devtools.mail_sink import TOO_MANY_CONNECTIONS, RelayBehaviour, RelayController
@@ -317,3 +319,103 @@ def test_workers_sharing_a_busy_server_do_not_each_take_every_connection(app, ma
     assert sorted(ours) == sorted(host.email for host in hosts)
     opened = [record.lanes for record in caplog.records if hasattr(record, "lanes")]
     assert opened and max(opened) < 16
+
+
+# --- the relay's limit is shared by every worker ----------------------------------------------------
+
+def places_at(redis_url: str, port: int, limit: int, **redis_options) -> RelayPlaces:
+    return RelayPlaces(Redis.from_url(redis_url, **redis_options), limit, f"127.0.0.1:{port}")
+
+
+def send_from_workers(port: int, workers: int, each: int, places_for) -> list:
+    """``workers`` senders (as worker processes would), each with its own lanes growing up to 8 and
+    its own Redis client; each sends ``each`` messages. Returns the errors that came back."""
+    errors = []
+
+    def one_worker(w: int) -> None:
+        config = dict(lanes_config(port), MAIL_SMTP_MAX_CONNECTIONS=8)
+        with SmtpLanes(config, places=places_for()) as lanes:
+            for i in range(each):
+                lanes.submit(i, message(), f"w{w}-{i}@example.com")
+            errors.extend(error for _, error in finished_within(lanes, 60) if error is not None)
+
+    threads = [threading.Thread(target=one_worker, args=(w,)) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_workers_together_never_open_more_connections_than_the_relay_allows(relay, redis_url):
+    # Without a shared count, two workers growing their lanes to 8 each cross the relay's limit of
+    # 4 (it says 421, they back off): what the shared places are for.
+    handler, behaviour, port = relay(latency=0.05, max_connections=4)
+    send_from_workers(port, workers=2, each=40, places_for=lambda: None)
+    assert behaviour.refused >= 1
+
+    handler, behaviour, port = relay(latency=0.05, max_connections=4)
+    places = places_at(redis_url, port, 4)
+    assert send_from_workers(port, workers=2, each=40, places_for=lambda: places_at(redis_url, port, 4)) == []
+    assert behaviour.refused == 0  # the relay never had to say 421
+    assert behaviour.most_open == 4  # both grew, together up to the relay's limit
+    assert sorted(handler.recipients) == sorted(f"w{w}-{i}@example.com" for w in range(2) for i in range(40))
+    assert places.taken() == 0  # every place given back with its connection
+
+
+def test_the_places_of_a_killed_worker_come_back_by_themselves(app, make_host, relay, redis_url, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="app.mail.smtp")
+    handler, behaviour, port = relay(max_connections=2)
+    point_at(app, monkeypatch, port, connections=2, ceiling=2)
+    monkeypatch.setitem(app.config, "MAIL_SMTP_RELAY_CONNECTIONS", 2)
+    with subprocess.Popen(  # another worker, holding both places, then SIGKILLed: it gives nothing back
+            [sys.executable, "-c", "import sys, time; from redis import Redis; from app.mail.relay_places import "
+             "RelayPlaces; RelayPlaces.TTL = 1.5; p = RelayPlaces(Redis.from_url(sys.argv[1]), 2, sys.argv[2]); "
+             "print(p.take() is not None and p.take() is not None, flush=True); time.sleep(60)",
+             redis_url, f"127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout.readline().strip() == "True"
+        finally:
+            holder.kill()
+    places = places_at(redis_url, port, 2)
+    assert places.taken() == 2
+    hosts = [make_host() for _ in range(4)]
+    queue_resets(hosts)
+    assert outbox.send_due() == 4  # the last lane waited for a place to lapse, then sent
+    assert behaviour.refused == 0
+    assert sorted(handler.recipients) == sorted(host.email for host in hosts)
+    assert any("no place left at the relay" in record.getMessage() for record in caplog.records)
+    assert places.taken() == 0
+
+
+def test_a_connection_whose_place_lapsed_closes_and_takes_one_afresh(relay, redis_url, monkeypatch):
+    handler, behaviour, port = relay()
+    monkeypatch.setattr(RelayPlaces, "TTL", 0.3)
+    monkeypatch.setattr(SmtpLanes, "IDLE_CHECK", 0.05)
+    places = places_at(redis_url, port, 1)
+    redis = Redis.from_url(redis_url)
+    with SmtpLanes(lanes_config(port), size=1, places=places) as lanes:
+        lanes.submit(1, message(), "first@example.com")
+        assert finished_within(lanes, 10) == [(1, None)]
+        assert behaviour.open == 1
+        # Its lease lapsed (as while a send was stuck for longer than the TTL) and another took the place.
+        redis.delete(places.key)
+        redis.zadd(places.key, {"another-worker": 2 ** 50})
+        wait_until(lambda: behaviour.open == 0)  # its renewal failed: it closed its connection
+        redis.zrem(places.key, "another-worker")
+        lanes.submit(2, message(), "second@example.com")
+        assert finished_within(lanes, 10) == [(2, None)]
+    assert handler.recipients == ["first@example.com", "second@example.com"]
+    assert places.taken() == 0
+
+
+def test_when_redis_does_not_answer_email_still_goes_with_a_warning(relay, caplog):
+    handler, _, port = relay()
+    places = places_at(f"redis://127.0.0.1:{free_port()}/0", port, 1, socket_connect_timeout=0.5)
+    with SmtpLanes(lanes_config(port), places=places) as lanes:
+        for i in range(3):
+            lanes.submit(i, message(), f"guest{i}@example.com")
+        assert sorted(finished_within(lanes, 20)) == [(0, None), (1, None), (2, None)]
+    assert sorted(handler.recipients) == ["guest0@example.com", "guest1@example.com", "guest2@example.com"]
+    warnings = [record for record in caplog.records if "not counted across workers" in record.getMessage()]
+    assert len(warnings) == 1  # said once, not per connection

@@ -7,7 +7,8 @@
    so two workers never take the same row.
 3. ``send_claimed`` renders each row from current data, sends it over reused SMTP connections
    (several at once while the next rows render: ``MAIL_SMTP_CONNECTIONS`` first, more up to
-   ``MAIL_SMTP_MAX_CONNECTIONS`` when the relay is slow to answer) and marks it sent within
+   ``MAIL_SMTP_MAX_CONNECTIONS`` when the relay is slow to answer, and never more between all
+   workers than the relay allows, ``MAIL_SMTP_RELAY_CONNECTIONS``) and marks it sent within
    moments of the relay's answer (``_Marks``: a few rows per transaction), so a crash or a retry
    re-sends at most those few and what was in flight, never a recipient already marked.
 
@@ -33,9 +34,10 @@ from app import clock, limits
 from app.extensions import begin_write, db
 from app.mail.render import (BATCH_CHECKS, BATCH_MEMO, WAITING_PREFIX, DeferDelivery, SkipDelivery, build_message,
                              envelope_address, render_delivery)
+from app.mail.relay_places import RelayPlaces
 from app.mail.smtp import SmtpLanes
 from app.models import Booking, Delivery, DeliveryStatus, Service, Slot, User
-from app.queue import enqueue_batch_after_commit
+from app.queue import enqueue_batch_after_commit, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +229,8 @@ def send_claimed(token: str, lanes: SmtpLanes | None = None, marks: _Marks | Non
             return 0
         config = current_app.config
         with SmtpLanes(config, min(len(rows), config["MAIL_SMTP_CONNECTIONS"]),
-                       ceiling=min(len(rows), config["MAIL_SMTP_MAX_CONNECTIONS"])) as lanes, _Marks() as marks:
+                       ceiling=min(len(rows), config["MAIL_SMTP_MAX_CONNECTIONS"]),
+                       places=_relay_places()) as lanes, _Marks() as marks:
             try:
                 _send_rows(rows, lanes, marks)
             finally:
@@ -237,6 +240,11 @@ def send_claimed(token: str, lanes: SmtpLanes | None = None, marks: _Marks | Non
     before = marks.sent_count
     _send_rows(rows, lanes, marks)
     return marks.sent_count - before
+
+
+def _relay_places() -> RelayPlaces | None:
+    """The relay's connection limit, shared by every worker (``MAIL_SMTP_RELAY_CONNECTIONS``)."""
+    return RelayPlaces.for_config(get_redis(), current_app.config)
 
 
 def _send_rows(rows: list[Delivery], lanes: SmtpLanes, marks: _Marks) -> None:
@@ -390,7 +398,7 @@ def send_due(batch_size: int | None = None) -> int:
     config = current_app.config
     batch_size = batch_size or config["MAIL_BATCH_SIZE"]
     deadline = time.monotonic() + config["MAIL_SWEEP_SECONDS"]  # real time, not the (test) clock
-    with SmtpLanes(config) as lanes, _Marks() as marks:  # for every batch of this sweep
+    with SmtpLanes(config, places=_relay_places()) as lanes, _Marks() as marks:  # for every batch of this sweep
         try:
             while time.monotonic() < deadline and (token := claim(batch_size)):
                 send_claimed(token, lanes, marks)

@@ -12,6 +12,8 @@ from email.message import Message
 from email.policy import Compat32
 from email.utils import parseaddr
 
+from app.mail.relay_places import RelayPlaces
+
 
 class _Wire(Compat32):
     """How messages are flattened for the wire: as built (``compat32``), with CRLF line ends.
@@ -44,6 +46,14 @@ class LaneLost(RuntimeError):
     """A message handed to the lanes that no lane took: every lane had stopped (a bug; logged)."""
 
 
+class RelayFull(smtplib.SMTPConnectError):
+    """Every connection the relay allows us is open (``MAIL_SMTP_RELAY_CONNECTIONS``, counted
+    across the workers): what a relay over its limit answers, without asking it."""
+
+    def __init__(self, limit: int):
+        super().__init__(421, f"4.7.0 all {limit} connections the relay allows are in use by the workers")
+
+
 def refused_connection(exc: BaseException) -> bool:
     """True for a relay's 421 instead of its greeting ("Too many connections", or going down):
     nothing of the message was sent, so it may go over another connection at once."""
@@ -59,7 +69,11 @@ def envelope_sender(config) -> str:
 class SmtpSender:
     """Send many messages over one SMTP connection, reconnecting once if the server drops it."""
 
-    def __init__(self, config):
+    def __init__(self, config, places: RelayPlaces | None = None):
+        """
+        :param places: the relay's places shared by every worker: a connection takes one before
+            it opens and gives it back when it closes (``app.mail.relay_places``).
+        """
         self.host = config["SMTP_HOST"]
         self.port = config["SMTP_PORT"]
         self.username = config["SMTP_USERNAME"]
@@ -68,6 +82,9 @@ class SmtpSender:
         self.timeout = config["SMTP_TIMEOUT"]
         self.envelope_from = envelope_sender(config)
         self._conn: smtplib.SMTP | None = None
+        self._places = places
+        self._place: str | None = None
+        self._renew_at = 0.0
         #: Set by ``SmtpLanes`` while the relay keeps refusing this connection (421).
         self.gave_up = False
 
@@ -78,6 +95,11 @@ class SmtpSender:
         self.close()
 
     def _connect(self) -> smtplib.SMTP:
+        if self._places is not None and self._place is None:
+            self._place = self._places.take()
+            if self._place is None:
+                raise RelayFull(self._places.limit)
+            self._renew_at = time.monotonic() + self._places.TTL / 3
         conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:
             if self.starttls:
@@ -102,15 +124,31 @@ class SmtpSender:
             # The server closed an idle connection between two messages: reconnect once.
             self._conn = self._connect()
             self._conn.sendmail(self.envelope_from, [recipient], data)
+        self.keep_place()
+
+    def keep_place(self) -> None:
+        """Renew this connection's place when it is due (also while it waits for a message); a
+        place that lapsed (a send stuck for longer than its lease) may be another's by now: close,
+        and take one afresh for the next message."""
+        if self._place is None or time.monotonic() < self._renew_at:
+            return
+        if self._places.renew(self._place):
+            self._renew_at = time.monotonic() + self._places.TTL / 3
+        else:
+            self._place = None
+            self.close()
 
     def close(self) -> None:
-        """Say QUIT and close the connection, if open."""
+        """Say QUIT and close the connection, if open; give its place back."""
         if self._conn is not None:
             try:
                 self._conn.quit()
             except (smtplib.SMTPException, OSError):
                 self._conn.close()
             self._conn = None
+        if self._place is not None:
+            self._places.give_back(self._place)
+            self._place = None
 
 
 class SmtpLanes:
@@ -138,7 +176,10 @@ class SmtpLanes:
     A relay over its connection limit answers 421 instead of its greeting: that lane gives its
     message to the others and stops, and the ceiling drops to the lanes left (the relay's limit is
     reached). The last lane instead waits and tries again, a few times, before the message
-    counts as failed (the outbox retries it later).
+    counts as failed (the outbox retries it later). The limit is the relay's, not a worker's: with
+    ``places``, a connection first takes one of the places every worker shares
+    (``app.mail.relay_places``), and a lane that finds none left is told as by a 421, before asking
+    the relay.
 
     The lanes need the interpreter's switch interval lowered, or a lane whose reply arrived waits
     up to 5 ms for the rendering thread to give up the GIL: ``worker.py`` sets it once for the
@@ -164,13 +205,19 @@ class SmtpLanes:
     REFUSED_TRIES = 6
     #: While waiting for a result, look this often whether any lane is still running.
     LIVENESS_CHECK = 1.0
+    #: A lane waiting for a message looks this often whether its place at the relay needs renewing.
+    IDLE_CHECK = 2.0
 
-    def __init__(self, config, size: int | None = None, ceiling: int | None = None):
+    def __init__(self, config, size: int | None = None, ceiling: int | None = None,
+                 places: RelayPlaces | None = None):
         """
         :param size: lanes opened at once (default ``MAIL_SMTP_CONNECTIONS``).
         :param ceiling: the most lanes ever open at once (default ``MAIL_SMTP_MAX_CONNECTIONS``).
+        :param places: the relay's connection limit shared with the other workers: a lane that
+            finds no place left is told as by a relay's 421 (``RelayFull``).
         """
         self._config = config
+        self._places = places
         self.ceiling = max(1, ceiling or config["MAIL_SMTP_MAX_CONNECTIONS"])
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
@@ -209,8 +256,8 @@ class SmtpLanes:
     def _lane(self) -> None:
         retired = False
         try:
-            with SmtpSender(self._config) as sender:
-                while (job := self._todo.get()) is not None:
+            with SmtpSender(self._config, self._places) as sender:
+                while (job := self._next(sender)) is not None:
                     if self._send(sender, job) == "retire":
                         retired = True
                         return
@@ -220,6 +267,14 @@ class SmtpLanes:
             if not retired:
                 with self._lock:
                     self._live -= 1
+
+    def _next(self, sender: SmtpSender):
+        """The next job, keeping the connection's place at the relay while waiting for it."""
+        while True:
+            try:
+                return self._todo.get(timeout=self.IDLE_CHECK)
+            except queue.Empty:
+                sender.keep_place()
 
     def _send(self, sender: SmtpSender, job) -> str | None:
         """Send one job and report its result; ``"retire"`` when the relay refused this lane."""
@@ -234,7 +289,7 @@ class SmtpLanes:
             except (smtplib.SMTPException, OSError) as exc:
                 sender.close()  # start afresh for the next message
                 if refused_connection(exc):
-                    if self._retire():
+                    if self._retire(exc):
                         self._todo.put(job)  # nothing of it was sent: another lane takes it
                         return "retire"
                     if attempt + 1 < tries:
@@ -255,7 +310,7 @@ class SmtpLanes:
             return None
         return None
 
-    def _retire(self) -> bool:
+    def _retire(self, refusal: smtplib.SMTPConnectError) -> bool:
         """Stop this lane unless it is the last one; the relay's limit is reached: open no more."""
         with self._lock:
             if self._live <= 1:
@@ -264,7 +319,8 @@ class SmtpLanes:
             self.ceiling = self._live
         for _ in range(2):  # its share of messages in flight
             self._room.acquire(blocking=False)
-        log.info("the SMTP relay refused a connection (421); going on with %s", self._live)
+        why = "no place left at the relay" if isinstance(refusal, RelayFull) else "the SMTP relay refused a connection"
+        log.info("%s (%s); going on with %s", why, refusal, self._live)
         return True
 
     def _report(self, item, error) -> None:
