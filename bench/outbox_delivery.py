@@ -226,6 +226,9 @@ class Processes:
         text = (self.logdir / f"{name}.log").read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
+    def pid(self, name: str) -> int:
+        return next(proc.pid for started, proc in self.procs if started == name)
+
     def cpu(self) -> dict[str, float]:
         """CPU seconds each subprocess has used so far, its work horses included."""
         return {name: cpu_seconds(proc.pid) for name, proc in self.procs if proc.poll() is None}

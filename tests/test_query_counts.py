@@ -103,3 +103,42 @@ def test_a_batch_of_url_emails_reads_the_same_statements_for_four_times_the_gues
 
     selects_to_send_the_url_emails_of(1)  # a first batch also reads what the link's first use loads
     assert selects_to_send_the_url_emails_of(3) == selects_to_send_the_url_emails_of(12)
+
+
+def test_a_batch_of_lessons_of_many_hosts_reads_their_links_and_meetings_in_one_query_each(
+        app, client, make_host, link_zoom, zoom, make_service, make_slot, make_booking, run_jobs, smtp):
+    """At the top of the hour a batch holds a lesson of each of many hosts: their meetings and Zoom
+    links are read for the whole batch at once (``issuing._preload_meetings_and_links``), and each
+    lesson's check on Zoom takes its host's token from the link read (``Grants._loaded``), not from
+    a query of its own."""
+    from app import clock
+    from app.mail import outbox
+    from app.zoom import link as zoom_link
+
+    def selects_to_send_the_url_emails_of(hosts: int) -> int:
+        db.session.rollback()
+        slots = []
+        for _ in range(hosts):
+            host = make_host()
+            zoom.add_user(f"{host.email.split('@')[0]}@zoom.test")
+            link_zoom(host, f"{host.email.split('@')[0]}@zoom.test")
+            client.post("/logout", form_url="/dashboard")  # the next host links theirs
+            slot = make_slot(make_service(host, capacity=5), timedelta(days=3))
+            for i in range(2):
+                make_booking(slot, f"ゲスト{i}", f"guest{i}.{slot.id}@example.com")
+            slots.append(slot)
+        run_jobs()
+        outbox.send_due()  # the confirmations and the hosts' booking notices: out of the way
+        clock.travel_to(max(slot.starts_at for slot in slots) - timedelta(hours=24))  # every URL email due
+        for slot in slots:  # tokens as fresh as at any top of the hour (refreshing is not what is counted)
+            zoom_link.access_token(zoom_link.connection_for(slot.service.host_id).id)
+        db.session.rollback()  # a fresh snapshot: the refreshes wrote in sessions of their own
+        for kind in ("host_booking_notice", "meeting_host_notice"):  # one per host or lesson: not counted
+            outbox.cancel_pending(kind=kind)
+        db.session.commit()
+        selects = selects_sending_due_mail(app, hosts * 2)  # the guests' URL emails
+        clock.reset()
+        return selects
+
+    selects_to_send_the_url_emails_of(1)  # a first batch also reads what the links' first use loads
+    assert selects_to_send_the_url_emails_of(2) == selects_to_send_the_url_emails_of(6)

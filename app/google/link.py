@@ -115,8 +115,7 @@ def id_token_claims(id_token: str) -> dict:
 
 def link_for(host_id: int) -> GoogleConnection | None:
     """The host's Google link while ON or needing relinking; None when not linked or OFF."""
-    return db.session.scalar(select(GoogleConnection).where(GoogleConnection.host_id == host_id,
-                                                            GoogleConnection.status != LinkStatus.OFF))
+    return db.session.scalar(GoogleConnection.linked([host_id]))
 
 
 def grant_for(host_id: int) -> GoogleConnection | None:

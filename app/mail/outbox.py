@@ -33,7 +33,7 @@ from sqlalchemy.orm import selectinload
 from app import clock, limits
 from app.extensions import begin_write, db
 from app.mail.render import (BATCH_CHECKS, BATCH_MEMO, WAITING_PREFIX, DeferDelivery, SkipDelivery, build_message,
-                             envelope_address, render_delivery)
+                             envelope_address, preload_batch, render_delivery)
 from app.mail.relay_places import RelayPlaces
 from app.mail.smtp import SmtpLanes
 from app.models import Booking, Delivery, DeliveryStatus, Service, Slot, User
@@ -317,8 +317,8 @@ def _batch_session(session, rows: list[Delivery]):
     try:
         booking_ids = {delivery.booking_id for delivery in rows if delivery.booking_id}
         if booking_ids:
-            session.scalars(select(Booking).where(Booking.id.in_(booking_ids)).options(
-                selectinload(Booking.slot).selectinload(Slot.service).selectinload(Service.host))).all()
+            preload_batch(session.scalars(select(Booking).where(Booking.id.in_(booking_ids)).options(
+                selectinload(Booking.slot).selectinload(Slot.service).selectinload(Service.host))).all())
         # An account email (a password reset …) is about the account in its payload: a miss in
         # the identity map makes ``Session.get`` build its statement afresh, each row its own.
         user_ids = {user_id for delivery in rows if delivery.booking_id is None

@@ -64,7 +64,7 @@ class RelayPlaces:
     """Places at one relay (``host:port``), at most ``limit`` taken at once by all workers."""
 
     #: Seconds a place lasts unless its connection renews it; renewed after a third of that.
-    TTL = 30.0
+    TTL = 10.0
 
     def __init__(self, redis: Redis, limit: int, relay: str):
         self.limit = limit

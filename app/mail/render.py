@@ -186,6 +186,26 @@ BATCH_MEMO = "outbox_batch_memo"
 BATCH_CHECKS = "outbox_batch_checks"
 
 
+_batch_preloaders: list[Callable] = []
+
+
+def batch_preloader(preload: Callable) -> Callable:
+    """Register ``preload(bookings, memo)``, called as an outbox batch starts with the bookings its
+    emails are about: it puts in the batch's memo, under the keys its ``per_batch`` calls use,
+    what many rows read (a lesson's meeting, a host's link), in one query for the whole batch
+    instead of one per lesson."""
+    _batch_preloaders.append(preload)
+    return preload
+
+
+def preload_batch(bookings: list) -> None:
+    """Run the registered preloaders for a batch's bookings (inside ``per_batch``'s batch)."""
+    memo = db.session.info.get(BATCH_MEMO)
+    if memo is not None and bookings:
+        for preload in _batch_preloaders:
+            preload(bookings, memo)
+
+
 def per_batch(key, compute: Callable, *, across_commits: bool = False):
     """``compute()``, remembered for the rest of the outbox batch being rendered, which reads one
     snapshot (forgotten at the batch's end and at any commit or rollback during it); outside a

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from app import clock, crypto
 from app.extensions import begin_write, db
@@ -69,6 +70,8 @@ class Grants:
         :raises ProviderAuthError: the link is not usable; a dead grant is then marked for
             relinking and the host emailed.
         """
+        if not force_refresh and (loaded := self._loaded(link_id)) is not None:
+            return crypto.decrypt(loaded.access_token_enc)
         with _independent_session() as session:
             link = self._usable(session, link_id)
             if not force_refresh and link.access_expires_at > clock.now() + REFRESH_AHEAD:
@@ -98,6 +101,19 @@ class Grants:
                 self.store(link, tokens)
                 session.commit()  # stored before the new access token is used
                 return tokens.access_token
+
+    def _loaded(self, link_id: int):
+        """The link as the caller's session already holds it, when its access token is usable as
+        it is: no query. An outbox batch reads its hosts' links in one query and then checks a
+        meeting per lesson; each check used to read its link again in a session of its own. (A
+        token another process refreshed since is still the one the tool gave; were it refused,
+        the 401 asks again with ``force_refresh``, which reads the row afresh.)"""
+        link = db.session.identity_map.get(identity_key(self.model, link_id))
+        if link is None or inspect(link).expired_attributes & {"status", "access_token_enc", "access_expires_at"}:
+            return None
+        if not link.has_grant or link.access_expires_at <= clock.now() + REFRESH_AHEAD:
+            return None
+        return link
 
     def _usable(self, session: Session, link_id: int):
         link = session.get(self.model, link_id)

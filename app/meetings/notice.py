@@ -12,7 +12,7 @@ from app import clock
 from app.extensions import db
 from app.mail.render import WAITING_PREFIX, DeferDelivery, SkipDelivery, email_kind
 from app.meetings.emails import first_due
-from app.meetings.issuing import meeting_for
+from app.meetings.issuing import batch_link, batch_meeting, meeting_for
 from app.meetings.timing import NOTICE_WAITS_FOR_GUESTS
 from app.meetings.tools import tool_for, tool_named
 from app.models import Delivery, DeliveryStatus, MeetingFailure, MeetingStatus, Slot
@@ -79,7 +79,7 @@ def _host_notice_context(delivery: Delivery) -> dict:
     if slot is None or not slot.is_open or not slot.confirmed_bookings:
         raise SkipDelivery("slot cancelled or empty")
     tool = tool_for(slot.service)
-    if tool is None or tool.link_for(slot.service.host_id) is None:
+    if tool is None or batch_link(tool, slot.service.host_id) is None:
         raise SkipDelivery("the service's video tool is OFF")
     if slot.service.host.deleted_at is not None:
         raise SkipDelivery("the host closed the account")
@@ -88,7 +88,7 @@ def _host_notice_context(delivery: Delivery) -> dict:
     # Due with the guests' emails: tell the host what happened to them, not what may.
     if any(s.state == "sending" for s in states) and now < first_due(delivery, slot) + NOTICE_WAITS_FOR_GUESTS:
         raise DeferDelivery(now + timedelta(minutes=1), "guests_sending")
-    meeting = meeting_for(slot.id)
+    meeting = batch_meeting(slot.id)
     return {**_slot_context(slot), "tool_name": tool.name, "guests": states,
             "all_sent": all(s.state == "sent" for s in states),
             "has_meeting": meeting is not None and meeting.status == MeetingStatus.ISSUED,

@@ -3,7 +3,7 @@ import enum
 from datetime import datetime
 
 from flask_babel import LazyString, lazy_gettext as _l
-from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint, false as sa_false
+from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint, false as sa_false, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app import clock
@@ -78,6 +78,11 @@ class VideoLinkMixin:
     @declared_attr
     def host(cls):
         return relationship("User")
+
+    @classmethod
+    def linked(cls, host_ids):
+        """The links of these hosts that are ON or need relinking (not OFF): what ``link_for`` reads."""
+        return select(cls).where(cls.host_id.in_(host_ids), cls.status != LinkStatus.OFF)
 
     @property
     def is_active(self) -> bool:

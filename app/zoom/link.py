@@ -68,8 +68,7 @@ def _token_endpoint() -> ZoomOAuth:
 
 def connection_for(host_id: int) -> ZoomConnection | None:
     """The host's Zoom link, if any (None means OFF)."""
-    return db.session.scalar(select(ZoomConnection).where(ZoomConnection.host_id == host_id,
-                                                          ZoomConnection.status != LinkStatus.OFF))
+    return db.session.scalar(ZoomConnection.linked([host_id]))
 
 
 def connection_by_id(connection_id: int) -> ZoomConnection | None:
