@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from email.mime.text import MIMEText
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from redis import Redis
 
 import worker
+from app import clock
 from app.extensions import db
 from app.mail import outbox
 from app.mail.relay_places import RelayPlaces
@@ -386,6 +388,33 @@ def test_the_places_of_a_killed_worker_come_back_by_themselves(app, make_host, r
     assert sorted(handler.recipients) == sorted(host.email for host in hosts)
     assert any("no place left at the relay" in record.getMessage() for record in caplog.records)
     assert places.taken() == 0
+
+
+def test_an_email_that_finds_every_place_taken_by_the_other_workers_waits_without_losing_an_attempt(
+        app, make_host, relay, redis_url, monkeypatch):
+    handler, behaviour, port = relay()
+    point_at(app, monkeypatch, port, connections=1, ceiling=1)
+    monkeypatch.setitem(app.config, "MAIL_SMTP_RELAY_CONNECTIONS", 1)
+    monkeypatch.setattr(SmtpLanes, "REFUSED_WAIT", 0.01)
+    other_worker = places_at(redis_url, port, 1)
+    place = other_worker.take()  # sending all along: the only place stays taken
+    hosts = [make_host() for _ in range(3)]
+    queue_resets(hosts)
+    before = clock.now()
+    assert outbox.send_due() == 0
+    assert handler.recipients == [] and behaviour.refused == 0  # the relay was not asked: it refused nothing
+    assert rows_by_status() == {"pending": 3}
+    rows = db.session.query(Delivery).all()
+    assert {row.attempts for row in rows} == {0}  # the claim's attempt was given back
+    assert all(row.last_error.startswith("RelayFull") for row in rows)
+    assert all(before + outbox.RELAY_FULL_WAIT - timedelta(seconds=1) <= clock.as_utc(row.due_at)
+               <= clock.now() + outbox.RELAY_FULL_WAIT for row in rows)  # tried again soon
+
+    other_worker.give_back(place)
+    clock.advance(outbox.RELAY_FULL_WAIT)
+    assert outbox.send_due() == 3
+    assert sorted(handler.recipients) == sorted(host.email for host in hosts)
+    assert rows_by_status() == {"sent": 3}
 
 
 def test_a_connection_whose_place_lapsed_closes_and_takes_one_afresh(relay, redis_url, monkeypatch):

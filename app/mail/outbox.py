@@ -35,7 +35,7 @@ from app.extensions import begin_write, db
 from app.mail.render import (BATCH_CHECKS, BATCH_MEMO, WAITING_PREFIX, DeferDelivery, SkipDelivery, build_message,
                              envelope_address, preload_batch, render_delivery)
 from app.mail.relay_places import RelayPlaces
-from app.mail.smtp import SmtpLanes
+from app.mail.smtp import RelayFull, SmtpLanes
 from app.models import Booking, Delivery, DeliveryStatus, Service, Slot, User
 from app.queue import enqueue_batch_after_commit, get_redis
 
@@ -129,6 +129,11 @@ def claim(limit: int, ids: list[int] | None = None) -> str | None:
     return token if result.rowcount else None
 
 
+#: An email whose lane found every connection the relay allows in use by the other workers is
+#: tried again this much later (their places come back as their sweeps end, or lapse in 10 s).
+RELAY_FULL_WAIT = timedelta(seconds=30)
+
+
 class _Marks:
     """Marks claimed rows in short transactions, on a connection of its own.
 
@@ -179,6 +184,10 @@ class _Marks:
                     self._waiting_since = time.monotonic()
                 self._waiting.append({"row_id": delivery.id, "token": delivery.claim_token, "sent_at": clock.now(),
                                       "message_id": delivery.message_id})
+            elif isinstance(error, RelayFull):
+                # Our own workers hold every connection the relay allows, and are sending: not this
+                # email's fault, so it costs no attempt (a relay's own 421 may last: that counts).
+                self.later(delivery, clock.now() + RELAY_FULL_WAIT, f"{type(error).__name__}: {error}")
             else:
                 self.failed(delivery, f"{type(error).__name__}: {error}", permanent=_is_permanent(error))
         if len(self._waiting) >= self.GATHER_ROWS or (
@@ -198,6 +207,11 @@ class _Marks:
         with self.conn.begin():
             self.conn.execute(update(table).where(table.c.id == delivery.id,
                                                   table.c.claim_token == delivery.claim_token).values(**values))
+
+    def later(self, delivery: Delivery, until: datetime, last_error: str) -> None:
+        """Due again at ``until``, the claim's attempt given back: waiting is not failing."""
+        self.mark(delivery, status=DeliveryStatus.PENDING, due_at=until, attempts=self._table.c.attempts - 1,
+                  last_error=last_error)
 
     def failed(self, delivery: Delivery, error: str, permanent: bool = False) -> None:
         """Retry later with backoff, or give up after MAIL_MAX_ATTEMPTS (at once for a permanent error)."""
@@ -345,10 +359,7 @@ def _build(delivery: Delivery, marks: _Marks, not_sent: list[Delivery]):
         not_sent.append(delivery)
     except DeferDelivery as wait:
         not_sent.append(delivery)
-        # Waiting is not failing: the claim's attempt is given back.
-        marks.mark(delivery, status=DeliveryStatus.PENDING, due_at=wait.until,
-                   attempts=Delivery.__table__.c.attempts - 1,
-                   last_error="" if wait.quiet else f"{WAITING_PREFIX}{wait.reason}")
+        marks.later(delivery, wait.until, "" if wait.quiet else f"{WAITING_PREFIX}{wait.reason}")
     except Exception as exc:  # one broken row must not hold its whole batch hostage
         log.exception("delivery %s could not be rendered", delivery.id)
         db.session.rollback()
