@@ -25,6 +25,9 @@ from redis.exceptions import ConnectionError as RedisUnreachable, TimeoutError a
 
 log = logging.getLogger(__name__)
 
+#: Redis did not answer: not a script's error, which is a bug and raises.
+_UNANSWERED = (RedisUnreachable, RedisTimeout)
+
 _NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -83,11 +86,12 @@ class RelayPlaces:
         return cls(redis, limit, f"{config['SMTP_HOST']}:{config['SMTP_PORT']}") if limit > 0 else None
 
     def take(self) -> str | None:
-        """A place for one connection, or None when every place is taken."""
+        """A place for one connection, None when every place is taken (``UNCOUNTED`` when Redis
+        does not answer)."""
         place = self._prefix + uuid.uuid4().hex[:12]
         try:
             return place if self._take(keys=[self.key], args=[place, self.limit, self._ttl_ms]) else None
-        except (RedisUnreachable, RedisTimeout) as exc:
+        except _UNANSWERED as exc:
             self._redis_down(exc)
             return UNCOUNTED
 
@@ -97,7 +101,7 @@ class RelayPlaces:
             return True
         try:
             return bool(self._renew(keys=[self.key], args=[place, self._ttl_ms]))
-        except (RedisUnreachable, RedisTimeout) as exc:
+        except _UNANSWERED as exc:
             self._redis_down(exc)
             return True  # the lease runs on; the next renewal tries again
 
@@ -106,11 +110,11 @@ class RelayPlaces:
             return
         try:
             self._redis.zrem(self.key, place)
-        except (RedisUnreachable, RedisTimeout) as exc:
+        except _UNANSWERED as exc:
             self._redis_down(exc)  # it lapses after TTL
 
     def taken(self) -> int:
-        """Places taken now (for tests, benchmarks and staff)."""
+        """Places taken now (what the tests look at)."""
         return self._count(keys=[self.key])
 
     @property
