@@ -156,8 +156,11 @@ def body_html(message) -> str:
 
 @pytest.fixture(scope="session")
 def smtp_server():
+    from devtools.mail_sink import Pipelining
+
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    # Offering PIPELINING, as production relays do (the tests with servers of their own do not).
+    controller = Controller(Pipelining(inbox), hostname="127.0.0.1", port=free_port())
     controller.start()
     inbox.port = controller.port
     yield inbox

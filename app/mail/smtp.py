@@ -5,6 +5,7 @@ import functools
 import logging
 import math
 import queue
+import re
 import smtplib
 import threading
 import time
@@ -40,6 +41,65 @@ def _folded(policy: Compat32, name: str, value: str) -> bytes:
 WIRE = _Wire(linesep="\r\n")
 
 log = logging.getLogger(__name__)
+
+
+#: A line of the message that starts with a dot, doubled on the wire (RFC 5321 4.5.2).
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class PipeliningSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` that sends MAIL, RCPT and DATA together when the server offers PIPELINING
+    (RFC 2920; every common relay does): two round trips per message instead of four, which
+    counts against a relay tens of milliseconds away, and fewer wake-ups on both sides.
+
+    ``smtplib`` has no pipelining. ``send_one`` raises what ``sendmail`` raises for the same
+    replies (``SMTPSenderRefused``, ``SMTPRecipientsRefused``, ``SMTPDataError``, closing the
+    connection on a 421), so callers tell permanent from transient failures as before.
+    """
+
+    def send_one(self, sender: str, recipient: str, data: bytes) -> None:
+        """Send ``data`` (a flattened message, CRLF line ends) from ``sender`` to ``recipient``."""
+        self.ehlo_or_helo_if_needed()
+        if not (self.does_esmtp and self.has_extn("pipelining")):
+            self.sendmail(sender, [recipient], data)
+            return
+        size = f" SIZE={len(data)}" if self.has_extn("size") else ""
+        self.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}{size}\r\n"
+                  f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
+        replies = []
+        for _ in range(3):
+            replies.append(self.getreply())
+            if replies[-1][0] == 421:  # the server closes the channel: no other reply follows
+                self.close()
+                raise self._refused(replies, sender, recipient)
+        (mail, _), (rcpt, _), (data_reply, _) = replies
+        if mail == 250 and rcpt in (250, 251) and data_reply == 354:
+            quoted = _LEADING_DOT.sub(b"..", data)
+            self.send(quoted + (b".\r\n" if quoted.endswith(b"\r\n") else b"\r\n.\r\n"))
+            code, reply = self.getreply()
+            if code == 421:
+                self.close()
+            elif code != 250:
+                self._rset()
+            if code != 250:
+                raise smtplib.SMTPDataError(code, reply)
+            return
+        if data_reply == 354:  # a server that took DATA after refusing MAIL or RCPT: end it empty
+            self.send(b".\r\n")
+            self.getreply()
+        self._rset()
+        raise self._refused(replies, sender, recipient)
+
+    @staticmethod
+    def _refused(replies: list, sender: str, recipient: str) -> smtplib.SMTPException:
+        """The exception ``sendmail`` raises for the first refusal among the pipelined replies."""
+        (code, reply), *rest = replies
+        if code != 250:
+            return smtplib.SMTPSenderRefused(code, reply, sender)
+        (code, reply), *rest = rest
+        if code not in (250, 251):
+            return smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        return smtplib.SMTPDataError(*rest[0])
 
 
 class LaneLost(RuntimeError):
@@ -81,7 +141,7 @@ class SmtpSender:
         self.starttls = config["SMTP_STARTTLS"]
         self.timeout = config["SMTP_TIMEOUT"]
         self.envelope_from = envelope_sender(config)
-        self._conn: smtplib.SMTP | None = None
+        self._conn: PipeliningSMTP | None = None
         self._places = places
         self._place: str | None = None
         self._renew_at = 0.0
@@ -94,13 +154,13 @@ class SmtpSender:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> PipeliningSMTP:
         if self._places is not None and self._place is None:
             self._place = self._places.take()
             if self._place is None:
                 raise RelayFull(self._places.limit)
             self._renew_at = time.monotonic() + self._places.TTL / 3
-        conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        conn = PipeliningSMTP(self.host, self.port, timeout=self.timeout)
         try:
             if self.starttls:
                 conn.starttls()
@@ -119,11 +179,11 @@ class SmtpSender:
         if self._conn is None:
             self._conn = self._connect()
         try:
-            self._conn.sendmail(self.envelope_from, [recipient], data)
+            self._conn.send_one(self.envelope_from, recipient, data)
         except smtplib.SMTPServerDisconnected:
             # The server closed an idle connection between two messages: reconnect once.
             self._conn = self._connect()
-            self._conn.sendmail(self.envelope_from, [recipient], data)
+            self._conn.send_one(self.envelope_from, recipient, data)
         self.keep_place()
 
     def keep_place(self) -> None:

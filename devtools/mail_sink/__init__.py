@@ -7,12 +7,14 @@ each message in tens to hundreds of milliseconds and limits how many connections
 
 - ``--latency-ms`` delays the reply to the end of each message's DATA (per message: where a relay
   spends its time, queueing the message and often scanning it before its 250);
-- ``--command-latency-ms`` also delays the reply to every other command (EHLO, MAIL, RCPT, RSET,
-  NOOP), as a network round trip does;
+- ``--command-latency-ms`` also delays the reply to every other command (MAIL, RCPT, RSET,
+  NOOP), one after another: a slow server, not a network round trip (commands a client
+  pipelines each wait too, where over a network they would share one round trip);
 - ``--max-connections`` answers a connection over the limit ``421 4.7.0 Too many connections``
   and closes it, as relays do.
 
-Both default to off (0), the sink's old behaviour. Each connection waits on its own: a delay on one
+It offers PIPELINING (RFC 2920), as relays do (``Pipelining``). The options default to off (0),
+the sink's old behaviour. Each connection waits on its own: a delay on one
 never holds the others up (asyncio), so N connections at a latency of L ms accept at most
 N × 1000 / L messages a second, like a relay.
 """
@@ -27,6 +29,7 @@ from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import SMTP
 
 from devtools.mail_sink.late_bounce import LateBounces
+from devtools.mail_sink.wrapping import HandlerWrapper
 
 #: The reply of a relay to a connection over its limit (RFC 5321 4.3.2: 421 closes the channel;
 #: RFC 3463 4.7.0: a security or policy status). A client is meant to come back later.
@@ -99,6 +102,18 @@ class RelaySMTP(SMTP):
         return await super()._call_handler_hook(command, *args)
 
 
+class Pipelining(HandlerWrapper):
+    """An aiosmtpd handler that also offers PIPELINING (RFC 2920), as production relays do.
+
+    aiosmtpd already serves commands sent together: it reads one command line at a time from
+    what arrived and answers each in order. It only does not say so in its EHLO reply.
+    """
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
 class RelayController(Controller):
     """A ``Controller`` whose connections are ``RelaySMTP`` sharing one ``RelayBehaviour``."""
 
@@ -127,7 +142,7 @@ def main() -> None:
         os.makedirs(os.path.join(args.maildir, sub), exist_ok=True)
     relay = RelayBehaviour(latency=args.latency_ms / 1000, command_latency=args.command_latency_ms / 1000,
                            max_connections=args.max_connections)
-    controller = RelayController(Mailbox(args.maildir), relay, hostname=args.host, port=args.port)
+    controller = RelayController(Pipelining(Mailbox(args.maildir)), relay, hostname=args.host, port=args.port)
     controller.handler = LateBounces(controller.handler)  # unknown-…@ and @bounce.test bounce later (late_bounce.py)
     controller.start()
     playing = ""

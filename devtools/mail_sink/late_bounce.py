@@ -17,6 +17,8 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 
+from devtools.mail_sink.wrapping import HandlerWrapper
+
 #: The domain whose every address bounces, and the local part prefix that does too.
 BOUNCE_DOMAIN = "bounce.test"
 UNKNOWN_PREFIX = "unknown-"
@@ -71,18 +73,16 @@ def compose_dsn(envelope_from: str, recipient: str, original: bytes, reporting_m
     return dsn.as_bytes(policy=dsn.policy.clone(linesep="\r\n"))  # SMTP's line ends (smtplib sends bytes as they are)
 
 
-class LateBounces:
+class LateBounces(HandlerWrapper):
     """A sink handler wrapper: the messages of bounced recipients (``bounces``) are accepted and
     bounced ``delay`` seconds later to the bounce reader at ``reader``; the rest go to ``handler``
     (its other hooks too)."""
 
     def __init__(self, handler, reader: tuple[str, int] = READER, delay: float = DELAY):
-        self.handler = handler
+        super().__init__(handler)
         self.reader = reader
         self.delay = delay
 
-    def __getattr__(self, name):
-        return getattr(self.handler, name)
 
     async def handle_DATA(self, server, session, envelope):
         # A bounce is never bounced (RFC 3464 §2: the null sender gets none).
