@@ -208,3 +208,29 @@ def test_a_subject_arrives_as_written_in_lines_that_fit(subject):
     wire = message.as_bytes(policy=WIRE)
     assert all(len(line) <= 78 for line in wire.split(b"\r\n\r\n")[0].split(b"\r\n"))
     assert str(message_from_bytes(wire, policy=policy.default)["Subject"]) == subject
+
+
+#: Email bodies: any text (line breaks of every kind, "From " at a line start, dots, emoji).
+body_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400)
+
+
+@properties
+@given(text=body_text, html=body_text, subject=subject_text, to_name=st.text(max_size=30),
+       attachments=st.lists(st.tuples(st.sampled_from(["invite.ics", "予定.ics", "a b.bin"]), st.binary(max_size=300),
+                                      st.sampled_from([("text", "calendar"), ("application", "octet-stream")])),
+                            max_size=2))
+@example(text="From the host\n.\n", html="", subject="a", to_name="", attachments=[])
+def test_a_message_goes_on_the_wire_as_the_email_package_writes_it(app, text, html, subject, to_name, attachments):
+    """``wire_bytes`` writes every message the product builds exactly as the email package's own
+    generator does (``as_bytes``), whatever its text, subject, recipient's name and attachments."""
+    from app.mail.render import RenderedEmail, ReplyHost, build_message
+    from app.mail.smtp import WIRE, _flattened
+
+    files = tuple((name, content.decode("utf-8", "replace").encode("utf-8") if kind == "text" else content,
+                   kind, subtype) for name, content, (kind, subtype) in attachments)
+    rendered = RenderedEmail(subject, text, html, files, ReplyHost("ホスト", "host@example.com"), "ホスト（予約）")
+    delivery = SimpleNamespace(to_name=" ".join(to_name.split()), to_email="guest@example.com", message_id=None)
+    with app.app_context():
+        message = build_message(delivery, rendered)
+    # ``wire_bytes``'s own writing, not its fallback to the generator: it must not be None.
+    assert _flattened(message) == message.as_bytes(policy=WIRE)

@@ -40,6 +40,39 @@ def _folded(policy: Compat32, name: str, value: str) -> bytes:
 
 WIRE = _Wire(linesep="\r\n")
 
+
+def wire_bytes(message: Message) -> bytes:
+    """``message.as_bytes(policy=WIRE)``: the same bytes, at a fraction of the CPU.
+
+    The email package's generator writes a base64 body line by line, two writes per 76
+    characters, through several layers per write: a measurable part of a send's CPU
+    (bench/README.md). ``render.build_message`` builds messages of headers and ASCII payloads
+    (base64) in multiparts with a boundary; those are written here in one piece each, and any
+    other message goes through the generator.
+    """
+    flattened = _flattened(message)
+    return flattened if flattened is not None else message.as_bytes(policy=WIRE)
+
+
+def _flattened(message: Message) -> bytes | None:
+    """What the generator writes for ``message``; None for a message it writes in another way."""
+    if message.get_unixfrom() is not None or message.preamble is not None or message.epilogue is not None:
+        return None
+    head = b"".join(WIRE.fold_binary(name, value) for name, value in message.raw_items()) + b"\r\n"
+    payload = message.get_payload()
+    if isinstance(payload, list):
+        boundary = message.get_boundary()
+        parts = [_flattened(part) for part in payload]
+        if not boundary or not parts or None in parts:
+            return None
+        delimiter = f"--{boundary}".encode("ascii")
+        return b"".join([head, delimiter, b"\r\n", (b"\r\n" + delimiter + b"\r\n").join(parts),
+                         b"\r\n", delimiter, b"--\r\n"])
+    # (The generator writes a line starting "From " as ">From ": never in base64.)
+    if isinstance(payload, str) and payload.isascii() and "\r" not in payload and "From " not in payload:
+        return head + payload.replace("\n", "\r\n").encode("ascii")
+    return None
+
 log = logging.getLogger(__name__)
 
 
@@ -437,7 +470,7 @@ class SmtpLanes:
 
     def submit(self, item, message: Message, recipient: str) -> None:
         """Queue ``message`` for ``recipient``; ``item`` comes back from ``finished``."""
-        data = message.as_bytes(policy=WIRE)
+        data = wire_bytes(message)
         if self._last_submit is not None:
             self._renders.append(time.monotonic() - self._last_submit)
         self._resize()
