@@ -596,14 +596,18 @@ class FlakySmtp:
             return Counter(rcpt for rcpt, _ in self.kept)
 
 
-@pytest.fixture
-def flaky_smtp(app, monkeypatch):
-    """Start a FlakySmtp server with the given scripts and point the app's outbox at it."""
+@pytest.fixture(params=["pipelining", "no pipelining"])
+def flaky_smtp(app, monkeypatch, request):
+    """Start a FlakySmtp server with the given scripts and point the app's outbox at it: one that
+    offers PIPELINING (the commands of a message come together) and one that does not."""
+    from devtools.mail_sink import Pipelining
+
     controllers = []
 
     def start(scripts: dict[str, list[str]]) -> FlakySmtp:
         handler = FlakySmtp(scripts)
-        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        served = Pipelining(handler) if request.param == "pipelining" else handler
+        controller = Controller(served, hostname="127.0.0.1", port=free_port())
         controller.start()
         controllers.append(controller)
         monkeypatch.setitem(app.config, "SMTP_PORT", controller.port)
