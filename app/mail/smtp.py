@@ -73,6 +73,7 @@ def _flattened(message: Message) -> bytes | None:
         return head + payload.replace("\n", "\r\n").encode("ascii")
     return None
 
+
 log = logging.getLogger(__name__)
 
 
@@ -105,19 +106,18 @@ class PipeliningSMTP(smtplib.SMTP):
             if replies[-1][0] == 421:  # the server closes the channel: no other reply follows
                 self.close()
                 raise self._refused(replies, sender, recipient)
-        (mail, _), (rcpt, _), (data_reply, _) = replies
-        if mail == 250 and rcpt in (250, 251) and data_reply == 354:
+        if [code for code, _ in replies] in ([250, 250, 354], [250, 251, 354]):
             quoted = _LEADING_DOT.sub(b"..", data)
             self.send(quoted + (b".\r\n" if quoted.endswith(b"\r\n") else b"\r\n.\r\n"))
             code, reply = self.getreply()
-            if code == 421:
-                self.close()
-            elif code != 250:
-                self._rset()
             if code != 250:
+                if code == 421:
+                    self.close()
+                else:
+                    self._rset()
                 raise smtplib.SMTPDataError(code, reply)
             return
-        if data_reply == 354:  # a server that took DATA after refusing MAIL or RCPT: end it empty
+        if replies[2][0] == 354:  # a server that took DATA after refusing MAIL or RCPT: end it empty
             self.send(b".\r\n")
             self.getreply()
         self._rset()
@@ -125,14 +125,13 @@ class PipeliningSMTP(smtplib.SMTP):
 
     @staticmethod
     def _refused(replies: list, sender: str, recipient: str) -> smtplib.SMTPException:
-        """The exception ``sendmail`` raises for the first refusal among the pipelined replies."""
-        (code, reply), *rest = replies
-        if code != 250:
-            return smtplib.SMTPSenderRefused(code, reply, sender)
-        (code, reply), *rest = rest
-        if code not in (250, 251):
-            return smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
-        return smtplib.SMTPDataError(*rest[0])
+        """What ``sendmail`` raises for the first refusal among the replies to MAIL, RCPT and DATA
+        (fewer when a 421 closed the channel)."""
+        if replies[0][0] != 250:
+            return smtplib.SMTPSenderRefused(*replies[0], sender)
+        if replies[1][0] not in (250, 251):
+            return smtplib.SMTPRecipientsRefused({recipient: replies[1]})
+        return smtplib.SMTPDataError(*replies[2])
 
 
 class LaneLost(RuntimeError):
