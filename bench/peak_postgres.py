@@ -300,8 +300,8 @@ def _cpu_times() -> tuple[int, int]:
 def quiet_box(most_busy: float = 0.1, patience: float = 90.0) -> tuple[float, float]:
     """Wait until the machine's cores were at most ``most_busy`` busy for a second (PostgreSQL's
     checkpoint and autovacuum after the seeding or a peak, the workers' warm-up): a raw loop
-    measured beside them measures them too (332 → 628 mails/s a minute apart, the same sink).
-    Returns (seconds waited, the last second's busy share)."""
+    measured beside them would measure them too. Returns (seconds waited, the last second's
+    busy share), which the benchmark prints."""
     started = time.monotonic()
     while True:
         idle, total = _cpu_times()
