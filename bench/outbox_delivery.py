@@ -115,8 +115,9 @@ class MaildirSink:
     250); its recipient is the ``X-RcptTo`` header aiosmtpd adds.
 
     Its folder is in memory (``/dev/shm``) where there is one: a relay's disk is not what is
-    measured, and on this machine's ext4 the kernel's time per message written varied 0.2–1.4 ms
-    and grew with every file removed from the folder (the benchmarks remove what they read).
+    measured, and on ext4 the kernel's time per message written varies from run to run and grows
+    with every file removed from the folder (the benchmarks remove what they read; figures in
+    bench/README.md, "Tenth session").
     """
 
     def __init__(self, procs: "Processes", workdir: Path, relay: RelayBehaviour | None = None):

@@ -247,8 +247,8 @@ class Watch:
 
 
 #: How often the sink's folder is read, in the raw loop and in the peak alike: reading and removing
-#: its files beside the sink costs the sink CPU (+7–19 % per mail, measured), and an arrival's time
-#: is its file's, whenever it is read.
+#: its files beside the sink costs the sink CPU (bench/README.md, "Tenth session"), and an
+#: arrival's time is its file's, whenever it is read.
 LOOK_EVERY = 1.0
 
 
